@@ -1,0 +1,1 @@
+"""Command-line interface of psftr: parses arguments, calls psftr_core, renders."""

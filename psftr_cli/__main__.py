@@ -1,0 +1,3 @@
+from psftr_cli.main import run
+
+run()

@@ -1,0 +1,58 @@
+"""The ``psftr`` Typer app.
+
+Command modules are imported here but import torch / open_clip only inside the
+command functions, so ``psftr --help`` and ``--version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from psftr_core import __version__
+from psftr_core.errors import PsftrError
+
+app = typer.Typer(
+    name="psftr",
+    help="Zero-shot temporal action localization (PSFTR): extract, train, evaluate, detect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"psftr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Zero-shot temporal action localization (PSFTR)."""
+
+
+def _register() -> None:
+    # Each command lives in its own module; registration order is the help order.
+    from psftr_cli import commands
+
+    for name, func in commands.COMMANDS:
+        app.command(name)(func)
+
+
+_register()
+
+
+def run() -> None:
+    """Console-script entry point: one-line errors with formats.md exit codes."""
+    try:
+        app()
+    except PsftrError as err:
+        print(f"psftr: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)

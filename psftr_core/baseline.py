@@ -1,0 +1,170 @@
+"""Training-free zero-shot localizer: CLIP frame-text similarity -> segments.
+
+Used by ``psftr detect`` without a checkpoint and by ``psftr evaluate --baseline``.
+
+Pipeline for one video (features [T, D], class texts [K, D]):
+
+1. L2-normalise frames and texts; cosine ``c[t, k]`` (optionally smoothed over
+   ``cosine_smooth_window`` snippets).
+2. Class curve ``p[t, k] = softmax_k(logit_scale * c)[t, k] * gate[t, k]``, then a
+   moving average over ``smooth_window`` snippets.
+   - The softmax over the vocabulary (CLIP's scale 100) says *which* class a frame
+     looks like.
+   - The gate says whether the frame stands out for that class within this video:
+     ``gate = sigmoid(gate_slope * (z - gate_center))`` with the cosine standardised
+     over time, ``z = (c - median_t c) / max(1.4826 * MAD_t c, gate_min_spread)``.
+     Frames at the class's typical level (scene, background) get a low gate, and a
+     frame must be ``gate_center`` robust standard deviations above it to count half.
+     This is what handles a small vocabulary: with K = 1 the softmax is always 1 and
+     the curve is the gate alone. The spread floor keeps constant features (MAD = 0)
+     from amplifying rounding noise. ``use_gate=False`` gives the plain softmax.
+3. Proposals per class: contiguous runs where the curve is >= each of ``thresholds``
+   (multi-threshold grouping), duplicates removed.
+4. Score of a run = its mean curve value minus the mean over flanks of
+   ``contrast_ratio`` x its length on each side (outer-inner contrast; the video edge
+   counts as curve value 0). Runs scoring <= ``min_score`` are dropped.
+5. Class-wise NMS (``nms_threshold``) and the ``top_k`` best segments.
+
+Segment times come from the snippet centre times: start of the first snippet to end of
+the last (halfway to the neighbouring centres), clipped to [0, duration] when given.
+Degenerate inputs give finite scores: a single snippet or constant features never stand
+out (z = 0), so their curve is at most sigmoid(-gate_slope * gate_center) ~ 0.12.
+
+On the default synthetic dataset (``psftr_core.synthetic``, seed 0, vocabulary = the
+unseen classes) this scores unseen-class mAP@0.3:0.7 of 42.9 (split 0) and 52.4 +- 5.4
+(10 splits) for 75_25, 38.9 and 39.6 +- 7.7 for 50_50; a random-segment baseline ~1-2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from psftr_core.errors import InputError
+from psftr_core.postprocess import (
+    multi_threshold_runs,
+    nms,
+    outer_inner_contrast,
+    runs_to_seconds,
+    smooth_1d,
+)
+
+
+@dataclass
+class LocalizerConfig:
+    """Settings of the training-free localizer (defaults tuned on the synthetic benchmark,
+    THUMOS-like rate of 3.75 features/s)."""
+
+    logit_scale: float = 100.0  # CLIP's learned temperature
+    smooth_window: int = 5  # snippets of moving average on the class curves (1 = off)
+    cosine_smooth_window: int = 1  # snippets of moving average on the cosine before the softmax
+    use_gate: bool = True  # per-class "stands out in this video" gate (needed for K = 1)
+    gate_center: float = 1.0  # robust standard deviations above the median where the gate is 0.5
+    gate_slope: float = 2.0  # gate sharpness per robust standard deviation
+    gate_min_spread: float = 0.005  # floor of the robust spread (cosine units)
+    thresholds: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    contrast_ratio: float = 0.25  # flank length as a share of the segment length
+    min_snippets: int = 1  # shortest run kept
+    min_score: float = 0.0  # drop runs whose contrast score is <= this
+    nms_threshold: float = 0.5  # class-wise NMS tIoU
+    top_k: int = 100  # segments returned per video
+    snippet_seconds: float | None = None  # snippet length; None = from snippet_times spacing
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def class_curves(features: np.ndarray, text: np.ndarray, cfg: LocalizerConfig) -> np.ndarray:
+    """Per-class score curves [T, K] in [0, 1] (steps 1-2 of the module docstring).
+
+    features [T, D], text [K, D].
+    """
+    cos = _l2_normalise(features) @ _l2_normalise(text).T  # [T, K]
+    cos = smooth_1d(cos, cfg.cosine_smooth_window)
+    logits = cfg.logit_scale * cos
+    logits = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=1, keepdims=True)
+    if not cfg.use_gate:
+        return smooth_1d(probs, cfg.smooth_window)
+    median = np.median(cos, axis=0)  # [K]
+    spread = np.maximum(1.4826 * np.median(np.abs(cos - median), axis=0), cfg.gate_min_spread)
+    z = (cos - median) / spread
+    gate = 0.5 * (1.0 + np.tanh(0.5 * cfg.gate_slope * (z - cfg.gate_center)))  # = sigmoid, overflow-free
+    # Smoothing the curve (not only the cosine) keeps a sharp step's boundary where it is:
+    # the sharp softmax would turn any partly smoothed cosine into a full-on frame.
+    return smooth_1d(probs * gate, cfg.smooth_window)
+
+
+def localize(
+    features: Any,
+    snippet_times: Any,
+    text: Any,
+    class_names: Sequence[str],
+    cfg: LocalizerConfig | None = None,
+    *,
+    duration: float | None = None,
+) -> list[dict]:
+    """Localize the classes of ``class_names`` in one video without training.
+
+    Args:
+        features: [T, D] frame features (CLIP image embeddings, any norm).
+        snippet_times: [T] centre time of each feature, in seconds.
+        text: [K, D] class text embeddings, row k for ``class_names[k]``.
+        class_names: K names used as labels.
+        cfg: LocalizerConfig (defaults when None).
+        duration: video length in seconds; segments are clipped to [0, duration].
+
+    Returns:
+        ``[{"segment": [start_s, end_s], "label": name, "score": float}, ...]`` sorted by
+        score, highest first (ties: earlier start, then class order), at most ``top_k``.
+    """
+    cfg = cfg or LocalizerConfig()
+    feats = np.asarray(features, dtype=np.float64)
+    txt = np.asarray(text, dtype=np.float64)
+    times = np.asarray(snippet_times, dtype=np.float64).reshape(-1)
+    names = list(class_names)
+    if feats.ndim != 2 or txt.ndim != 2:
+        raise InputError(f"localize: features must be [T, D] and text [K, D], got {feats.shape} and {txt.shape}")
+    if feats.shape[1] != txt.shape[1]:
+        raise InputError(f"localize: feature width {feats.shape[1]} does not match text width {txt.shape[1]}; "
+                         "use text from the same CLIP model as the features")
+    if len(times) != len(feats):
+        raise InputError(f"localize: {len(feats)} features but {len(times)} snippet times")
+    if len(names) != len(txt):
+        raise InputError(f"localize: {len(txt)} text embeddings but {len(names)} class names")
+    if len(feats) == 0 or len(txt) == 0:
+        return []
+    if not (np.isfinite(feats).all() and np.isfinite(txt).all()):
+        raise InputError("localize: features or text embeddings contain NaN or infinite values")
+
+    curves = class_curves(feats, txt, cfg)
+    seg_list, score_list, label_list = [], [], []
+    for k in range(len(names)):
+        curve = curves[:, k]
+        runs = multi_threshold_runs(curve, cfg.thresholds, cfg.min_snippets)
+        for first, last in runs:
+            score = outer_inner_contrast(curve, first, last, cfg.contrast_ratio)
+            if score > cfg.min_score:
+                seg_list.append((first, last))
+                score_list.append(score)
+                label_list.append(k)
+    if not seg_list:
+        return []
+
+    segments = runs_to_seconds(seg_list, times, duration, cfg.snippet_seconds)
+    scores = np.asarray(score_list)
+    labels = np.asarray(label_list)
+    # Deterministic order before NMS: score desc, then start, then class index.
+    order = np.lexsort((labels, segments[:, 0], -scores))
+    segments, scores, labels = segments[order], scores[order], labels[order]
+    keep = nms(segments, scores, labels, cfg.nms_threshold, max_keep=cfg.top_k)
+    return [
+        {"segment": [float(segments[i, 0]), float(segments[i, 1])], "label": names[labels[i]],
+         "score": float(scores[i])}
+        for i in keep
+    ]

@@ -1,0 +1,462 @@
+"""Typed configuration for PSFTR: model, training, data and inference settings.
+
+A config is a :class:`PSFTRConfig` of four dataclass sections. It is built from a
+preset (``preset("thumos14")`` / ``preset("anet")``, the values of Table 5 of the
+method), optionally merged with a YAML file (:func:`load_config`) and with dotted
+command-line overrides (:func:`apply_overrides`, e.g. ``"model.dec_layers=3"``).
+Checkpoints store :func:`config_to_dict` (plain Python types only, so
+``torch.load(weights_only=True)`` can read them back) and rebuild it with
+:func:`config_from_dict`.
+
+Unknown keys and badly typed values raise :class:`~psftr_core.errors.InputError`
+naming the key and listing the valid ones. This module does not import torch.
+
+Choices not fixed by the method text (documented here once):
+
+- ``train.set_cost_*`` (Hungarian matching costs) follow the TadTR defaults 6 / 5 / 2.
+- ``train.lr_drop_epochs`` (one step decay ×0.1) are our choice: epoch 25 of 30 on
+  THUMOS14, 16 of 20 on ActivityNet.
+- ``train.lr_backbone`` keeps the Table 5 value; it applies only to parameters whose
+  name contains one of ``train.lr_backbone_names``. The model reads precomputed CLIP
+  features, so that list is empty and the value is inert unless a backbone is added.
+- ``data.resize_length`` for ActivityNet is 128 = ``slice_size`` of Table 5: every
+  video is resized (nearest) to one window of 128 snippets.
+- ``model.dim_feedforward`` 1024 and ``model.dropout`` 0.1 follow TadTR's THUMOS14
+  setting; ``model.roi_logit_weight`` 0.5 mixes learned and ROI-CLIP logits equally.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psftr_core.errors import InputError
+
+SPDE_VARIANTS = ("none", "concat_mlp", "residual", "mlp_residual")
+PRESET_NAMES = ("thumos14", "anet")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of :class:`psftr_core.model.PSFTR` (see psftr-model.md §0-3).
+
+    The vocabulary is an input of the model, so there is no ``num_classes``.
+    """
+
+    feature_dim: int = 512  # D of the input CLIP image features
+    text_dim: int = 512  # width of the CLIP text embeddings
+    hidden_dim: int = 512  # d of the transformer
+    num_heads: int = 8  # heads of every SA / CA / DA (Table 6)
+    enc_layers: int = 2
+    dec_layers: int = 5
+    num_queries: int = 40
+    enc_points: int = 4  # P of the encoder deformable attention
+    dec_points: int = 4  # P of the decoder deformable attention
+    dim_feedforward: int = 1024
+    dropout: float = 0.1
+    num_groups: int = 32  # GroupNorm groups of the input projection
+    logit_scale: float = 100.0  # τ of the scaled cosine class logits
+    # Ablation switches (a path that is off creates no parameters).
+    use_text_to_vision: bool = True  # eq. 1
+    use_vision_to_text: bool = True  # eq. 2
+    use_text_to_query: bool = True  # eq. 3
+    spde_variant: str = "mlp_residual"  # one of SPDE_VARIANTS (eq. 5-6, Table 3)
+    use_actionness: bool = True
+    use_saliency: bool = True
+    # Inference-time ROI-CLIP logits (no parameters).
+    use_roi_logits: bool = True
+    roi_size: int = 16  # ROIalign_size: bins per segment
+    roi_samples_per_bin: int = 2
+    roi_logit_weight: float = 0.5  # final logits = (1-w)·learned + w·ROI
+
+    @property
+    def uses_text(self) -> bool:
+        """Whether the transformer reads the text at all (else no text branch is built).
+
+        Vision-to-text only changes the text, so without text-to-vision or
+        text-to-query nothing reads its result.
+        """
+        return self.use_text_to_query or (self.use_text_to_vision and self.enc_layers > 0)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and loss settings (psftr-model.md §4)."""
+
+    lr: float = 1e-4
+    lr_backbone: float = 1e-5
+    lr_backbone_names: tuple[str, ...] = ()
+    lr_linear_proj_names: tuple[str, ...] = ("sampling_offsets", "reference_points")
+    lr_linear_proj_mult: float = 0.1
+    weight_decay: float = 1e-4
+    clip_max_norm: float = 0.1
+    epochs: int = 30
+    lr_drop_epochs: tuple[int, ...] = (25,)
+    lr_drop_factor: float = 0.1
+    batch_size: int = 16
+    cls_loss_coef: float = 2.0
+    seg_loss_coef: float = 5.0
+    iou_loss_coef: float = 2.0
+    actionness_loss_coef: float = 3.0
+    salient_loss_coef: float = 3.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    set_cost_class: float = 6.0
+    set_cost_seg: float = 5.0
+    set_cost_iou: float = 2.0
+    aux_loss: bool = True
+    seed: int = 42
+
+
+@dataclass
+class DataConfig:
+    """Windowing and text-prompt settings (psftr-model.md §6)."""
+
+    slice_size: int = 128
+    slice_overlap: float = 0.75  # training windows (stride 32)
+    inference_slice_overlap: float = 0.25  # test windows (stride 96)
+    resize_length: int | None = None  # resize each whole video to this many snippets
+    feature_stride: int = 8  # video frames per feature
+    min_instance_integrity: float = 0.75  # keep an instance in a window if ≥ this inside
+    prompt: str = "a video of a person doing {}"
+
+
+@dataclass
+class InferenceConfig:
+    """Post-processing of the detections."""
+
+    topk: int = 100  # (query, class) pairs kept per window or video
+    nms_iou: float = 0.4  # class-wise NMS across window overlaps
+
+
+@dataclass
+class PSFTRConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "data": DataConfig,
+    "inference": InferenceConfig,
+}
+
+
+# ---------------------------------------------------------------------------
+# Presets (Table 5)
+
+
+def preset(name: str) -> PSFTRConfig:
+    """The configuration of Table 5 for ``"thumos14"`` or ``"anet"`` (a fresh copy)."""
+    if name == "thumos14":
+        cfg = PSFTRConfig()
+    elif name == "anet":
+        cfg = PSFTRConfig(
+            model=ModelConfig(dec_layers=2, num_queries=30),
+            train=TrainConfig(lr=5e-5, lr_backbone=1e-2, epochs=20, lr_drop_epochs=(16,), salient_loss_coef=2.0),
+            data=DataConfig(resize_length=128, feature_stride=16),
+        )
+    else:
+        raise InputError(f"unknown preset {name!r}; valid presets: {', '.join(PRESET_NAMES)}")
+    validate_config(cfg)
+    return cfg
+
+
+# ---------------------------------------------------------------------------
+# Type coercion from YAML values and override strings
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(tp: Any) -> str:
+    if _optional_inner(tp) is not None:
+        return f"{_type_name(_optional_inner(tp))} or null"
+    if typing.get_origin(tp) is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _optional_inner(tp: Any) -> Any:
+    """``X`` for ``Optional[X]`` / ``X | None``, else None."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0]
+    return None
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert ``value`` (from YAML, or a string from an override) to type ``tp``."""
+
+    def bad() -> InputError:
+        return InputError(f"bad value {value!r} for config key {key}: expected {_type_name(tp)}")
+
+    inner = _optional_inner(tp)
+    if inner is not None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~", "")):
+            return None
+        return _coerce(value, inner, key)
+    if typing.get_origin(tp) is tuple:
+        item_tp = typing.get_args(tp)[0]
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("[") and text.endswith("]"):
+                text = text[1:-1]
+            items = [part.strip() for part in text.split(",") if part.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise bad()
+        try:
+            return tuple(_coerce(item, item_tp, key) for item in items)
+        except InputError:
+            raise bad() from None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad()
+    raise bad()  # pragma: no cover - every field uses one of the types above
+
+
+def _merge_section(obj: Any, values: Any, section: str) -> Any:
+    """A copy of dataclass ``obj`` with the keys of mapping ``values`` replaced."""
+    if not isinstance(values, dict):
+        raise InputError(f"config section {section!r} must be a mapping of keys to values, got {values!r}")
+    hints = _field_types(type(obj))
+    changes = {}
+    for key, value in values.items():
+        if key not in hints:
+            valid = ", ".join(hints)
+            raise InputError(f"unknown config key {section}.{key}; valid keys of {section!r}: {valid}")
+        changes[key] = _coerce(value, hints[key], f"{section}.{key}")
+    return dataclasses.replace(obj, **changes)
+
+
+def _merge(cfg: PSFTRConfig, data: Any) -> PSFTRConfig:
+    if not isinstance(data, dict):
+        raise InputError(f"a config must be a mapping with sections {', '.join(SECTIONS)}, got {type(data).__name__}")
+    out = copy.deepcopy(cfg)
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise InputError(f"unknown config section {section!r}; valid sections: {', '.join(SECTIONS)}")
+        if values is None:
+            continue
+        setattr(out, section, _merge_section(getattr(out, section), values, section))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+
+def validate_config(cfg: PSFTRConfig) -> PSFTRConfig:
+    """Raise InputError for values no model or run can use; return ``cfg``."""
+    m, t, d, i = cfg.model, cfg.train, cfg.data, cfg.inference
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise InputError(message)
+
+    for name in (
+        "feature_dim",
+        "text_dim",
+        "hidden_dim",
+        "num_heads",
+        "num_queries",
+        "enc_points",
+        "dec_points",
+        "dim_feedforward",
+        "num_groups",
+        "roi_size",
+        "roi_samples_per_bin",
+        "dec_layers",
+    ):
+        need(getattr(m, name) >= 1, f"model.{name} must be >= 1, got {getattr(m, name)}")
+    need(m.enc_layers >= 0, f"model.enc_layers must be >= 0, got {m.enc_layers}")
+    need(
+        m.hidden_dim % m.num_heads == 0,
+        f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_heads ({m.num_heads})",
+    )
+    need(
+        m.hidden_dim % m.num_groups == 0,
+        f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_groups ({m.num_groups})",
+    )
+    need(
+        m.spde_variant in SPDE_VARIANTS,
+        f"model.spde_variant must be one of {', '.join(SPDE_VARIANTS)}, got {m.spde_variant!r}",
+    )
+    if m.spde_variant != "none" or m.use_roi_logits:
+        need(
+            m.feature_dim == m.text_dim,
+            f"model.feature_dim ({m.feature_dim}) must equal model.text_dim ({m.text_dim}) when SPDE or "
+            "ROI logits compare video features with text embeddings",
+        )
+    need(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
+    need(m.logit_scale > 0, f"model.logit_scale must be > 0, got {m.logit_scale}")
+    need(0.0 <= m.roi_logit_weight <= 1.0, f"model.roi_logit_weight must be in [0, 1], got {m.roi_logit_weight}")
+
+    need(t.lr > 0, f"train.lr must be > 0, got {t.lr}")
+    need(t.epochs >= 1, f"train.epochs must be >= 1, got {t.epochs}")
+    need(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
+    need(t.clip_max_norm >= 0, f"train.clip_max_norm must be >= 0 (0 = off), got {t.clip_max_norm}")
+    need(all(e >= 1 for e in t.lr_drop_epochs), f"train.lr_drop_epochs must be >= 1, got {t.lr_drop_epochs}")
+    need(0.0 <= t.focal_alpha <= 1.0, f"train.focal_alpha must be in [0, 1], got {t.focal_alpha}")
+
+    need(d.slice_size >= 1, f"data.slice_size must be >= 1, got {d.slice_size}")
+    need(0.0 <= d.slice_overlap < 1.0, f"data.slice_overlap must be in [0, 1), got {d.slice_overlap}")
+    need(
+        0.0 <= d.inference_slice_overlap < 1.0,
+        f"data.inference_slice_overlap must be in [0, 1), got {d.inference_slice_overlap}",
+    )
+    need(
+        d.resize_length is None or d.resize_length >= 1,
+        f"data.resize_length must be >= 1 or null, got {d.resize_length}",
+    )
+    need(d.feature_stride >= 1, f"data.feature_stride must be >= 1, got {d.feature_stride}")
+    need(
+        0.0 < d.min_instance_integrity <= 1.0,
+        f"data.min_instance_integrity must be in (0, 1], got {d.min_instance_integrity}",
+    )
+    need("{}" in d.prompt, f"data.prompt must contain '{{}}' where the class name goes, got {d.prompt!r}")
+
+    need(i.topk >= 1, f"inference.topk must be >= 1, got {i.topk}")
+    need(0.0 < i.nms_iou <= 1.0, f"inference.nms_iou must be in (0, 1], got {i.nms_iou}")
+    return cfg
+
+
+# ---------------------------------------------------------------------------
+# Public loading / saving helpers
+
+
+def _resolve_base(base: PSFTRConfig | str | None) -> PSFTRConfig:
+    if base is None:
+        return PSFTRConfig()
+    if isinstance(base, str):
+        return preset(base)
+    return copy.deepcopy(base)
+
+
+def load_config(path: str | Path, base: PSFTRConfig | str | None = None) -> PSFTRConfig:
+    """Read a YAML config and merge it onto a base config.
+
+    The file holds any of the sections ``model``, ``train``, ``data``, ``inference``
+    (each a partial mapping) and optionally ``preset: thumos14|anet``. The base is the
+    file's ``preset`` if given, else ``base`` (a preset name or a config), else the
+    defaults (= the THUMOS14 preset).
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read config file {path}: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        detail = " ".join(str(err).split())
+        raise InputError(f"config file {path} is not valid YAML: {detail}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    data = dict(data)
+    if "preset" in data:
+        name = data.pop("preset")
+        if not isinstance(name, str):
+            raise InputError(f"config key preset must be one of {', '.join(PRESET_NAMES)}, got {name!r}")
+        base = name
+    try:
+        cfg = _merge(_resolve_base(base), data)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
+    return validate_config(cfg)
+
+
+def save_config(cfg: PSFTRConfig, path: str | Path) -> None:
+    """Write ``cfg`` as YAML (atomic); :func:`load_config` reads it back unchanged."""
+    import yaml
+
+    from psftr_core.atomic import write_text
+
+    write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def apply_overrides(cfg: PSFTRConfig, overrides: list[str] | tuple[str, ...]) -> PSFTRConfig:
+    """A copy of ``cfg`` with ``"section.key=value"`` overrides applied.
+
+    Values are parsed by the field's type: ``true/false`` for booleans, ``null`` for
+    optional values, comma-separated (optionally bracketed) lists for tuples, the raw
+    text for strings.
+    """
+    out = copy.deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise InputError(f"bad override {item!r}: expected section.key=value, e.g. model.dec_layers=3")
+        dotted, value = item.split("=", 1)
+        dotted = dotted.strip()
+        parts = dotted.split(".")
+        if len(parts) != 2 or parts[0] not in SECTIONS:
+            raise InputError(
+                f"bad override key {dotted!r}: expected section.key with section one of {', '.join(SECTIONS)}"
+            )
+        section, key = parts
+        setattr(out, section, _merge_section(getattr(out, section), {key: value}, section))
+    return validate_config(out)
+
+
+def config_to_dict(cfg: PSFTRConfig) -> dict[str, dict[str, Any]]:
+    """Plain nested dict (str/int/float/bool/None/list only), e.g. for checkpoints."""
+
+    def plain(value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+    return {
+        section: {f.name: plain(getattr(getattr(cfg, section), f.name)) for f in dataclasses.fields(cls)}
+        for section, cls in SECTIONS.items()
+    }
+
+
+def config_from_dict(data: dict[str, Any]) -> PSFTRConfig:
+    """Inverse of :func:`config_to_dict`. Keys missing from ``data`` take the defaults."""
+    return validate_config(_merge(PSFTRConfig(), data))

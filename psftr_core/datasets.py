@@ -1,0 +1,887 @@
+"""Feature datasets: annotations + per-video CLIP features + zero-shot splits.
+
+``load_dataset(name_or_dir, data_root=None)`` returns a ``FeatureDataset`` for
+
+- a directory with a ``dataset.yaml`` (formats.md, "Feature dataset directory"), or
+- a built-in dataset, ``thumos14`` or ``anet``, read from the published CLIP-feature
+  layout in ``data_root`` (``--data-root DIR``) or ``$PSFTR_DATA/<name>``.
+
+Expected layout of a built-in data root (first match wins for each item)::
+
+    thumos14/                               anet/
+      features/<video_id>.npy  [T, D]         features/<video_id>.npy  [T, D]
+        (or CLIP_feature_8frame/, or the        (or CLIP_feature/, or the .npy
+         .npy files directly in the root)        files directly in the root)
+      Thumos14_annotations.json  optional     ActivityNet13_annotations.json  (GAP)
+        (or annotations.json; default: the      or activity_net.v1-3.min.json (official)
+         copy shipped with psftr)               or annotations.json          REQUIRED
+      feature_info.json          optional     feature_info.json           optional
+        (or Thumos14_info_8frame.json;          (or ActivityNet13_info.json; default:
+         default: GAP's 8-frame info,            GAP's 16-frame info, shipped)
+         shipped)
+
+Features are those of the published GAP CLIP (ViT-B/16) release or of ``psftr extract``.
+
+Protocol rules of the built-ins (GAP's data pipeline, which PSFTR builds on):
+
+- THUMOS14: 20 classes (package data); train on subset ``val``, test on ``test``;
+  ``Ambiguous`` instances dropped; test videos 270, 1292, 1496, 814, 504 excluded;
+  instances no longer than one snippet (8 frames at the video's fps) dropped; one
+  feature per 8 frames at native fps.
+- ActivityNet1.3: 200 classes (package data); train on ``train`` (or ``training``),
+  test on ``val`` (or ``validation``); instances of 1 s or less dropped; one feature
+  per 16 frames at native fps; annotation keys without the ``v_`` prefix of the
+  official file are matched to ``v_<id>.npy`` feature files (and ``v_`` keys to
+  ``<id>.npy``); the video id is the feature file's name.
+
+Timing of feature ``i`` of a video (``snippet_times``), first rule that applies:
+
+1. the video has a ``feature_info`` entry: ``(i + 0.5) * snippet_duration / snippet_length``;
+2. the dataset sets ``feature_fps``: ``(i + 0.5) / feature_fps``;
+3. a built-in dataset (frames per feature known) with the video's fps:
+   ``(i + 0.5) * frames_per_feature / fps``;
+4. otherwise the T features are spread evenly: ``(i + 0.5) * duration / T``;
+
+and the result is clipped to ``[0, duration]``.
+
+Videos listed in the annotations without a feature file are skipped with one warning
+line on stderr; a dataset with no usable video is an InputError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import math
+import os
+import sys
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from psftr_core.errors import InputError
+from psftr_core.splits import (
+    Split,
+    check_ratio,
+    load_splits_file,
+    random_splits,
+    select_split,
+    standard_splits,
+    validate_split,
+)
+
+if TYPE_CHECKING:  # numpy is imported where used, to keep `psftr --help` fast
+    import numpy as np
+
+DEFAULT_PROMPT = "a video of a person doing {}"
+BUILTIN_DATASETS = ("thumos14", "anet")
+DATA_ENV = "PSFTR_DATA"
+
+# The published zero-shot pipelines skip these THUMOS14 test videos (wrong or
+# unusable annotations, e.g. segments past the end of video_test_0000814).
+THUMOS14_EXCLUDED_VIDEOS = (
+    "video_test_0000270",
+    "video_test_0001292",
+    "video_test_0001496",
+    "video_test_0000814",
+    "video_test_0000504",
+)
+
+_YAML_KEYS = {
+    "name",
+    "annotations",
+    "features",
+    "feature_info",
+    "feature_fps",
+    "train_subset",
+    "test_subset",
+    "text_embeddings",
+    "splits",
+    "prompt",
+}
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One ground-truth instance, in seconds."""
+
+    start: float
+    end: float
+    label: str
+
+
+@dataclass
+class VideoRecord:
+    """A usable video: has a feature file. ``annotations`` keep only known classes."""
+
+    video_id: str
+    subset: str
+    duration: float
+    fps: float | None
+    annotations: list[Annotation]
+    num_features: int | None  # T (from feature_info, else from the .npy header)
+    feature_seconds: float | None  # seconds covered by the T features
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """Protocol rules applied while reading annotations (all off for dataset.yaml)."""
+
+    ignore_labels: frozenset[str] = frozenset()  # dropped silently (e.g. Ambiguous)
+    excluded_videos: frozenset[str] = frozenset()
+    min_instance_seconds: float | None = None  # drop instances with end - start <= this
+    min_instance_frames: int | None = None  # drop instances with end - start <= frames / fps
+    frames_per_feature: int | None = None
+    v_prefix: bool = False  # match key "abc" to feature "v_abc.npy" and back
+
+
+@dataclass(frozen=True)
+class _BuiltinSpec:
+    name: str
+    classes_file: str
+    annotation_names: tuple[str, ...]
+    packaged_annotations: str | None
+    info_names: tuple[str, ...]
+    packaged_info: str
+    feature_dirs: tuple[str, ...]
+    subset_pairs: tuple[tuple[str, str], ...]  # (train, test), first present wins
+    rules: _Rules
+    split_key: str
+
+
+_BUILTINS = {
+    "thumos14": _BuiltinSpec(
+        name="thumos14",
+        classes_file="thumos14_classes.txt",
+        annotation_names=("Thumos14_annotations.json", "annotations.json"),
+        packaged_annotations="thumos14_annotations.json",
+        info_names=("feature_info.json", "Thumos14_info_8frame.json"),
+        packaged_info="thumos14_feature_info_8frame.json",
+        feature_dirs=("features", "CLIP_feature_8frame"),
+        subset_pairs=(("val", "test"),),
+        rules=_Rules(
+            ignore_labels=frozenset({"Ambiguous"}),
+            excluded_videos=frozenset(THUMOS14_EXCLUDED_VIDEOS),
+            min_instance_frames=8,
+            frames_per_feature=8,
+        ),
+        split_key="thumos14",
+    ),
+    "anet": _BuiltinSpec(
+        name="anet",
+        classes_file="activitynet13_classes.txt",
+        annotation_names=("ActivityNet13_annotations.json", "activity_net.v1-3.min.json", "annotations.json"),
+        packaged_annotations=None,
+        info_names=("feature_info.json", "ActivityNet13_info.json"),
+        packaged_info="activitynet13_feature_info.json.gz",
+        feature_dirs=("features", "CLIP_feature"),
+        subset_pairs=(("train", "val"), ("training", "validation")),
+        rules=_Rules(min_instance_seconds=1.0, frames_per_feature=16, v_prefix=True),
+        split_key="anet",
+    ),
+}
+
+
+def _warn(message: str) -> None:
+    print(f"psftr: warning: {message}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                return json.load(handle)
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, EOFError) as err:
+        raise InputError(f"cannot read {what} {path}: {err}") from None
+
+
+def _package_file(name: str) -> Path:
+    return Path(str(resources.files("psftr_core").joinpath("data", name)))
+
+
+def _package_lines(name: str) -> list[str]:
+    text = resources.files("psftr_core").joinpath("data", name).read_text("utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a .npy file without reading its data."""
+    import numpy as np
+
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read feature file {path}: {err}") from None
+    return tuple(shape), dtype
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _feature_ids(features_dir: Path) -> set[str]:
+    try:
+        with os.scandir(features_dir) as entries:
+            return {e.name[:-4] for e in entries if e.name.endswith(".npy") and not e.name.startswith(".")}
+    except OSError as err:
+        raise InputError(f"cannot list feature folder {features_dir}: {err}") from None
+
+
+def _info_entry(info: dict | None, video_id: str, key: str, info_path: Path | None) -> tuple[int, float] | None:
+    """(snippet_length, snippet_duration) of a video's feature_info entry, if any."""
+    if info is None:
+        return None
+    entry = info.get(video_id, info.get(key))
+    if entry is None:
+        return None
+    length = entry.get("snippet_length") if isinstance(entry, dict) else None
+    seconds = _number(entry.get("snippet_duration")) if isinstance(entry, dict) else None
+    if isinstance(length, bool) or not isinstance(length, (int, float)) or length < 1 or seconds is None or seconds <= 0:
+        raise InputError(
+            f"feature info {info_path}: entry {video_id!r} needs snippet_length >= 1 and snippet_duration > 0"
+        )
+    return int(length), seconds
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+@dataclass
+class FeatureDataset:
+    """A loaded feature dataset. Build it with ``load_dataset``.
+
+    ``videos`` holds only usable videos (a feature file exists, not excluded by the
+    protocol); their annotations keep only instances of ``classes``.
+    """
+
+    name: str
+    root: Path
+    classes: list[str]
+    videos: dict[str, VideoRecord]
+    features_dir: Path
+    train_subset: str | None
+    test_subset: str | None
+    prompt: str = DEFAULT_PROMPT
+    feature_fps: float | None = None  # None for the built-ins: the rate follows each video's fps
+    text_embeddings: dict[str, np.ndarray] | None = None
+    frames_per_feature: int | None = None  # 8 (thumos14) / 16 (anet), else None
+    split_source: str = "random"  # "standard:<name>", a splits.json path, or "random"
+    _stride: dict[str, float] = field(default_factory=dict, repr=False)  # seconds per feature
+    _info_length: dict[str, int] = field(default_factory=dict, repr=False)
+    _split_table: dict[str, list[Split]] | None = field(default=None, repr=False)
+    _feature_dim: int | None = field(default=None, repr=False)
+
+    # -- features ---------------------------------------------------------------
+
+    def feature_path(self, video_id: str) -> Path:
+        if video_id not in self.videos:
+            raise InputError(f"dataset {self.name}: unknown video {video_id!r}")
+        return self.features_dir / f"{video_id}.npy"
+
+    @property
+    def feature_dim(self) -> int:
+        """D, read from the header of the first video's feature file."""
+        if self._feature_dim is None:
+            path = self.feature_path(min(self.videos))
+            shape, _ = _npy_header(path)
+            if len(shape) != 2:
+                raise InputError(f"feature file {path} has shape {list(shape)}; expected [T, D]")
+            self._feature_dim = int(shape[1])
+        return self._feature_dim
+
+    def load_features(self, video_id: str) -> np.ndarray:
+        """Features of one video, ``[T, D]`` float32 (memory-mapped read, then a copy)."""
+        import numpy as np
+
+        path = self.feature_path(video_id)
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read feature file {path}: {err}") from None
+        if array.ndim != 2 or array.shape[0] == 0:
+            raise InputError(f"feature file {path} has shape {list(array.shape)}; expected [T, D] with T >= 1")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise InputError(f"feature file {path} has dtype {array.dtype}; expected float16 or float32")
+        if array.shape[1] != self.feature_dim:
+            raise InputError(
+                f"feature file {path} has D={array.shape[1]}, but the dataset's features have D={self.feature_dim}"
+            )
+        return np.array(array, dtype=np.float32)
+
+    def snippet_times(self, video_id: str) -> np.ndarray:
+        """Centre time in seconds of each feature, ``[T]`` float64 (rules in the module doc)."""
+        import numpy as np
+
+        path = self.feature_path(video_id)
+        shape, _ = _npy_header(path)
+        if len(shape) != 2:
+            raise InputError(f"feature file {path} has shape {list(shape)}; expected [T, D]")
+        num = int(shape[0])
+        expected = self._info_length.get(video_id)
+        if expected is not None and abs(num - expected) > max(2, round(0.02 * expected)):
+            # Timing from feature_info would be silently wrong for these features.
+            raise InputError(
+                f"feature file {path} has {num} features but the feature info says snippet_length "
+                f"{expected}; use the feature_info.json written with these features"
+            )
+        video = self.videos[video_id]
+        times = (np.arange(num, dtype=np.float64) + 0.5) * self._stride[video_id]
+        return np.clip(times, 0.0, video.duration)
+
+    # -- splits -----------------------------------------------------------------
+
+    def splits(self, ratio: str) -> list[Split]:
+        """All splits of ``ratio`` ("75_25" or "50_50"), index order."""
+        check_ratio(ratio)
+        if not self.classes:
+            raise InputError(
+                f"dataset {self.name} has no classes (an unlabelled folder, e.g. from `psftr extract`): it can be "
+                "used with `psftr detect --features`; to train or evaluate, add 'classes' and annotations to its "
+                "annotations file"
+            )
+        if self._split_table is None:
+            return random_splits(self.classes, ratio)
+        if ratio not in self._split_table:
+            raise InputError(
+                f"dataset {self.name}: {self.split_source} has no {ratio} splits "
+                f"(it has {', '.join(self._split_table)})"
+            )
+        return list(self._split_table[ratio])
+
+    def split(self, ratio: str, index: int) -> Split:
+        return select_split(self.splits(ratio), ratio, index, f"dataset {self.name}")
+
+    # -- protocol ---------------------------------------------------------------
+
+    def _subset_videos(self, subset: str | None, role: str, classes: list[str]) -> list[VideoRecord]:
+        if subset is None:
+            found = sorted({v.subset for v in self.videos.values()})
+            raise InputError(
+                f"dataset {self.name} has no {role} subset: set {role}_subset in dataset.yaml "
+                f"(subsets present: {', '.join(found)})"
+            )
+        known = set(self.classes)
+        unknown = [c for c in classes if c not in known]
+        if unknown:
+            raise InputError(f"split names class {unknown[0]!r}, which is not a class of dataset {self.name}")
+        keep = set(classes)
+        result = []
+        for video_id in sorted(self.videos):
+            video = self.videos[video_id]
+            if video.subset != subset:
+                continue
+            annotations = [a for a in video.annotations if a.label in keep]
+            if annotations:
+                result.append(dataclasses.replace(video, annotations=annotations))
+        return result
+
+    def train_videos(self, split: Split) -> list[VideoRecord]:
+        """Training-subset videos with seen-class GT; annotations keep only seen classes."""
+        return self._subset_videos(self.train_subset, "train", split.seen)
+
+    def eval_videos(self, split: Split) -> list[VideoRecord]:
+        """Test-subset videos with unseen-class GT; annotations keep only unseen classes."""
+        return self._subset_videos(self.test_subset, "test", split.unseen)
+
+    def ground_truth(self, split: Split) -> dict[str, list[dict]]:
+        """Unseen-class GT of the evaluation videos: ``{video_id: [{"segment", "label"}]}``."""
+        return {
+            v.video_id: [{"segment": [a.start, a.end], "label": a.label} for a in v.annotations]
+            for v in self.eval_videos(split)
+        }
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _parse_annotations(
+    data: Any,
+    path: Path,
+    classes: list[str],
+    rules: _Rules,
+    feature_ids: set[str],
+) -> tuple[dict[str, tuple[str, dict, list[Annotation]]], dict[str, Any]]:
+    """Validate the ActivityNet-style database; returns {video_id: (key, entry, annotations)} and counts."""
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise InputError(f"annotations {path} must be an object with a 'database' mapping video ids to videos")
+    known = set(classes)
+    parsed: dict[str, tuple[str, dict, list[Annotation]]] = {}
+    counts: dict[str, Any] = {"total": 0, "missing": 0, "unknown": Counter(), "empty": 0}
+    for key in sorted(data["database"]):
+        entry = data["database"][key]
+        if not isinstance(entry, dict) or not isinstance(entry.get("subset"), str):
+            raise InputError(f"annotations {path}: video {key!r} needs a 'subset' string")
+        video_id = key
+        if rules.v_prefix and key not in feature_ids:
+            # Official ActivityNet keys lack GAP's "v_" prefix (or the features do).
+            if f"v_{key}" in feature_ids:
+                video_id = f"v_{key}"
+            elif key.startswith("v_") and key[2:] in feature_ids:
+                video_id = key[2:]
+        if video_id in rules.excluded_videos:
+            continue
+        counts["total"] += 1
+        if video_id not in feature_ids:
+            counts["missing"] += 1
+            continue
+        fps = _number(entry.get("fps"))
+        annotations = []
+        raw = entry.get("annotations", [])
+        if not isinstance(raw, list):
+            raise InputError(f"annotations {path}: video {key!r}: 'annotations' must be a list")
+        for item in raw:
+            segment = item.get("segment") if isinstance(item, dict) else None
+            label = item.get("label") if isinstance(item, dict) else None
+            if (
+                not isinstance(segment, (list, tuple))
+                or len(segment) != 2
+                or _number(segment[0]) is None
+                or _number(segment[1]) is None
+                or not isinstance(label, str)
+            ):
+                raise InputError(
+                    f"annotations {path}: video {key!r} has an instance without a valid "
+                    f"'segment' [start, end] in seconds and 'label'"
+                )
+            start, end = float(segment[0]), float(segment[1])
+            if label in rules.ignore_labels:
+                continue
+            if label not in known:
+                counts["unknown"][label] += 1
+                continue
+            length = end - start
+            if length <= 0:
+                counts["empty"] += 1
+                continue
+            if rules.min_instance_seconds is not None and length <= rules.min_instance_seconds:
+                continue
+            if rules.min_instance_frames is not None and fps and length <= rules.min_instance_frames / fps:
+                continue
+            annotations.append(Annotation(start, end, label))
+        parsed[video_id] = (key, entry, annotations)
+    return parsed, counts
+
+
+def _build(
+    *,
+    name: str,
+    root: Path,
+    annotations_path: Path,
+    features_dir: Path,
+    info: dict | None,
+    info_path: Path | None,
+    classes: list[str] | None,
+    subset_choice: tuple[str | None, str | None] | tuple[tuple[str, str], ...],
+    rules: _Rules,
+    feature_fps: float | None,
+    prompt: str,
+    text_embeddings_path: Path | None,
+    split_table: dict[str, list[Split]] | None,
+    split_source: str,
+) -> FeatureDataset:
+    if not features_dir.is_dir():
+        raise InputError(f"dataset {name}: feature folder {features_dir} does not exist")
+    data = _read_json(annotations_path, "annotations")
+    if classes is None:
+        classes = _classes_from_annotations(data, annotations_path)
+    feature_ids = _feature_ids(features_dir)
+    parsed, counts = _parse_annotations(data, annotations_path, classes, rules, feature_ids)
+
+    if not parsed:
+        raise InputError(
+            f"dataset {name}: no usable videos: none of the {counts['total']} videos in {annotations_path} "
+            f"has a feature file {features_dir}/<video_id>.npy (features come from the published "
+            f"CLIP-feature release or `psftr extract`)"
+        )
+    if counts["missing"]:
+        _warn(
+            f"dataset {name}: {counts['missing']} of {counts['total']} videos have no feature file in "
+            f"{features_dir} and are skipped"
+        )
+    if counts["unknown"]:
+        labels = ", ".join(sorted(counts["unknown"]))
+        _warn(
+            f"dataset {name}: dropped {sum(counts['unknown'].values())} instances whose label is not a "
+            f"dataset class: {labels}"
+        )
+    if counts["empty"]:
+        _warn(f"dataset {name}: dropped {counts['empty']} instances with end <= start")
+
+    train_subset, test_subset = _choose_subsets(name, subset_choice, data, annotations_path)
+
+    videos: dict[str, VideoRecord] = {}
+    stride: dict[str, float] = {}
+    info_length: dict[str, int] = {}
+    not_in_info = 0
+    for video_id, (key, entry, annotations) in parsed.items():
+        fps = _number(entry.get("fps"))
+        timing = _info_entry(info, video_id, key, info_path)
+        raw_info = None if info is None else info.get(video_id, info.get(key))
+        if fps is None and isinstance(raw_info, dict):
+            fps = _number(raw_info.get("video_fps"))
+        duration = _number(entry.get("duration"))
+        if duration is None and isinstance(raw_info, dict):
+            duration = _number(raw_info.get("frame_duration")) or (timing[1] if timing else None)
+        if timing is not None:
+            num_features = timing[0]
+            stride[video_id] = timing[1] / timing[0]
+            info_length[video_id] = timing[0]
+            feature_seconds = timing[1]
+        else:
+            if info is not None:
+                not_in_info += 1
+            shape, _ = _npy_header(features_dir / f"{video_id}.npy")
+            if len(shape) != 2 or shape[0] < 1:
+                raise InputError(
+                    f"feature file {features_dir / (video_id + '.npy')} has shape {list(shape)}; expected [T, D]"
+                )
+            num_features = int(shape[0])
+            if feature_fps is not None:
+                stride[video_id] = 1.0 / feature_fps
+            elif rules.frames_per_feature is not None and fps:
+                stride[video_id] = rules.frames_per_feature / fps
+            elif duration is not None:
+                stride[video_id] = duration / num_features
+            else:
+                raise InputError(
+                    f"dataset {name}: video {key!r} has no duration and no feature timing: add 'duration' "
+                    f"to {annotations_path} or give feature_info / feature_fps"
+                )
+            feature_seconds = num_features * stride[video_id]
+            if duration is None:
+                duration = feature_seconds
+            feature_seconds = min(feature_seconds, duration)
+        if duration is None or duration <= 0:
+            raise InputError(f"annotations {annotations_path}: video {key!r} needs a positive 'duration'")
+        videos[video_id] = VideoRecord(
+            video_id=video_id,
+            subset=entry["subset"],
+            duration=duration,
+            fps=fps,
+            annotations=annotations,
+            num_features=num_features,
+            feature_seconds=feature_seconds,
+        )
+    if not_in_info:
+        _warn(
+            f"dataset {name}: {not_in_info} videos have no entry in {info_path}; their feature times "
+            f"follow the video's frame rate or duration"
+        )
+
+    dataset = FeatureDataset(
+        name=name,
+        root=root,
+        classes=list(classes),
+        videos=videos,
+        features_dir=features_dir,
+        train_subset=train_subset,
+        test_subset=test_subset,
+        prompt=prompt,
+        feature_fps=feature_fps,
+        frames_per_feature=rules.frames_per_feature,
+        split_source=split_source,
+        _stride=stride,
+        _info_length=info_length,
+        _split_table=split_table,
+    )
+    if split_table is not None:
+        for ratio_splits in split_table.values():
+            for split in ratio_splits:
+                validate_split(split, dataset.classes, split_source)
+    if text_embeddings_path is not None:
+        dataset.text_embeddings = _load_text_embeddings(text_embeddings_path, dataset)
+    return dataset
+
+
+def _classes_from_annotations(data: Any, path: Path) -> list[str]:
+    if isinstance(data, dict) and "classes" in data:
+        classes = data["classes"]
+        # An empty list is an unlabelled dataset (what `psftr extract` writes): usable for
+        # detection, refused by splits() for training and evaluation.
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise InputError(f"annotations {path}: 'classes' must be a list of class names")
+        return list(dict.fromkeys(classes))
+    # No class list: every label that occurs is a class.
+    labels = set()
+    database = data.get("database") if isinstance(data, dict) else None
+    if isinstance(database, dict):
+        for entry in database.values():
+            for item in entry.get("annotations", []) if isinstance(entry, dict) else []:
+                if isinstance(item, dict) and isinstance(item.get("label"), str):
+                    labels.add(item["label"])
+    if not labels:
+        raise InputError(f"annotations {path} has no 'classes' list and no labelled instances")
+    return sorted(labels)
+
+
+def _choose_subsets(
+    name: str,
+    choice: Any,
+    data: Any,
+    path: Path,
+) -> tuple[str | None, str | None]:
+    all_subsets = sorted({e.get("subset") for e in data["database"].values() if isinstance(e, dict)})
+    if choice and isinstance(choice[0], tuple):  # built-in: candidate (train, test) pairs
+        for train, test in choice:
+            if train in all_subsets or test in all_subsets:
+                return train, test
+        expected = " or ".join(f"{t}/{v}" for t, v in choice)
+        raise InputError(
+            f"dataset {name}: annotations {path} have subsets {', '.join(all_subsets)}; expected {expected}"
+        )
+    train, test = choice
+    for role, value in (("train_subset", train), ("test_subset", test)):
+        if value is not None and value not in all_subsets:
+            raise InputError(
+                f"dataset {name}: {role} {value!r} matches no video in {path} "
+                f"(subsets present: {', '.join(all_subsets)})"
+            )
+    if train is None:
+        train = next((s for s in ("training", "train") if s in all_subsets), None)
+    if test is None:
+        test = next((s for s in ("validation", "val") if s in all_subsets), None)
+    return train, test
+
+
+def _load_text_embeddings(path: Path, dataset: FeatureDataset) -> dict[str, np.ndarray]:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            embeddings = {key: np.asarray(npz[key], dtype=np.float32) for key in npz.files}
+    except FileNotFoundError:
+        raise InputError(f"text embeddings file {path} does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise InputError(f"cannot read text embeddings {path} (expected an .npz, one [D] array per class): {err}") from None
+    missing = [c for c in dataset.classes if c not in embeddings]
+    if missing:
+        raise InputError(
+            f"text embeddings {path} have no vector for class {missing[0]!r} "
+            f"({len(missing)} of {len(dataset.classes)} classes missing)"
+        )
+    dim = dataset.feature_dim
+    for key, vector in embeddings.items():
+        if vector.ndim != 1 or vector.shape[0] != dim:
+            raise InputError(
+                f"text embeddings {path}: {key!r} has shape {list(vector.shape)}; expected [{dim}] (the feature D)"
+            )
+    return embeddings
+
+
+# ----------------------------------------------------------------------------- dataset.yaml
+
+
+def _load_yaml_dataset(directory: Path) -> FeatureDataset:
+    import yaml
+
+    config_path = directory / "dataset.yaml"
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read {config_path}: {str(err).splitlines()[0] if str(err) else err}") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{config_path} must be a YAML mapping with at least 'annotations' and 'features'")
+    unknown = sorted(str(k) for k in config if k not in _YAML_KEYS)
+    if unknown:
+        _warn(f"{config_path}: ignoring unknown keys: {', '.join(unknown)}")
+    for key in ("annotations", "features"):
+        if not isinstance(config.get(key), str) or not config[key]:
+            raise InputError(f"{config_path} needs '{key}': a path relative to {directory}")
+
+    def text(key: str) -> str | None:
+        value = config.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise InputError(f"{config_path}: '{key}' must be a non-empty string")
+        return value
+
+    def path_of(key: str) -> Path | None:
+        value = text(key)
+        return None if value is None else directory / Path(value).expanduser()
+
+    name = str(config.get("name") or directory.resolve().name)
+    feature_fps = config.get("feature_fps")
+    if feature_fps is not None:
+        feature_fps = _number(feature_fps)
+        if feature_fps is None or feature_fps <= 0:
+            raise InputError(f"{config_path}: 'feature_fps' must be a positive number")
+    prompt = text("prompt") or DEFAULT_PROMPT
+    _check_prompt(prompt, config_path)
+
+    info_path = path_of("feature_info")
+    if info_path is None and (directory / "feature_info.json").is_file():
+        info_path = directory / "feature_info.json"
+    info = _read_json(info_path, "feature info") if info_path is not None else None
+    if info is not None and not isinstance(info, dict):
+        raise InputError(f"feature info {info_path} must map video ids to timing objects")
+
+    split_value = text("splits")
+    split_table: dict[str, list[Split]] | None = None
+    split_source = "random"
+    if split_value is not None and split_value.lower() in BUILTIN_DATASETS:
+        # `splits: thumos14` reuses the standard splits for one's own features.
+        split_table = {r: standard_splits(split_value.lower(), r) for r in ("75_25", "50_50")}
+        split_source = f"standard:{split_value.lower()}"
+    else:
+        splits_path = path_of("splits")
+        if splits_path is None and (directory / "splits.json").is_file():
+            splits_path = directory / "splits.json"
+        if splits_path is not None:
+            split_table = load_splits_file(splits_path)
+            split_source = str(splits_path)
+
+    return _build(
+        name=name,
+        root=directory,
+        annotations_path=path_of("annotations"),  # type: ignore[arg-type]
+        features_dir=path_of("features"),  # type: ignore[arg-type]
+        info=info,
+        info_path=info_path,
+        classes=None,
+        subset_choice=(text("train_subset"), text("test_subset")),
+        rules=_Rules(),
+        feature_fps=feature_fps,
+        prompt=prompt,
+        text_embeddings_path=path_of("text_embeddings"),
+        split_table=split_table,
+        split_source=split_source,
+    )
+
+
+def _check_prompt(prompt: str, where: Path) -> None:
+    try:
+        ok = "{}" in prompt and prompt.format("x") != prompt
+    except (IndexError, KeyError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"{where}: 'prompt' must contain one '{{}}' where the class name goes, got {prompt!r}")
+
+
+# ----------------------------------------------------------------------------- built-ins
+
+
+def _layout_hint(spec: _BuiltinSpec, root: str) -> str:
+    annotations = (
+        f"optional {root}/{spec.annotation_names[0]}"
+        if spec.packaged_annotations
+        else f"{root}/{spec.annotation_names[0]} (or {' or '.join(spec.annotation_names[1:])})"
+    )
+    return (
+        f"expected {root}/{spec.feature_dirs[0]}/<video_id>.npy (CLIP features from the published GAP "
+        f"release or `psftr extract`), {annotations}, optional {root}/{spec.info_names[0]}"
+    )
+
+
+def _has_npy(directory: Path) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return any(e.name.endswith(".npy") for e in entries)
+    except OSError:
+        return False
+
+
+def _find_features_dir(spec: _BuiltinSpec, root: Path) -> Path | None:
+    for name in spec.feature_dirs:
+        if (root / name).is_dir():
+            return root / name
+    return root if _has_npy(root) else None
+
+
+def _load_builtin(spec: _BuiltinSpec, data_root: str | os.PathLike | None) -> FeatureDataset:
+    if data_root is not None:
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            raise InputError(
+                f"dataset {spec.name}: data root {root} does not exist; {_layout_hint(spec, str(root))}"
+            )
+        # Also accept the parent folder that holds <name>/ (like $PSFTR_DATA).
+        if _find_features_dir(spec, root) is None and (root / spec.name).is_dir():
+            root = root / spec.name
+    else:
+        env = os.environ.get(DATA_ENV)
+        if not env:
+            raise InputError(
+                f"dataset {spec.name} needs its CLIP features: pass --data-root DIR or set {DATA_ENV} "
+                f"(read from ${DATA_ENV}/{spec.name}); {_layout_hint(spec, 'DIR')}"
+            )
+        root = Path(env).expanduser() / spec.name
+        if not root.is_dir():
+            raise InputError(
+                f"dataset {spec.name}: {root} does not exist (from ${DATA_ENV}); {_layout_hint(spec, str(root))}"
+            )
+    features_dir = _find_features_dir(spec, root)
+    if features_dir is None:
+        raise InputError(f"dataset {spec.name}: no feature folder in {root}; {_layout_hint(spec, str(root))}")
+
+    annotations_path = next((root / n for n in spec.annotation_names if (root / n).is_file()), None)
+    if annotations_path is None:
+        if spec.packaged_annotations is None:
+            raise InputError(
+                f"dataset {spec.name}: no annotation file in {root}; expected {root}/{spec.annotation_names[0]} "
+                f"(GAP's release) or {root}/{spec.annotation_names[1]} (official ActivityNet 1.3)"
+            )
+        annotations_path = _package_file(spec.packaged_annotations)
+    info_path = next((root / n for n in spec.info_names if (root / n).is_file()), None)
+    if info_path is None:
+        info_path = _package_file(spec.packaged_info)
+    info = _read_json(info_path, "feature info")
+    if not isinstance(info, dict):
+        raise InputError(f"feature info {info_path} must map video ids to timing objects")
+
+    return _build(
+        name=spec.name,
+        root=root,
+        annotations_path=annotations_path,
+        features_dir=features_dir,
+        info=info,
+        info_path=info_path,
+        classes=_package_lines(spec.classes_file),
+        subset_choice=spec.subset_pairs,
+        rules=spec.rules,
+        feature_fps=None,
+        prompt=DEFAULT_PROMPT,
+        text_embeddings_path=None,
+        split_table={r: standard_splits(spec.split_key, r) for r in ("75_25", "50_50")},
+        split_source=f"standard:{spec.split_key}",
+    )
+
+
+def load_dataset(name_or_dir: str | os.PathLike, data_root: str | os.PathLike | None = None) -> FeatureDataset:
+    """Load a dataset directory (with ``dataset.yaml``) or a built-in (``thumos14``, ``anet``).
+
+    A directory with a ``dataset.yaml`` wins over a built-in name; ``data_root`` only
+    applies to built-ins (default ``$PSFTR_DATA/<name>``).
+    """
+    path = Path(name_or_dir).expanduser()
+    if path.is_file() and path.name == "dataset.yaml":
+        path = path.parent
+    if (path / "dataset.yaml").is_file():
+        return _load_yaml_dataset(path)
+    key = str(name_or_dir).lower()
+    if key in _BUILTINS:
+        return _load_builtin(_BUILTINS[key], data_root)
+    if path.is_dir():
+        raise InputError(f"dataset folder {path} has no dataset.yaml (see the README for its keys)")
+    raise InputError(
+        f"unknown dataset {str(name_or_dir)!r}: use {' or '.join(BUILTIN_DATASETS)}, or a folder with a dataset.yaml"
+    )

@@ -1,0 +1,474 @@
+"""Temporal action detection mAP with the semantics of the official ActivityNet code.
+
+The rules (psftr-model.md §7), applied per class and, for every tIoU threshold,
+independently:
+
+1. Rank the class's predictions by score, highest first.
+2. Walk the ranking. A prediction takes the still-unmatched ground-truth instance of
+   its (video, class) with the highest tIoU; it is a true positive if that tIoU is at
+   least the threshold, otherwise a false positive. Predictions on a video without
+   ground truth of the class are false positives.
+3. AP is all-point interpolated: precision is made non-increasing from the right and
+   summed at each true positive, then divided by the number of ground-truth instances.
+4. mAP at a threshold is the plain mean of AP over the classes that have ground truth
+   (a class without predictions scores 0). "Avg" is the mean of mAP over thresholds.
+
+Deterministic tie rules (the official code uses an unstable ``argsort`` for both):
+
+- Equal scores keep input order: each class's predictions are ranked by a *stable*
+  sort on descending score, where input order is the iteration order of the
+  predictions mapping (the video order of the file) and then each video's list order.
+- Equal tIoU: among equally overlapping unmatched ground truth, the prediction takes
+  the one that comes first in the ground-truth list of its video.
+
+Threshold comparison: a tIoU counts as reaching threshold ``t`` when
+``tIoU >= t - 1e-9`` (``TIOU_EPS``). Thresholds are exact decimals and tIoU is a
+ratio of float differences, so a pair whose exact tIoU equals the decimal threshold
+(e.g. [0, 10] vs [0, 5] at 0.5, or [1.1, 2.1] vs [1.1, 1.4] at 0.3, whose float tIoU
+is 0.2999999999999998) must not be lost to a rounding error of ~1e-16; the official
+code compares without tolerance and would call the latter a false positive. Segment
+times of real data have far fewer than nine significant decimals, so no genuinely
+below-threshold pair is let through.
+
+Matching is done per (video, class) group on a numpy tIoU matrix; within a group
+the greedy walk over predictions is vectorised over all thresholds at once, and
+predictions that reach no threshold against any ground truth are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from psftr_core.errors import InputError
+
+THUMOS_TIOUS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
+ANET_TIOUS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+# Tolerance for "tIoU >= threshold" (see the module docstring).
+TIOU_EPS = 1e-9
+
+# Ground-truth label that marks regions excluded from evaluation (THUMOS14).
+AMBIGUOUS_LABEL = "Ambiguous"
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+def _decimal(text: str, spec: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise InputError(f"bad tIoU threshold {text.strip()!r} in {spec!r}: expected a decimal like 0.5") from None
+    if not value.is_finite():
+        raise InputError(f"bad tIoU threshold {text.strip()!r} in {spec!r}: expected a decimal like 0.5")
+    return value
+
+
+def parse_tious(spec: str) -> tuple[float, ...]:
+    """Parse ``"0.3,0.5"`` or ``"0.3:0.7:0.1"`` (start:stop:step, stop included) or a mix.
+
+    The arithmetic is done in ``decimal.Decimal``, so ``0.3:0.7:0.1`` gives exactly
+    (0.3, 0.4, 0.5, 0.6, 0.7) and ``0.5:0.95:0.05`` the ten ActivityNet thresholds,
+    each the float nearest to its decimal. Thresholds must lie in (0, 1] and be
+    distinct. Raises InputError on anything else.
+    """
+    values: list[Decimal] = []
+    for part in spec.split(","):
+        if not part.strip():
+            raise InputError(f"bad tIoU list {spec!r}: empty item (use e.g. 0.3,0.5 or 0.3:0.7:0.1)")
+        pieces = part.split(":")
+        if len(pieces) == 1:
+            values.append(_decimal(pieces[0], spec))
+        elif len(pieces) == 3:
+            start, stop, step = (_decimal(p, spec) for p in pieces)
+            if step <= 0:
+                raise InputError(f"bad tIoU range {part.strip()!r}: the step must be positive")
+            if stop < start:
+                raise InputError(f"bad tIoU range {part.strip()!r}: stop is below start")
+            count = int((stop - start) / step) + 1  # exact in Decimal
+            if count > 1000:
+                raise InputError(f"bad tIoU range {part.strip()!r}: more than 1000 thresholds")
+            values.extend(start + i * step for i in range(count))
+        else:
+            raise InputError(f"bad tIoU item {part.strip()!r}: use a number (0.5) or start:stop:step (0.3:0.7:0.1)")
+    for value in values:
+        if not (0 < value <= 1):
+            raise InputError(f"tIoU threshold {value} is outside (0, 1]")
+    if len(set(values)) != len(values):
+        raise InputError(f"tIoU thresholds in {spec!r} repeat a value")
+    return tuple(float(v) for v in values)
+
+
+def _as_thresholds(tious: Iterable[float | str | Decimal] | str) -> np.ndarray:
+    if isinstance(tious, str):
+        return np.asarray(parse_tious(tious), dtype=np.float64)
+    values = []
+    for t in tious:
+        try:
+            value = float(t) if not isinstance(t, str) else float(_decimal(t, t))
+        except (TypeError, ValueError):
+            raise InputError(f"bad tIoU threshold {t!r}: expected a number") from None
+        if not (0 < value <= 1):
+            raise InputError(f"tIoU threshold {t} is outside (0, 1]")
+        values.append(value)
+    if not values:
+        raise InputError("no tIoU thresholds given")
+    if len(set(values)) != len(values):
+        raise InputError("tIoU thresholds repeat a value")
+    return np.asarray(values, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class EvalResult:
+    """mAP per threshold, its average, AP per class and counts of what was scored.
+
+    ``per_class`` maps each evaluated class (those with ground truth; sorted by name,
+    or in the order of ``classes`` when given) to its AP per threshold. ``counts`` (all ints):
+
+    - ``predictions``: predictions given;
+    - ``evaluated_predictions``: predictions of an evaluated class (ranked and scored);
+    - ``ignored_predictions_unknown_label``: label has no ground truth / not in
+      ``classes``; left out of the evaluation;
+    - ``predictions_on_videos_without_ground_truth``: evaluated predictions on a video
+      with no ground truth of any evaluated class (each is a false positive);
+    - ``ground_truth_instances`` / ``ground_truth_videos``: evaluated ground truth;
+    - ``ground_truth_videos_without_predictions``: of those videos, how many have no
+      evaluated prediction;
+    - ``ignored_ground_truth_instances``: ground truth of classes not in ``classes``;
+    - ``classes``: classes in the mean; ``classes_without_predictions``;
+      ``classes_without_ground_truth``: requested classes left out of the mean.
+    """
+
+    tious: list[float]
+    mAP: list[float]
+    average: float
+    per_class: dict[str, list[float]]
+    counts: dict[str, int]
+    ignored_labels: list[str] = field(default_factory=list)
+    classes_without_predictions: list[str] = field(default_factory=list)
+    classes_without_ground_truth: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The ``--json`` schema: tious, mAP, average, per_class, counts."""
+        return {
+            "tious": list(self.tious),
+            "mAP": list(self.mAP),
+            "average": self.average,
+            "per_class": {name: list(aps) for name, aps in self.per_class.items()},
+            "counts": dict(self.counts),
+        }
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _is_number(value: Any) -> bool:
+    """A finite real number (numpy scalars included, bool excluded)."""
+    kind = type(value)
+    if kind is float or kind is int:  # fast path for what json.load gives
+        return math.isfinite(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _segment(what: str, video: str, index: int, entry: Any) -> tuple[float, float, str]:
+    try:
+        start, end = entry["segment"]
+        label = entry["label"]
+    except (KeyError, TypeError, ValueError):
+        raise InputError(
+            f"{what} for video {video!r}, entry {index}: expected {{\"segment\": [start, end], \"label\": ...}}"
+        ) from None
+    if not (_is_number(start) and _is_number(end)):
+        raise InputError(f"{what} for video {video!r}, entry {index}: segment must be two finite numbers")
+    if end < start:
+        raise InputError(
+            f"{what} for video {video!r}, entry {index}: reversed segment [{start}, {end}] (end must not be before start)"
+        )
+    if not isinstance(label, str):
+        raise InputError(f"{what} for video {video!r}, entry {index}: label must be a string")
+    return float(start), float(end), label
+
+
+def _entries(what: str, data: Any) -> Iterable[tuple[str, list]]:
+    if not isinstance(data, Mapping):
+        raise InputError(f"{what} must map video ids to lists of segments")
+    for video, entries in data.items():
+        if not isinstance(entries, (list, tuple)):
+            raise InputError(f"{what} for video {video!r}: expected a list of segments")
+        yield str(video), entries
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def segment_tiou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """tIoU of every prediction with every ground truth: [P, 2] x [G, 2] -> [P, G]."""
+    inter = np.minimum(pred[:, None, 1], gt[None, :, 1]) - np.maximum(pred[:, None, 0], gt[None, :, 0])
+    inter = np.clip(inter, 0.0, None)
+    union = (pred[:, None, 1] - pred[:, None, 0]) + (gt[None, :, 1] - gt[None, :, 0]) - inter
+    # Two zero-length segments have no union: tIoU 0 (the official code's NaN never matches either).
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _match_group(tiou: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Greedy matching of one (video, class) group at every threshold.
+
+    tiou: [P, G], rows in rank order. reach: [T] thresholds minus ``TIOU_EPS``.
+    Returns tp: [T, P] bool.
+    """
+    num_t = reach.shape[0]
+    num_p, num_g = tiou.shape
+    tp = np.zeros((num_t, num_p), dtype=bool)
+    if num_g == 1:
+        # One instance: at each threshold the first prediction reaching it takes it.
+        hits = tiou[None, :, 0] >= reach[:, None]  # [T, P]
+        found = hits.any(axis=1)
+        tp[np.flatnonzero(found), hits.argmax(axis=1)[found]] = True
+        return tp
+    # Predictions below the lowest threshold against every instance are FPs everywhere.
+    candidates = np.flatnonzero(tiou.max(axis=1) >= reach.min())
+    taken = np.zeros((num_t, num_g), dtype=bool)
+    rows = np.arange(num_t)
+    for p in candidates:
+        # Taken instances get -1 so the best free one wins; argmax picks the first
+        # (lowest ground-truth index) among equal tIoU.
+        free_tiou = np.where(taken, -1.0, tiou[p][None, :])  # [T, G]
+        best = free_tiou.argmax(axis=1)
+        ok = free_tiou[rows, best] >= reach
+        tp[ok, p] = True
+        taken[rows[ok], best[ok]] = True
+        if taken.all():
+            break
+    return tp
+
+
+def _average_precision(tp: np.ndarray, num_gt: int) -> np.ndarray:
+    """All-point interpolated AP per threshold. tp: [T, P] bool in rank order -> [T]."""
+    if tp.shape[1] == 0:
+        return np.zeros(tp.shape[0])
+    precision = np.cumsum(tp, axis=1) / np.arange(1, tp.shape[1] + 1)
+    # Max precision at this rank or later (precision envelope from the right).
+    envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    return (envelope * tp).sum(axis=1) / num_gt
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_detections(
+    ground_truth: Mapping[str, Sequence[Mapping[str, Any]]],
+    predictions: Mapping[str, Sequence[Mapping[str, Any]]],
+    tious: Iterable[float | str | Decimal] | str = THUMOS_TIOUS,
+    classes: Sequence[str] | None = None,
+) -> EvalResult:
+    """ActivityNet detection mAP of ``predictions`` against ``ground_truth``.
+
+    ground_truth: ``{video_id: [{"segment": [s, e], "label": str}, ...]}``.
+    predictions: ``{video_id: [{"segment": [s, e], "label": str, "score": float}, ...]}``.
+    tious: thresholds (floats, decimal strings, or a ``parse_tious`` spec string).
+    classes: the classes to evaluate (mAP over those of them with ground truth);
+    default: every label in the ground truth. Predictions with other labels are
+    ignored and counted, ground truth of other labels is ignored and counted.
+
+    Score ties keep input order (stable sort); see the module docstring for this,
+    the ground-truth tie rule and the threshold tolerance. Zero-length segments are
+    valid (they overlap nothing, as in the official code); reversed segments, non-finite numbers or missing fields raise InputError naming the video.
+    """
+    thresholds = _as_thresholds(tious)
+    reach = thresholds - TIOU_EPS
+
+    # Ground truth, flattened.
+    gt_video: list[int] = []
+    gt_label: list[str] = []
+    gt_bounds: list[tuple[float, float]] = []
+    video_index: dict[str, int] = {}
+    for video, entries in _entries("ground truth", ground_truth):
+        vi = video_index.setdefault(video, len(video_index))
+        for i, entry in enumerate(entries):
+            start, end, label = _segment("ground truth", video, i, entry)
+            gt_video.append(vi)
+            gt_label.append(label)
+            gt_bounds.append((start, end))
+
+    gt_labels_present = set(gt_label)
+    if isinstance(classes, str):
+        classes = [classes]
+    if classes is None:
+        class_names = sorted(gt_labels_present)
+        requested_missing: list[str] = []
+    else:
+        class_names = [c for c in dict.fromkeys(classes) if c in gt_labels_present]
+        requested_missing = [c for c in dict.fromkeys(classes) if c not in gt_labels_present]
+    if not class_names:
+        raise InputError("the ground truth has no instances of the evaluated classes; nothing to score")
+    class_index = {name: k for k, name in enumerate(class_names)}
+
+    gt_class = np.array([class_index.get(label, -1) for label in gt_label], dtype=np.int64)
+    gt_keep = gt_class >= 0
+    gt_video_arr = np.array(gt_video, dtype=np.int64)[gt_keep]
+    gt_class = gt_class[gt_keep]
+    gt_bounds_arr = np.array(gt_bounds, dtype=np.float64).reshape(-1, 2)[gt_keep]
+    gt_videos_scored = set(gt_video_arr.tolist())
+
+    # Predictions, flattened in input order (the order the score-tie rule refers to).
+    pr_video: list[int] = []
+    pr_class: list[int] = []
+    pr_bounds: list[tuple[float, float]] = []
+    pr_score: list[float] = []
+    num_predictions = 0
+    ignored_labels: set[str] = set()
+    unknown_video_hits = 0
+    for video, entries in _entries("predictions", predictions):
+        vi = video_index.get(video, -1)
+        for i, entry in enumerate(entries):
+            num_predictions += 1
+            start, end, label = _segment("predictions", video, i, entry)
+            try:
+                score = entry["score"]
+            except (KeyError, TypeError, IndexError):
+                score = None
+            if not _is_number(score):
+                raise InputError(f"predictions for video {video!r}, entry {i}: score must be a finite number")
+            k = class_index.get(label)
+            if k is None:
+                ignored_labels.add(label)
+                continue
+            if vi not in gt_videos_scored:
+                unknown_video_hits += 1
+            pr_video.append(vi)
+            pr_class.append(k)
+            pr_bounds.append((start, end))
+            pr_score.append(float(score))
+
+    pr_video_arr = np.array(pr_video, dtype=np.int64)
+    pr_class_arr = np.array(pr_class, dtype=np.int64)
+    pr_bounds_arr = np.array(pr_bounds, dtype=np.float64).reshape(-1, 2)
+    pr_score_arr = np.array(pr_score, dtype=np.float64)
+
+    num_classes = len(class_names)
+    ap = np.zeros((num_classes, thresholds.shape[0]))
+    classes_without_predictions = []
+    for k, name in enumerate(class_names):
+        gt_sel = np.flatnonzero(gt_class == k)
+        pr_sel = np.flatnonzero(pr_class_arr == k)
+        if pr_sel.size == 0:
+            classes_without_predictions.append(name)
+            continue
+        # Rank: stable sort on descending score keeps input order among ties.
+        ranked = pr_sel[np.argsort(-pr_score_arr[pr_sel], kind="stable")]
+        ranked_video = pr_video_arr[ranked]
+        tp = np.zeros((thresholds.shape[0], ranked.size), dtype=bool)
+        # Group the ranked predictions by video (stable: rank order inside a group).
+        by_video = np.argsort(ranked_video, kind="stable")
+        sorted_video = ranked_video[by_video]
+        gt_video_k = gt_video_arr[gt_sel]
+        for video in np.unique(gt_video_k):
+            lo, hi = np.searchsorted(sorted_video, [video, video + 1])
+            if lo == hi:
+                continue
+            positions = by_video[lo:hi]  # rank positions of this video's predictions
+            group_gt = gt_bounds_arr[gt_sel[gt_video_k == video]]  # GT list order kept
+            tiou = segment_tiou(pr_bounds_arr[ranked[positions]], group_gt)
+            tp[:, positions] = _match_group(tiou, reach)
+        ap[k] = _average_precision(tp, gt_sel.size)
+
+    mean_ap = ap.mean(axis=0)
+    scored_videos_with_preds = set(pr_video_arr.tolist()) if pr_video_arr.size else set()
+    counts = {
+        "predictions": num_predictions,
+        "evaluated_predictions": int(pr_score_arr.size),
+        "ignored_predictions_unknown_label": num_predictions - int(pr_score_arr.size),
+        "predictions_on_videos_without_ground_truth": unknown_video_hits,
+        "ground_truth_instances": int(gt_class.size),
+        "ground_truth_videos": len(gt_videos_scored),
+        "ground_truth_videos_without_predictions": len(gt_videos_scored - scored_videos_with_preds),
+        "ignored_ground_truth_instances": int((~gt_keep).sum()),
+        "classes": num_classes,
+        "classes_without_predictions": len(classes_without_predictions),
+        "classes_without_ground_truth": len(requested_missing),
+    }
+    return EvalResult(
+        tious=[float(t) for t in thresholds],
+        mAP=[float(m) for m in mean_ap],
+        average=float(mean_ap.mean()),
+        per_class={name: [float(a) for a in ap[k]] for k, name in enumerate(class_names)},
+        counts=counts,
+        ignored_labels=sorted(ignored_labels),
+        classes_without_predictions=classes_without_predictions,
+        classes_without_ground_truth=requested_missing,
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+
+def load_ground_truth(path: str | os.PathLike, subset: str | None = None) -> dict[str, list[dict]]:
+    """Read ground truth for ``evaluate_detections`` from an annotation JSON file.
+
+    Accepts the ActivityNet / THUMOS14 layout ``{"database": {video_id: {"subset": str,
+    "annotations": [{"segment": [s, e], "label": str}]}}}`` (only videos of ``subset``
+    when given) or a plain ``{video_id: [{"segment", "label"}]}`` mapping (no subsets).
+    Instances labelled ``Ambiguous`` are dropped; videos left without instances stay
+    (predictions on them are false positives). Raises InputError on a bad file.
+    """
+    from psftr_core.export import read_json_file
+
+    data = read_json_file(path, "ground-truth")
+    if isinstance(data, dict) and "database" in data:
+        database = data["database"]
+        if not isinstance(database, dict):
+            raise InputError(f"ground-truth file {path}: \"database\" must map video ids to video records")
+        records: dict[str, Any] = {}
+        subsets: set[str] = set()
+        for video, record in database.items():
+            if not isinstance(record, dict) or not isinstance(record.get("annotations", []), list):
+                raise InputError(
+                    f"ground-truth file {path}: video {video!r} must be an object with an \"annotations\" list"
+                )
+            subsets.add(str(record.get("subset")))
+            if subset is None or record.get("subset") == subset:
+                records[video] = record.get("annotations", [])
+        if subset is not None and not records:
+            raise InputError(
+                f"ground-truth file {path} has no videos in subset {subset!r} "
+                f"(subsets present: {', '.join(sorted(subsets))})"
+            )
+    elif isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
+        if subset is not None:
+            raise InputError(
+                f"ground-truth file {path} has no subset information; leave out --subset"
+            )
+        records = data
+    else:
+        raise InputError(
+            f"ground-truth file {path} is not an annotation file "
+            '(expected {"database": {video_id: {"subset", "annotations"}}})'
+        )
+
+    ground_truth: dict[str, list[dict]] = {}
+    for video, entries in records.items():
+        kept = []
+        for i, entry in enumerate(entries):
+            try:
+                start, end, label = _segment("ground truth", video, i, entry)
+            except InputError as err:
+                raise InputError(f"ground-truth file {path}: {err}") from None
+            if label == AMBIGUOUS_LABEL:
+                continue
+            kept.append({"segment": [start, end], "label": label})
+        ground_truth[video] = kept
+    if not any(ground_truth.values()):
+        raise InputError(f"ground-truth file {path} has no annotated instances" + (
+            f" in subset {subset!r}" if subset is not None else ""))
+    return ground_truth

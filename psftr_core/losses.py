@@ -1,0 +1,163 @@
+"""Training losses of PSFTR (method §4, eq. 7-11).
+
+Terms (unweighted values are reported; the total uses the coefficients):
+
+- ``loss_cls``: focal loss on the softmax class distribution of matched queries over
+  the seen classes, ``-(1 - p_y)^γ log p_y``. Softmax (not per-class sigmoid) because
+  the model's class scores are CLIP-scaled cosines whose softmax is the final class
+  distribution; unmatched queries are left to the actionness term.
+- ``loss_seg``: L1 distance of matched (centre, width) pairs.
+- ``loss_iou``: 1 - IoU of matched segments (prediction clamped to the window).
+- ``loss_actionness``: sigmoid focal loss (α, γ) of every query's actionness logit
+  against 1 for matched queries, 0 for the rest.
+- ``loss_saliency``: binary cross-entropy of each valid snippet's saliency logit against
+  "inside a ground-truth instance".
+
+The first four are summed over the batch and divided by the number of ground-truth
+instances in the (global) batch; saliency is divided by the number of valid snippets.
+With auxiliary losses on, the first four are repeated for every earlier decoder layer
+(``*_0``, ``*_1``, ...) with a separate matching per layer.
+
+Under DistributedDataParallel, pass the global counts divided by the world size as
+``num_instances``/``num_frames``: DDP averages gradients over ranks, so each rank's loss
+must be scaled up by the world size to equal the single-process loss of the union batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from psftr_core.matcher import HungarianMatcher, paired_iou, segment_cw_to_se
+
+MATCHED_TERMS = ("loss_cls", "loss_seg", "loss_iou", "loss_actionness")
+
+
+@dataclass
+class LossWeights:
+    """Loss coefficients (Table 5 of the method) and focal parameters."""
+
+    cls: float = 2.0
+    seg: float = 5.0
+    iou: float = 2.0
+    actionness: float = 3.0
+    saliency: float = 3.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    aux_loss: bool = True
+
+
+def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
+    """Element-wise binary focal loss (RetinaNet) -> same shape as ``logits``."""
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = prob * targets + (1 - prob) * (1 - targets)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return loss
+
+
+def softmax_focal_loss(logits: torch.Tensor, labels: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Multi-class focal loss ``-(1 - p_y)^γ log p_y`` per row: logits [N, K], labels [N] -> [N]."""
+    log_p = logits.log_softmax(-1).gather(1, labels[:, None]).squeeze(1)
+    return -((1 - log_p.exp()) ** gamma) * log_p
+
+
+class SetCriterion:
+    """Computes the PSFTR losses for one batch.
+
+    ``outputs``: the model's dict (``pred_logits`` [B,Nq,K], ``pred_segments`` [B,Nq,2],
+    ``pred_actionness`` [B,Nq,1], ``saliency_logits`` [B,T], optional ``aux_outputs``).
+    ``targets``: list of B dicts with ``labels`` [N_b] (index into the K classes) and
+    ``segments`` [N_b, 2] (c, w) normalised to the window.
+    ``saliency``: [B, T] float targets; ``mask``: [B, T] bool, True = padding.
+    """
+
+    def __init__(self, weights: LossWeights | None = None, matcher: HungarianMatcher | None = None) -> None:
+        self.weights = weights or LossWeights()
+        self.matcher = matcher or HungarianMatcher()
+
+    def matched_losses(
+        self, outputs: dict, targets: list[dict], indices: list[tuple[torch.Tensor, torch.Tensor]], num_instances: float
+    ) -> dict[str, torch.Tensor]:
+        """The four query-level terms for one decoder layer, given its matching."""
+        logits = outputs["pred_logits"].float()
+        segments = outputs["pred_segments"].float()
+        actionness = outputs["pred_actionness"].float().squeeze(-1)  # [B, Nq]
+        device = logits.device
+
+        batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)]).to(device)
+        query_idx = torch.cat([q for q, _ in indices]).to(device)
+        labels = torch.cat([t["labels"].to(device)[j] for t, (_, j) in zip(targets, indices)])
+        tgt_segments = torch.cat([t["segments"].to(device).float()[j] for t, (_, j) in zip(targets, indices)])
+
+        if query_idx.numel() > 0:
+            loss_cls = softmax_focal_loss(logits[batch_idx, query_idx], labels, self.weights.focal_gamma).sum()
+            src = segments[batch_idx, query_idx]
+            loss_seg = F.l1_loss(src, tgt_segments, reduction="none").sum()
+            iou = paired_iou(segment_cw_to_se(src).clamp(0.0, 1.0), segment_cw_to_se(tgt_segments))
+            loss_iou = (1 - iou).sum()
+        else:
+            # Keep the graph connected (DDP needs every parameter to get a gradient).
+            loss_cls = loss_seg = loss_iou = logits.sum() * 0.0 + segments.sum() * 0.0
+
+        action_target = torch.zeros_like(actionness)
+        action_target[batch_idx, query_idx] = 1.0
+        loss_act = sigmoid_focal_loss(
+            actionness, action_target, self.weights.focal_alpha, self.weights.focal_gamma
+        ).sum()
+        return {
+            "loss_cls": loss_cls / num_instances,
+            "loss_seg": loss_seg / num_instances,
+            "loss_iou": loss_iou / num_instances,
+            "loss_actionness": loss_act / num_instances,
+        }
+
+    def saliency_loss(self, saliency_logits: torch.Tensor, saliency: torch.Tensor, mask: torch.Tensor, num_frames: float) -> torch.Tensor:
+        valid = (~mask).float()
+        bce = F.binary_cross_entropy_with_logits(saliency_logits.float(), saliency.float(), reduction="none")
+        return (bce * valid).sum() / num_frames
+
+    def __call__(
+        self,
+        outputs: dict,
+        targets: list[dict],
+        saliency: torch.Tensor,
+        mask: torch.Tensor,
+        num_instances: float | None = None,
+        num_frames: float | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Returns every unweighted term plus ``loss`` (the weighted total to backprop).
+
+        ``num_instances`` / ``num_frames`` default to this batch's counts (at least 1).
+        """
+        if num_instances is None:
+            num_instances = float(sum(len(t["labels"]) for t in targets))
+        if num_frames is None:
+            num_frames = float((~mask).sum().item())
+        num_instances = float(num_instances) if num_instances > 0 else 1.0
+        num_frames = float(num_frames) if num_frames > 0 else 1.0
+
+        indices = self.matcher(outputs, targets)
+        losses = self.matched_losses(outputs, targets, indices, num_instances)
+        losses["loss_saliency"] = self.saliency_loss(outputs["saliency_logits"], saliency, mask, num_frames)
+        if self.weights.aux_loss:
+            for layer, aux in enumerate(outputs.get("aux_outputs") or []):
+                aux_indices = self.matcher(aux, targets)
+                for name, value in self.matched_losses(aux, targets, aux_indices, num_instances).items():
+                    losses[f"{name}_{layer}"] = value
+        losses["loss"] = self.weighted_total(losses)
+        return losses
+
+    def weighted_total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        w = self.weights
+        coef = {"loss_cls": w.cls, "loss_seg": w.seg, "loss_iou": w.iou, "loss_actionness": w.actionness}
+        total = w.saliency * losses["loss_saliency"]
+        for name, value in losses.items():
+            base = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
+            if base in coef:
+                total = total + coef[base] * value
+        return total

@@ -1,0 +1,199 @@
+"""Config dataclasses: Table 5 presets, YAML round trip, dotted overrides, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from psftr_core.config import (
+    PSFTRConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    preset,
+    save_config,
+)
+from psftr_core.errors import InputError
+
+
+def test_thumos14_preset_has_table5_values():
+    cfg = preset("thumos14")
+    m, t, d = cfg.model, cfg.train, cfg.data
+    assert (d.slice_size, d.slice_overlap, d.inference_slice_overlap) == (128, 0.75, 0.25)
+    assert (m.enc_layers, m.dec_layers, m.num_queries, m.roi_size, m.num_heads) == (2, 5, 40, 16, 8)
+    assert (t.cls_loss_coef, t.seg_loss_coef, t.iou_loss_coef) == (2, 5, 2)
+    assert (t.focal_alpha, t.focal_gamma) == (0.25, 2)
+    assert (t.actionness_loss_coef, t.salient_loss_coef) == (3.0, 3.0)
+    assert (t.epochs, t.lr, t.lr_backbone) == (30, 1e-4, 1e-5)
+    assert (t.batch_size, t.weight_decay, t.clip_max_norm) == (16, 1e-4, 0.1)
+    assert t.lr_linear_proj_names == ("sampling_offsets", "reference_points") and t.lr_linear_proj_mult == 0.1
+    assert (m.feature_dim, m.text_dim, m.hidden_dim, m.logit_scale) == (512, 512, 512, 100.0)
+    assert d.prompt == "a video of a person doing {}"
+    assert d.resize_length is None and d.feature_stride == 8
+    assert PSFTRConfig() == cfg  # the defaults are the THUMOS14 preset
+
+
+def test_anet_preset_has_table5_values():
+    cfg = preset("anet")
+    m, t, d = cfg.model, cfg.train, cfg.data
+    assert (d.slice_size, d.slice_overlap, d.inference_slice_overlap) == (128, 0.75, 0.25)
+    assert (m.enc_layers, m.dec_layers, m.num_queries, m.roi_size, m.num_heads) == (2, 2, 30, 16, 8)
+    assert (t.cls_loss_coef, t.seg_loss_coef, t.iou_loss_coef) == (2, 5, 2)
+    assert (t.actionness_loss_coef, t.salient_loss_coef) == (3.0, 2.0)
+    assert (t.epochs, t.lr, t.lr_backbone) == (20, 5e-5, 1e-2)
+    assert d.resize_length == 128 and d.feature_stride == 16
+
+
+def test_presets_are_independent_copies():
+    a = preset("thumos14")
+    a.model.dec_layers = 1
+    assert preset("thumos14").model.dec_layers == 5
+
+
+def test_unknown_preset():
+    with pytest.raises(InputError, match="unknown preset 'kinetics'.*thumos14, anet"):
+        preset("kinetics")
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = apply_overrides(preset("anet"), ["model.spde_variant=residual", "train.lr_drop_epochs=10,15"])
+    path = tmp_path / "cfg.yaml"
+    save_config(cfg, path)
+    assert load_config(path) == cfg
+    import yaml
+
+    assert yaml.safe_load(path.read_text())["train"]["lr_drop_epochs"] == [10, 15]
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+def test_config_dict_is_plain_and_loads_with_weights_only(tmp_path):
+    import torch
+
+    cfg = preset("thumos14")
+    data = config_to_dict(cfg)
+    assert data["train"]["lr_drop_epochs"] == [25]
+    assert data["data"]["resize_length"] is None
+
+    def plain(x):
+        if isinstance(x, dict):
+            return all(isinstance(k, str) and plain(v) for k, v in x.items())
+        if isinstance(x, list):
+            return all(plain(v) for v in x)
+        return x is None or isinstance(x, (str, int, float, bool))
+
+    assert plain(data)
+    torch.save({"config": data}, tmp_path / "ck.pt")
+    loaded = torch.load(tmp_path / "ck.pt", weights_only=True)
+    assert config_from_dict(loaded["config"]) == cfg
+
+
+def test_partial_yaml_merges_onto_preset(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        "preset: anet\n"
+        "model:\n  dec_layers: 3\n  use_text_to_query: false\n"
+        "train:\n  lr: 1e-4\n  lr_drop_epochs: [5, 7]\n"
+        "data:\n  resize_length: null\n  prompt: '{}'\n"
+    )
+    cfg = load_config(path)
+    assert cfg.model.dec_layers == 3 and cfg.model.use_text_to_query is False
+    assert cfg.model.num_queries == 30  # from the anet preset
+    assert cfg.train.lr == 1e-4 and isinstance(cfg.train.lr, float)  # YAML reads 1e-4 as a string
+    assert cfg.train.lr_drop_epochs == (5, 7)
+    assert cfg.data.resize_length is None and cfg.data.prompt == "{}"
+    # Without a preset key the base argument (or the defaults) is used.
+    path.write_text("model:\n  num_queries: 12\n")
+    assert load_config(path, base="anet").model.dec_layers == 2
+    assert load_config(path).model.dec_layers == 5
+    assert load_config(path).model.num_queries == 12
+
+
+def test_yaml_errors(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model:\n  dec_layer: 3\n")
+    with pytest.raises(InputError, match=r"unknown config key model\.dec_layer; valid keys of 'model': .*dec_layers"):
+        load_config(path)
+    path.write_text("optim:\n  lr: 1\n")
+    with pytest.raises(InputError, match="unknown config section 'optim'; valid sections: model, train, data"):
+        load_config(path)
+    path.write_text("model:\n  dec_layers: three\n")
+    with pytest.raises(InputError, match=r"bad value 'three' for config key model\.dec_layers: expected int"):
+        load_config(path)
+    path.write_text("model:\n  use_saliency: 3\n")
+    with pytest.raises(InputError, match="expected bool"):
+        load_config(path)
+    path.write_text("model: [1, 2\n")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_config(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(InputError, match="mapping"):
+        load_config(path)
+    with pytest.raises(InputError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_overrides_coerce_by_field_type():
+    base = preset("thumos14")
+    cfg = apply_overrides(
+        base,
+        [
+            "model.dec_layers=3",
+            "train.lr=2e-4",
+            "model.use_vision_to_text=false",
+            "data.resize_length=300",
+            "train.lr_drop_epochs=[20, 25]",
+            "train.lr_backbone_names=backbone,stem",
+            "data.prompt=a video of {}",
+            "model.spde_variant=concat_mlp",
+            "inference.topk=50",
+        ],
+    )
+    assert cfg.model.dec_layers == 3
+    assert cfg.train.lr == 2e-4
+    assert cfg.model.use_vision_to_text is False
+    assert cfg.data.resize_length == 300
+    assert cfg.train.lr_drop_epochs == (20, 25)
+    assert cfg.train.lr_backbone_names == ("backbone", "stem")
+    assert cfg.data.prompt == "a video of {}"
+    assert cfg.model.spde_variant == "concat_mlp"
+    assert cfg.inference.topk == 50
+    assert apply_overrides(cfg, ["data.resize_length=null"]).data.resize_length is None
+    assert base == preset("thumos14")  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.dec_layers", "expected section.key=value"),
+        ("model.nope=1", r"unknown config key model\.nope; valid keys of 'model'"),
+        ("optim.lr=1", "bad override key 'optim.lr'"),
+        ("lr=1", "bad override key 'lr'"),
+        ("model.dec_layers=2.5", r"bad value '2.5' for config key model\.dec_layers: expected int"),
+        ("model.use_saliency=maybe", "expected bool"),
+        ("train.lr=fast", "expected float"),
+        ("train.lr_drop_epochs=a,b", "expected list of int"),
+        ("model.spde_variant=gated", "spde_variant must be one of none, concat_mlp, residual, mlp_residual"),
+        ("model.num_heads=3", r"hidden_dim \(512\) must be divisible by model.num_heads \(3\)"),
+        ("data.slice_overlap=1.0", r"slice_overlap must be in \[0, 1\)"),
+        ("data.prompt=a video", "must contain '{}'"),
+        ("model.text_dim=768", "must equal model.text_dim"),
+    ],
+)
+def test_override_errors(override, message):
+    with pytest.raises(InputError, match=message):
+        apply_overrides(preset("thumos14"), [override])
+
+
+def test_config_from_dict_rejects_unknown_keys_and_fills_missing():
+    with pytest.raises(InputError, match="unknown config key train.momentum"):
+        config_from_dict({"train": {"momentum": 0.9}})
+    assert config_from_dict({"model": {"dec_layers": 2}}).model.num_queries == 40
+
+
+def test_config_module_does_not_import_torch():
+    code = "import sys, psftr_core.config; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,255 @@
+"""Feature extraction engine and the ``psftr extract`` command (tiny CLIP, real decoding)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from psftr_core import extract as extract_module
+from psftr_core.errors import PartialFailure, PsftrError
+from psftr_core.extract import ExtractOptions, extract_features
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quiet_console():
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=True)
+
+
+def run(inputs, out, handle, **options):
+    opts = ExtractOptions(**{"device": "cpu", **options})
+    return extract_features([str(i) for i in inputs], out, opts, handle=handle, console=quiet_console(), progress=False)
+
+
+def direct_features(handle, path: Path, indices) -> np.ndarray:
+    """open_clip's own transform (PIL) and encode_image on decord's frames: the reference."""
+    import decord
+    from PIL import Image
+
+    frames = decord.VideoReader(str(path)).get_batch([int(i) for i in indices]).asnumpy()
+    batch = torch.stack([handle.preprocess(Image.fromarray(f)) for f in frames])
+    with torch.inference_mode():
+        return handle.model.encode_image(batch).numpy()
+
+
+def tmp_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_features_equal_direct_forward(tmp_path, tiny_clip, bikes_video, video_folder):
+    out = tmp_path / "out"
+    summary = run([bikes_video, video_folder], out, tiny_clip, dtype="float32", batch_size=8)
+    assert summary.ids("done") == ["alpha", "beta", "bikes"] and summary.ids("failed") == []
+    for vid, path, frames in (("bikes", bikes_video, 250), ("alpha", video_folder / "alpha.mp4", 50),
+                              ("beta", video_folder / "beta.mp4", 36)):
+        feats = np.load(out / "features" / f"{vid}.npy")
+        count = frames // 8
+        assert feats.shape == (count, 64) and feats.dtype == np.float32
+        indices = np.arange(count) * 8 + 4  # centre frame of each 8-frame window
+        np.testing.assert_allclose(feats, direct_features(tiny_clip, path, indices), atol=1e-4, rtol=0)
+        fps = 25.0
+        np.testing.assert_allclose(np.load(out / "timestamps" / f"{vid}.npy"), indices / fps, atol=1e-4)
+
+    info = json.loads((out / "feature_info.json").read_text())
+    assert info["bikes"]["snippet_length"] == 31 and info["bikes"]["frame_length"] == 250
+    assert info["bikes"]["video_fps"] == pytest.approx(25.0)
+    assert info["bikes"]["snippet_duration"] == pytest.approx(31 * 8 / 25)
+    dataset = yaml.safe_load((out / "dataset.yaml").read_text())
+    assert dataset["annotations"] == "annotations.json" and dataset["features"] == "features"
+    assert dataset["feature_info"] == "feature_info.json" and dataset["test_subset"] == "test"
+    annotations = json.loads((out / "annotations.json").read_text())
+    assert annotations["classes"] == []
+    assert annotations["database"]["alpha"] == {"subset": "test", "duration": pytest.approx(2.0),
+                                                 "fps": pytest.approx(25.0), "annotations": []}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["clip"]["weights_id"] == tiny_clip.weights_id
+    assert manifest["sampling"]["stride"] == 8 and manifest["dtype"] == "float32"
+    assert manifest["num_videos"] == 3 and "Normalize" in manifest["clip"]["transform"]
+    assert tmp_files(out) == []
+
+
+def test_default_float16_and_fps_sampling(tmp_path, tiny_clip, video_folder):
+    alpha = video_folder / "alpha.mp4"  # 50 frames at 25 fps = 2.0 s
+    run([alpha], tmp_path / "half", tiny_clip)
+    half = np.load(tmp_path / "half" / "features" / "alpha.npy")
+    assert half.dtype == np.float16 and half.shape == (6, 64)
+    exact = direct_features(tiny_clip, alpha, np.arange(6) * 8 + 4)
+    np.testing.assert_allclose(half.astype(np.float32), exact, atol=1e-2, rtol=1e-2)
+
+    run([alpha], tmp_path / "fps", tiny_clip, fps=4.0, dtype="float32")
+    feats = np.load(tmp_path / "fps" / "features" / "alpha.npy")
+    assert feats.shape == (8, 64)  # floor(2.0 s * 4)
+    times = np.load(tmp_path / "fps" / "timestamps" / "alpha.npy")
+    np.testing.assert_allclose(times, (np.arange(8) + 0.5) / 4)
+    # centre times 0.125, 0.375, ... s are nearest to frames 3, 9, 16, 22, 28, 34, 41, 47 (25 fps)
+    expected = [3, 9, 16, 22, 28, 34, 41, 47]
+    np.testing.assert_array_equal(np.round(times * 25), expected)
+    np.testing.assert_allclose(feats, direct_features(tiny_clip, alpha, expected), atol=1e-4)
+    dataset = yaml.safe_load((tmp_path / "fps" / "dataset.yaml").read_text())
+    assert dataset["feature_fps"] == 4.0
+
+
+def test_rerun_skips_without_decoding_and_redoes_on_new_settings(tmp_path, tiny_clip, video_folder, monkeypatch):
+    out = tmp_path / "out"
+    run([video_folder], out, tiny_clip)
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "features").iterdir()}
+
+    class NoDecoding:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a finished video was decoded again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(extract_module, "VideoSource", NoDecoding)
+        summary = run([video_folder], out, tiny_clip)
+    assert summary.ids("skipped") == ["alpha", "beta"] and summary.ids("done") == []
+    assert {p: p.stat().st_mtime_ns for p in (out / "features").iterdir()} == mtimes
+
+    summary = run([video_folder], out, tiny_clip, stride=4)
+    assert summary.ids("done") == ["alpha", "beta"]
+    assert all(r.redone for r in summary.results)
+    assert np.load(out / "features" / "alpha.npy").shape == (12, 64)  # floor(50 / 4)
+    assert json.loads((out / "feature_info.json").read_text())["alpha"]["snippet_length"] == 12
+
+    # a damaged feature file is redone even with the same settings
+    (out / "features" / "beta.npy").write_bytes(b"\x93NUMPY garbage")
+    summary = run([video_folder], out, tiny_clip, stride=4)
+    assert summary.ids("done") == ["beta"] and summary.ids("skipped") == ["alpha"]
+
+
+def test_corrupt_video_fails_alone(tmp_path, tiny_clip, make_video):
+    videos = tmp_path / "videos"
+    make_video(videos / "good.mp4", 20)
+    (videos / "broken.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    make_video(videos / "short.mp4", 5)  # fewer frames than the stride
+    (videos / "readme.txt").write_text("not a video")
+    out = tmp_path / "out"
+    summary = run([videos], out, tiny_clip)
+    assert summary.ids("done") == ["good"]
+    assert summary.ids("failed") == ["broken", "short"]
+    assert any("readme.txt" in note for note in summary.notes)
+    reasons = {r.video_id: r.error for r in summary.results if r.status == "failed"}
+    assert "cannot open video" in reasons["broken"] and "too short" in reasons["short"]
+    assert np.load(out / "features" / "good.npy").shape == (2, 64)
+    assert sorted(p.name for p in (out / "features").iterdir()) == ["good.npy"]
+    with pytest.raises(PartialFailure, match="2 of 3 videos failed"):
+        summary.raise_for_failures()
+    only_bad = run([videos / "broken.mp4"], tmp_path / "out2", tiny_clip)
+    with pytest.raises(PsftrError, match="all 1 videos failed") as info:
+        only_bad.raise_for_failures()
+    assert not isinstance(info.value, PartialFailure)
+
+
+def test_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, tiny_clip, make_video, monkeypatch):
+    videos = tmp_path / "videos"
+    for name in ("v1", "v2", "v3"):
+        make_video(videos / f"{name}.mp4", 40)
+    out = tmp_path / "out"
+    real_encode = extract_module.encode_images
+    written = []
+    real_write = extract_module._Engine._write
+
+    def write(self, video, *args):
+        real_write(self, video, *args)
+        written.append(video.video_id)
+
+    def encode(handle, batch):
+        if written:  # first video finished: Ctrl-C while encoding the second
+            raise KeyboardInterrupt
+        return real_encode(handle, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(extract_module, "encode_images", encode)
+        patch.setattr(extract_module._Engine, "_write", write)
+        with pytest.raises(KeyboardInterrupt):
+            run([videos], out, tiny_clip, batch_size=2)
+    assert written == ["v1"]
+    assert sorted(p.name for p in (out / "features").iterdir()) == ["v1.npy"]
+    assert sorted(p.name for p in (out / "info").iterdir()) == ["v1.json"]
+    assert tmp_files(out) == []
+    assert list(json.loads((out / "feature_info.json").read_text())) == ["v1"]
+    deadline = time.time() + 5
+    while any(t.name == "psftr-decode" for t in threading.enumerate()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "psftr-decode" for t in threading.enumerate())
+
+    summary = run([videos], out, tiny_clip, batch_size=2)
+    assert summary.ids("skipped") == ["v1"] and summary.ids("done") == ["v2", "v3"]
+    assert list(json.loads((out / "feature_info.json").read_text())) == ["v1", "v2", "v3"]
+
+
+def test_shards_cover_every_video_once(tmp_path, tiny_clip, make_video, monkeypatch):
+    videos = tmp_path / "videos"
+    for i in range(5):
+        make_video(videos / f"s{i}.mp4", 16)
+    out = tmp_path / "out"
+    first = run([videos], out, tiny_clip, shard="0/2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    second = run([videos], out, tiny_clip)  # shard from RANK / WORLD_SIZE
+    done = first.ids("done") + second.ids("done")
+    assert sorted(done) == [f"s{i}" for i in range(5)] and len(set(done)) == 5
+    assert first.ids("done") == ["s0", "s2", "s4"]
+    assert sorted(json.loads((out / "feature_info.json").read_text())) == sorted(done)
+
+
+def test_quantize_int8_reports_drift_and_leaves_callers_model(tmp_path, tiny_clip, video_folder):
+    summary = run([video_folder / "alpha.mp4"], tmp_path / "q", tiny_clip, quantize="int8", dtype="float32")
+    drift = summary.quantize_drift
+    assert drift["frames"] == 6 and 0.9 < drift["cosine_mean"] <= 1.0 + 1e-6 and drift["relative_l2"] < 0.5
+    assert isinstance(tiny_clip.model.visual.transformer.resblocks[0].mlp.c_fc, torch.nn.Linear)
+    assert type(tiny_clip.model.visual.transformer.resblocks[0].mlp.c_fc) is torch.nn.Linear
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert manifest["quantize"]["mode"] == "int8" and manifest["quantize"]["drift"] == drift
+    q = np.load(tmp_path / "q" / "features" / "alpha.npy")
+    exact = direct_features(tiny_clip, video_folder / "alpha.mp4", np.arange(6) * 8 + 4)
+    cosine = (q * exact).sum(1) / np.linalg.norm(q, axis=1) / np.linalg.norm(exact, axis=1)
+    np.testing.assert_allclose(cosine.mean(), drift["cosine_mean"], atol=1e-5)
+
+
+def test_user_dataset_files_are_not_overwritten(tmp_path, tiny_clip, video_folder):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "dataset.yaml").write_text("name: mine\nannotations: gt.json\nfeatures: features\n")
+    (out / "annotations.json").write_text('{"classes": ["x"], "database": {}}')
+    run([video_folder / "beta.mp4"], out, tiny_clip)
+    assert (out / "dataset.yaml").read_text().startswith("name: mine")
+    assert json.loads((out / "annotations.json").read_text())["classes"] == ["x"]
+    assert (out / "features" / "beta.npy").is_file()
+
+
+def _cli(args, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "psftr_cli", "extract", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=120)
+
+
+def test_cli_exit_codes(tmp_path, tiny_clip_files, make_video):
+    videos = tmp_path / "videos"
+    make_video(videos / "ok.mp4", 16)
+    (videos / "bad.mp4").write_bytes(b"\x00" * 2048)
+    (videos / "notes.txt").write_text("hello")
+    out = tmp_path / "out"
+    proc = _cli([str(videos), "--output", str(out), "--clip-config", str(tiny_clip_files.config),
+                 "--clip-pretrained", str(tiny_clip_files.weights), "--device", "cpu", "--quiet"], tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == ""
+    assert "skipped" in proc.stderr and "notes.txt" in proc.stderr
+    assert "psftr: error: 1 of 2 videos failed" in proc.stderr
+    assert np.load(out / "features" / "ok.npy").shape == (2, 64)
+
+    missing = _cli([str(tmp_path / "absent.mp4"), "--output", str(out)], tmp_path)
+    assert missing.returncode == 2
+    assert "absent.mp4" in missing.stderr and "Traceback" not in missing.stderr

@@ -1,0 +1,110 @@
+"""Loss values on hand examples."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from psftr_core.losses import LossWeights, SetCriterion, sigmoid_focal_loss, softmax_focal_loss
+
+
+def _outputs(logits, segments, actionness, saliency):
+    return {
+        "pred_logits": torch.tensor(logits, dtype=torch.float32),
+        "pred_segments": torch.tensor(segments, dtype=torch.float32),
+        "pred_actionness": torch.tensor(actionness, dtype=torch.float32)[..., None],
+        "saliency_logits": torch.tensor(saliency, dtype=torch.float32),
+    }
+
+
+def test_perfect_prediction_has_zero_losses():
+    out = _outputs(
+        logits=[[[0.0, 60.0], [0.0, 0.0]]],
+        segments=[[[0.3, 0.2], [0.9, 0.1]]],
+        actionness=[[30.0, -30.0]],
+        saliency=[[-40.0, 40.0, 40.0, -40.0]],
+    )
+    targets = [{"labels": torch.tensor([1]), "segments": torch.tensor([[0.3, 0.2]])}]
+    sal = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
+    mask = torch.zeros(1, 4, dtype=torch.bool)
+    losses = SetCriterion(LossWeights(aux_loss=False))(out, targets, sal, mask)
+    for name in ("loss_cls", "loss_seg", "loss_iou", "loss_actionness", "loss_saliency", "loss"):
+        assert abs(losses[name].item()) < 1e-6, name
+
+
+def test_hand_computed_values_and_weighting():
+    # one query, one target: L1 |0.2-0.4| = 0.2, IoU 0.2/0.4 = 0.5, p = 0.5
+    out = _outputs([[[0.0, 0.0]]], [[[0.5, 0.2]]], [[0.0]], [[0.0, 0.0, 5.0]])
+    targets = [{"labels": torch.tensor([0]), "segments": torch.tensor([[0.5, 0.4]])}]
+    sal = torch.tensor([[1.0, 0.0, 0.0]])
+    mask = torch.tensor([[False, False, True]])  # padded frame ignored
+    w = LossWeights(aux_loss=False)
+    losses = SetCriterion(w)(out, targets, sal, mask)
+    log2 = math.log(2)
+    expected = {
+        "loss_seg": 0.2,
+        "loss_iou": 0.5,
+        "loss_cls": 0.25 * log2,  # (1-0.5)^2 * -log 0.5
+        "loss_actionness": 0.25 * 0.25 * log2,  # alpha * (1-p_t)^2 * CE
+        "loss_saliency": log2,  # mean over the 2 valid frames
+    }
+    for name, value in expected.items():
+        assert abs(losses[name].item() - value) < 1e-6, name
+    total = 2 * expected["loss_cls"] + 5 * 0.2 + 2 * 0.5 + 3 * expected["loss_actionness"] + 3 * log2
+    assert abs(losses["loss"].item() - total) < 1e-5
+
+
+def test_normalised_by_number_of_instances_in_the_batch():
+    # two windows, three instances; every matched query has L1 error 0.1 in width
+    out = _outputs(
+        [[[0.0, 0.0]] * 3, [[0.0, 0.0]] * 3],
+        [[[0.2, 0.1], [0.6, 0.1], [0.9, 0.9]], [[0.5, 0.3], [0.1, 0.9], [0.1, 0.9]]],
+        [[0.0] * 3, [0.0] * 3],
+        [[0.0], [0.0]],
+    )
+    targets = [
+        {"labels": torch.tensor([0, 1]), "segments": torch.tensor([[0.2, 0.2], [0.6, 0.2]])},
+        {"labels": torch.tensor([1]), "segments": torch.tensor([[0.5, 0.2]])},
+    ]
+    crit = SetCriterion(LossWeights(aux_loss=False))
+    losses = crit(out, targets, torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.bool))
+    assert abs(losses["loss_seg"].item() - 0.1) < 1e-6  # 0.3 / 3 instances
+    # an explicit (e.g. global DDP) normaliser replaces the local count
+    losses = crit(out, targets, torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.bool), num_instances=1.5)
+    assert abs(losses["loss_seg"].item() - 0.2) < 1e-6
+
+
+def test_aux_losses_use_separate_matching_per_layer():
+    final = _outputs([[[0.0, 0.0], [0.0, 0.0]]], [[[0.3, 0.2], [0.8, 0.2]]], [[0.0, 0.0]], [[0.0]])
+    # earlier layer: the query order is swapped, its own matching must still find L1 = 0
+    aux = {k: final[k].flip(1) for k in ("pred_logits", "pred_segments", "pred_actionness")}
+    final["aux_outputs"] = [aux]
+    targets = [{"labels": torch.tensor([0]), "segments": torch.tensor([[0.8, 0.2]])}]
+    losses = SetCriterion(LossWeights())(final, targets, torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.bool))
+    assert losses["loss_seg"].item() < 1e-6 and losses["loss_seg_0"].item() < 1e-6
+    assert set(losses) >= {"loss_cls_0", "loss_iou_0", "loss_actionness_0"}
+    w = LossWeights()
+    manual = w.saliency * losses["loss_saliency"] + sum(
+        c * (losses[n] + losses[n + "_0"])
+        for n, c in (("loss_cls", w.cls), ("loss_seg", w.seg), ("loss_iou", w.iou), ("loss_actionness", w.actionness))
+    )
+    assert abs(losses["loss"].item() - manual.item()) < 1e-6
+
+
+def test_losses_backpropagate_to_all_outputs():
+    out = _outputs([[[0.1, 0.2]]], [[[0.5, 0.2]]], [[0.0]], [[0.0, 1.0]])
+    for v in out.values():
+        v.requires_grad_(True)
+    targets = [{"labels": torch.tensor([1]), "segments": torch.tensor([[0.4, 0.3]])}]
+    SetCriterion()(out, targets, torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2, dtype=torch.bool))["loss"].backward()
+    for name, v in out.items():
+        assert v.grad is not None and v.grad.abs().sum() > 0, name
+
+
+def test_focal_primitives():
+    # p_t = 0.5 -> CE log 2 scaled by 0.25 (gamma 2)
+    v = sigmoid_focal_loss(torch.tensor([0.0]), torch.tensor([1.0]), alpha=-1, gamma=2)
+    assert abs(v.item() - 0.25 * math.log(2)) < 1e-7
+    v = softmax_focal_loss(torch.tensor([[0.0, 0.0, 0.0, 0.0]]), torch.tensor([2]), gamma=0)
+    assert abs(v.item() - math.log(4)) < 1e-6

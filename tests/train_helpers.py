@@ -1,0 +1,67 @@
+"""Shared set-up for the training-engine tests: a tiny synthetic dataset and model config."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+TINY_OVERRIDES = [
+    "model.hidden_dim=32",
+    "model.num_heads=4",
+    "model.num_groups=8",
+    "model.dim_feedforward=64",
+    "model.enc_layers=1",
+    "model.dec_layers=2",
+    "model.num_queries=8",
+    "model.enc_points=2",
+    "model.dec_points=2",
+    "model.roi_size=4",
+    "train.batch_size=4",
+    "train.lr=3e-4",
+    "data.slice_size=64",
+]
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one thread: on a shared 2-core machine, 2 intra-op threads that
+    compete with other processes are several times slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def make_tiny_dataset(root: Path, num_splits: int = 2, train_videos: int = 8, test_videos: int = 4,
+                      seed: int = 0, **kwargs) -> Path:
+    """A synthetic dataset with D = 32, 8 classes and 20-34 s videos (75-127 snippets)."""
+    from psftr_core.synthetic import SyntheticConfig, generate_dataset
+
+    params = dict(
+        seed=seed,
+        num_classes=8,
+        num_groups=2,
+        feature_dim=32,
+        num_train_videos=train_videos,
+        num_test_videos=test_videos,
+        video_seconds=(20.0, 34.0),
+        instance_seconds=(2.0, 8.0),
+        instances_per_video=(1, 3),
+        num_splits=num_splits,
+    )
+    params.update(kwargs)
+    cfg = SyntheticConfig(**params)
+    return generate_dataset(root, cfg)
+
+
+def request(dataset: Path, output: Path, **kwargs):
+    from psftr_core.engine import TrainRequest
+
+    params = dict(dataset=str(dataset), ratio="75_25", split_index=0, output=output, epochs=2, seed=0,
+                  overrides=list(TINY_OVERRIDES), quiet=True, device="cpu", log_every=1)
+    params.update(kwargs)
+    return TrainRequest(**params)
