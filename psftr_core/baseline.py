@@ -100,6 +100,59 @@ def class_curves(features: np.ndarray, text: np.ndarray, cfg: LocalizerConfig) -
     return smooth_1d(probs * gate, cfg.smooth_window)
 
 
+def segment_means(curves: np.ndarray, times: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Mean of the class curves over each segment: curves [T, K], times [T] (seconds,
+    increasing), segments [N, 2] (start, end seconds) -> [N, K].
+
+    A segment averages the snippets whose centre time lies in [start, end]; one that
+    holds no centre takes the snippet nearest to its midpoint.
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    if len(times) == 0:
+        return np.zeros((len(segments), curves.shape[1] if curves.ndim == 2 else 0))
+    cumulative = np.concatenate([np.zeros((1, curves.shape[1])), np.cumsum(curves, axis=0)])
+    first = np.searchsorted(times, segments[:, 0], side="left")
+    last = np.searchsorted(times, segments[:, 1], side="right")
+    count = last - first
+    means = (cumulative[last] - cumulative[first]) / np.maximum(count, 1)[:, None]
+    empty = count <= 0
+    if empty.any():
+        mid = segments[empty].mean(axis=1)
+        nearest = np.clip(np.searchsorted(times, mid), 1, max(len(times) - 1, 1))
+        left_closer = np.abs(mid - times[nearest - 1]) <= np.abs(times[np.minimum(nearest, len(times) - 1)] - mid)
+        nearest = np.where(left_closer, nearest - 1, np.minimum(nearest, len(times) - 1))
+        means[empty] = curves[nearest]
+    return means
+
+
+def segment_contrast(curves: np.ndarray, times: np.ndarray, segments: np.ndarray,
+                     ratio: float = 0.25) -> np.ndarray:
+    """Outer-inner contrast of the class curves for segments in seconds -> [N, K].
+
+    ``max(0, mean inside − mean of the two flanks)``, each flank ``ratio`` × the
+    segment's length (step 4 of the module docstring, for any segment, not only runs of
+    snippets). Beyond the video the curve counts as 0. curves [T, K], times [T],
+    segments [N, 2] (start, end).
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    if len(times) == 0:
+        return np.zeros((len(segments), curves.shape[1] if curves.ndim == 2 else 0))
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    edge = np.zeros((1, curves.shape[1]))
+    padded = np.concatenate([edge, curves, edge])
+    padded_times = np.concatenate([[times[0] - step], times, [times[-1] + step]])
+    inner = segment_means(curves, times, segments)
+    start, end = segments[:, 0], segments[:, 1]
+    flank = ratio * np.maximum(end - start, 0.0)
+    left = segment_means(padded, padded_times, np.stack([start - flank, start], axis=-1))
+    right = segment_means(padded, padded_times, np.stack([end, end + flank], axis=-1))
+    return np.maximum(inner - 0.5 * (left + right), 0.0)
+
+
 def localize(
     features: Any,
     snippet_times: Any,

@@ -132,6 +132,13 @@ class InferenceConfig:
 
     topk: int = 100  # (query, class) pairs kept per window or video
     nms_iou: float = 0.4  # class-wise NMS across window overlaps
+    # How a (query, class) pair is scored (psftr_core.inference): "calibrated" =
+    # σ(actionness) × the video-calibrated CLIP class curve over the segment (default);
+    # "model" = the paper's σ(actionness) × softmax(learned [+ ROI] logits).
+    scoring: str = "calibrated"
+    # "all" = class-wise NMS over every detection of a video (default); "cross_window" =
+    # the paper's NMS, only between detections of different (overlapping) windows.
+    nms: str = "all"
 
 
 @dataclass
@@ -338,6 +345,8 @@ def validate_config(cfg: PSFTRConfig) -> PSFTRConfig:
     need(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
     need(t.clip_max_norm >= 0, f"train.clip_max_norm must be >= 0 (0 = off), got {t.clip_max_norm}")
     need(all(e >= 1 for e in t.lr_drop_epochs), f"train.lr_drop_epochs must be >= 1, got {t.lr_drop_epochs}")
+    need(i.scoring in ("calibrated", "model"), f"inference.scoring must be calibrated or model, got {i.scoring!r}")
+    need(i.nms in ("all", "cross_window"), f"inference.nms must be all or cross_window, got {i.nms!r}")
     need(0.0 <= t.focal_alpha <= 1.0, f"train.focal_alpha must be in [0, 1], got {t.focal_alpha}")
 
     need(d.slice_size >= 1, f"data.slice_size must be >= 1, got {d.slice_size}")

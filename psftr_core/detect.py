@@ -257,7 +257,7 @@ def _psftr_predict_video(
     import torch
 
     from psftr_core.data_pipeline import input_length, windowing_from_config
-    from psftr_core.inference import WindowDetections, merge_video, topk_pairs, window_scores
+    from psftr_core.inference import merge_video, video_curves, window_detections
     from psftr_core.slicing import make_windows, resize_nearest
 
     num = len(features)
@@ -271,8 +271,10 @@ def _psftr_predict_video(
     windows = make_windows("video", num, step, [], windowing, training=False)
     length = input_length(windowing)
     text_t = torch.as_tensor(text, dtype=torch.float32, device=device)
-    upper = float(duration) if duration else np.inf
-    detections: list[WindowDetections] = []
+    durations = {"video": float(duration)} if duration else {}
+    scoring = getattr(cfg.inference, "scoring", "calibrated")
+    curves = video_curves(features, times, text) if scoring == "calibrated" else None
+    detections = []
     with torch.inference_mode():
         for first in range(0, len(windows), batch_size):
             chunk = windows[first : first + batch_size]
@@ -287,13 +289,10 @@ def _psftr_predict_video(
                 mask[b, : len(part)] = False
             batch, mask = batch.to(device), mask.to(device)
             outputs = net(batch, mask, text_t)
-            scores = window_scores(net, outputs, batch, mask, text_t).float().cpu()
-            segments = outputs["pred_segments"].float().cpu()
-            for b, w in enumerate(chunk):
-                se, cls, sc = topk_pairs(scores[b], segments[b], int(cfg.inference.topk))
-                seconds = np.clip(w.to_video_time(se.double().numpy()), 0.0, upper)
-                detections.append(WindowDetections(first + b, seconds, cls.numpy(), sc.double().numpy()))
-    return merge_video(detections, names, float(cfg.inference.nms_iou))
+            detections += window_detections(net, outputs, batch, mask, text_t, chunk,
+                                            range(first, first + len(chunk)), durations, int(cfg.inference.topk),
+                                            scoring, lambda _video_id: curves)
+    return merge_video(detections, names, float(cfg.inference.nms_iou), getattr(cfg.inference, "nms", "all") == "all")
 
 
 # ----------------------------------------------------------------------------- helpers

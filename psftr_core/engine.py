@@ -737,7 +737,9 @@ def _evaluate_model(model: Any, cfg: Any, dataset: Any, split: Any, feature_spec
     text = text_embeddings(dataset, split.unseen, feature_spec, device, cfg.data.prompt, text_cache_dir)
     was_training = model.training
     predictions = predict_dataset(model, windows, text, topk=cfg.inference.topk, nms_iou=cfg.inference.nms_iou,
-                                  batch_size=batch_size or cfg.train.batch_size, device=device, on_batch=on_batch)
+                                  batch_size=batch_size or cfg.train.batch_size, device=device, on_batch=on_batch,
+                                  scoring=cfg.inference.scoring,
+                                  nms_within_windows=cfg.inference.nms == "all")
     model.train(was_training)
     if predictions_out is not None:
         predictions_out.update(predictions)
@@ -789,8 +791,13 @@ def evaluate_checkpoint(
     text_cache_dir: Any = None,
     selection: str = "last",
     show_progress: bool = False,
+    overrides: Sequence[str] = (),
 ) -> CheckpointEvaluation:
-    """Score a checkpoint on split ``ratio/split_index`` of ``dataset`` (a name/dir or a loaded dataset)."""
+    """Score a checkpoint on split ``ratio/split_index`` of ``dataset`` (a name/dir or a loaded dataset).
+
+    ``overrides``: ``inference.KEY=VALUE`` settings that replace the checkpoint's (e.g.
+    ``inference.scoring=model`` for the paper's scoring); other sections are refused.
+    """
     from psftr_core import checkpoint as ckpt_io
     from psftr_core.datasets import load_dataset
 
@@ -804,6 +811,13 @@ def evaluate_checkpoint(
     ckpt_io.check_feature_spec(ckpt, spec, f"dataset {dataset.name}")
     device = resolve_device(device)
     model, cfg = ckpt_io.build_model(ckpt, device)
+    if overrides:
+        from psftr_core.config import apply_overrides
+
+        bad = [o for o in overrides if not str(o).startswith("inference.")]
+        if bad:
+            raise InputError(f"evaluation can only change inference.* settings, not {bad[0]!r}")
+        cfg = apply_overrides(cfg, list(overrides))
     predictions: dict[str, list[dict]] = {}
     result = _evaluate_model(model, cfg, dataset, split, spec, device, text_cache_dir,
                              tious or default_tious(ckpt.get("preset")), batch_size, None, predictions)
@@ -944,8 +958,10 @@ def evaluate_all_splits(
     text_cache_dir: Any = None,
     selection: str = "last",
     on_split: Callable[[int, int], None] | None = None,
+    overrides: Sequence[str] = (),
 ) -> SplitAggregate:
-    """Evaluate ``RUN_DIR/split_K/last.pt`` (or ``best.pt``) on split K for every K."""
+    """Evaluate ``RUN_DIR/split_K/last.pt`` (or ``best.pt``) on split K for every K
+    (``overrides`` as in :func:`evaluate_checkpoint`)."""
     from psftr_core.datasets import load_dataset
 
     if isinstance(dataset, (str, os.PathLike)):
@@ -957,6 +973,7 @@ def evaluate_all_splits(
         if on_split is not None:
             on_split(k, count)
         evaluations.append(
-            evaluate_checkpoint(path, dataset, ratio, k, device, tious, batch_size, text_cache_dir, selection)
+            evaluate_checkpoint(path, dataset, ratio, k, device, tious, batch_size, text_cache_dir, selection,
+                                overrides=overrides)
         )
     return aggregate(evaluations, selection)

@@ -410,14 +410,17 @@ def test_checkpoint_inference_matches_the_evaluation_pipeline(tmp_path):
     text = np.stack([ds.text_embeddings[n] for n in names])
     video = "synth_train_0000"  # 199 snippets: two sliding windows
     windows = WindowDataset(ds, [ds.videos[video]], names, windowing_from_config(cfg.data), training=False)
-    expected = predict_dataset(net, windows, torch.as_tensor(text), topk=cfg.inference.topk,
-                               nms_iou=cfg.inference.nms_iou)[video]
-    got = _psftr_predict_video(net, cfg, ds.load_features(video), ds.snippet_times(video),
-                               ds.videos[video].duration, text, names, "cpu")
-    assert len(got) == len(expected) > 0
-    for a, b in zip(got, expected):
-        assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], rel=1e-5)
-        assert a["segment"] == pytest.approx(b["segment"], abs=1e-4)
+    for scoring in ("calibrated", "model"):
+        cfg.inference.scoring = scoring
+        expected = predict_dataset(net, windows, torch.as_tensor(text), topk=cfg.inference.topk,
+                                   nms_iou=cfg.inference.nms_iou, scoring=scoring,
+                                   nms_within_windows=cfg.inference.nms == "all")[video]
+        got = _psftr_predict_video(net, cfg, ds.load_features(video), ds.snippet_times(video),
+                                   ds.videos[video].duration, text, names, "cpu")
+        assert len(got) == len(expected) > 0
+        for a, b in zip(got, expected):
+            assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], rel=1e-5)
+            assert a["segment"] == pytest.approx(b["segment"], abs=1e-4)
 
     report = detect(["synth_test_0000"], names, features_dir=DEMO, checkpoint=path, threshold=0.0)
     assert report.stats["model"] == "psftr" and "PSFTR checkpoint last.pt" in report.details

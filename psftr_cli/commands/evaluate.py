@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
@@ -108,6 +108,8 @@ def _dispatch(
             "nothing to evaluate: give --predictions FILE.json --ground-truth GT.json, "
             "--checkpoint CKPT --dataset D --split R, or --baseline --dataset D --split R"
         )
+    if protocol["overrides"] and checkpoint is None:
+        raise InputError("--set applies to --checkpoint evaluation only")
     if dataset is None or protocol["split"] is None:
         raise InputError(f"{'--checkpoint' if checkpoint is not None else '--baseline'} needs --dataset and --split")
     if subset is not None:
@@ -121,7 +123,7 @@ def _dispatch(
         protocol_modes.run_baseline_evaluation(**common)
     else:
         protocol_modes.run_checkpoint_evaluation(checkpoint, select=protocol["select"], device=protocol["device"],
-                                                 **common)
+                                                 overrides=protocol["overrides"], **common)
     return None
 
 
@@ -180,12 +182,18 @@ def evaluate(
         metavar="last|best",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.", metavar="auto|cpu|cuda"),
+    overrides: Optional[List[str]] = typer.Option(
+        None, "--set",
+        help="With --checkpoint: change an inference setting, e.g. --set inference.scoring=model (repeatable).",
+        metavar="inference.KEY=VALUE",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     per_class: bool = typer.Option(False, "--per-class", help="Also print AP per class."),
 ) -> None:
     """Score detections: mAP at each tIoU threshold and their average."""
     protocol = dict(checkpoint=checkpoint, baseline=baseline, dataset=dataset, split=split, split_index=split_index,
-                    save_predictions=save_predictions, data_root=data_root, select=select, device=device)
+                    save_predictions=save_predictions, data_root=data_root, select=select, device=device,
+                    overrides=list(overrides or []))
     result = _dispatch(predictions, ground_truth, tious, subset, protocol, as_json, per_class)
     if result is not None:
         _report(result, as_json=as_json, per_class=per_class)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import typer
 
@@ -176,6 +176,7 @@ def run_checkpoint_evaluation(
     device: str = "auto",
     tious: Optional[str] = None,
     per_class: bool = False,
+    overrides: Sequence[str] = (),
 ) -> None:
     """Evaluate a checkpoint (or the 10 split checkpoints of a run) and print the result."""
     from psftr_core import engine
@@ -187,13 +188,14 @@ def run_checkpoint_evaluation(
         console = _stderr()
         agg = engine.evaluate_all_splits(
             checkpoint, data, split, device=device, tious=thresholds, selection=select,
-            on_split=lambda k, n: console.print(f"evaluating split {k + 1}/{n}", markup=False),
+            on_split=lambda k, n: console.print(f"evaluating split {k + 1}/{n}", markup=False), overrides=overrides,
         )
         _print_aggregate(agg, split, save_predictions, as_json)
         return
     index = _split_number(split_index)
     path = resolve_checkpoint(checkpoint, select)
-    ev = engine.evaluate_checkpoint(path, data, split, index, device=device, tious=thresholds, selection=select)
+    ev = engine.evaluate_checkpoint(path, data, split, index, device=device, tious=thresholds, selection=select,
+                                    overrides=overrides)
     _print_one(ev, split, save_predictions, as_json, per_class)
 
 
