@@ -8,7 +8,7 @@ count the planted unseen-class instances that a detected segment of the same lab
 covers with tIoU >= 0.5. The training-free localizer runs on the same videos for
 comparison.
 
-    python benchmarks/detect_planted.py --out /tmp/psftr_planted --epochs 8
+    python benchmarks/detect_planted.py --out /tmp/psftr_planted --epochs 10
     python benchmarks/detect_planted.py --out /tmp/psftr_planted --checkpoint RUN/last.pt
 
 Prints one JSON object: per model, at the default score threshold and with no threshold,
@@ -24,16 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-SMALL_MODEL = [
-    "model.hidden_dim=128",
-    "model.num_groups=8",
-    "model.dim_feedforward=256",
-    "model.dec_layers=3",
-    "model.num_queries=20",
-    "model.dropout=0.0",
-    "train.lr=2e-4",
-    "train.batch_size=16",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from zero_shot import SMALL_MODEL  # noqa: E402  (the benchmark's model, so the numbers compare)
 
 
 def tiou(a: list[float], b: list[float]) -> float:
@@ -64,7 +56,7 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/psftr_planted")
     parser.add_argument("--checkpoint", default=None, help="reuse a checkpoint trained on --data")
     parser.add_argument("--data", default=None, help="reuse a generated dataset folder")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--feature-dim", type=int, default=512)
     parser.add_argument("--train-videos", type=int, default=120)
     parser.add_argument("--test-videos", type=int, default=80)
@@ -95,7 +87,7 @@ def main() -> None:
 
     train_seconds = None
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    overrides = SMALL_MODEL + [f"train.lr_drop_epochs={max(1, args.epochs - 1)}"] + args.overrides
+    overrides = list(SMALL_MODEL) + [f"train.lr_drop_epochs={max(1, args.epochs - 1)}"] + args.overrides
     if checkpoint is None:
         shutil.rmtree(out / "run", ignore_errors=True)
         request = engine.TrainRequest(dataset=str(data_dir), ratio=args.split, split_index=args.split_index,

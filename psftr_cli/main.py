@@ -6,6 +6,7 @@ command functions, so ``psftr --help`` and ``--version`` stay fast.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
@@ -38,12 +39,29 @@ def main(
     """Zero-shot temporal action localization (PSFTR)."""
 
 
+def _interruptible(func):
+    """Ctrl-C ends any command with one line and exit code 130 (not click's "Aborted!", 1).
+
+    Commands with more to say (train, extract) catch it themselves first.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("psftr: interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
 def _register() -> None:
     # Each command lives in its own module; registration order is the help order.
     from psftr_cli import commands
 
     for name, func in commands.COMMANDS:
-        app.command(name)(func)
+        app.command(name)(_interruptible(func))
 
 
 _register()

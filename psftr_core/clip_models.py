@@ -146,6 +146,8 @@ def load_clip(
 
     torch_device = resolve_device(device)
     architecture = _register_config(model_name, config_file) if config_file else model_name
+    if config_file:
+        model_name = architecture  # the name the config is registered under, not the --clip-model default
     model_cfg = open_clip.get_model_config(architecture)
     if model_cfg is None:
         raise InputError(

@@ -283,7 +283,8 @@ def evaluate_detections(
 
     Score ties keep input order (stable sort); see the module docstring for this,
     the ground-truth tie rule and the threshold tolerance. Zero-length segments are
-    valid (they overlap nothing, as in the official code); reversed segments, non-finite numbers or missing fields raise InputError naming the video.
+    valid (they overlap nothing, as in the official code); reversed segments,
+    non-finite numbers or missing fields raise InputError naming the video.
     """
     thresholds = _as_thresholds(tious)
     reach = thresholds - TIOU_EPS

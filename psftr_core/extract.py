@@ -246,7 +246,7 @@ def settings_record(handle: ClipHandle, options: ExtractOptions) -> dict:
         "architecture": handle.architecture,
         "config_sha256": handle.config_sha256,
         "weights_id": handle.weights_id,
-        "preprocess": _jsonable(handle.preprocess_cfg),
+        "preprocess": handle.describe()["preprocess"],
         "sampling": options.sampling,
         "dtype": options.dtype,
         "quantize": options.quantize,
@@ -701,14 +701,6 @@ def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def _versions() -> dict:

@@ -171,3 +171,17 @@ def test_command_module_does_not_import_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+def test_ctrl_c_in_any_command_exits_130_with_one_line(capsys):
+    import typer
+
+    from psftr_cli.main import _interruptible
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(typer.Exit) as exit_info:
+        _interruptible(interrupted)()
+    assert exit_info.value.exit_code == 130
+    assert capsys.readouterr().err == "psftr: interrupted\n"

@@ -22,6 +22,7 @@ def test_local_weights_file_is_identified_by_sha256(tiny_clip, tiny_clip_files):
     sha = hashlib.sha256(tiny_clip_files.weights.read_bytes()).hexdigest()
     assert tiny_clip.weights_id == f"sha256:{sha}"
     assert tiny_clip.architecture == "psftr-tiny-clip"
+    assert tiny_clip.model_name == "psftr-tiny-clip"  # the config's name, not the ViT-B-16 default
     assert tiny_clip.embed_dim == 64 and tiny_clip.image_size == (64, 64)
     state = torch.load(tiny_clip_files.weights, weights_only=True)
     assert torch.equal(tiny_clip.model.state_dict()["visual.proj"], state["visual.proj"])
