@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="reuse a checkpoint trained on --data")
     parser.add_argument("--data", default=None, help="reuse a generated dataset folder")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--feature-dim", type=int, default=512)
+    parser.add_argument("--feature-dim", type=int, default=256)
     parser.add_argument("--train-videos", type=int, default=120)
     parser.add_argument("--test-videos", type=int, default=80)
     parser.add_argument("--split", default="75_25")
@@ -87,7 +87,7 @@ def main() -> None:
 
     train_seconds = None
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    overrides = list(SMALL_MODEL) + [f"train.lr_drop_epochs={max(1, args.epochs - 1)}"] + args.overrides
+    overrides = list(SMALL_MODEL) + [f"train.lr_drop_epochs={max(1, args.epochs - 2)}"] + args.overrides
     if checkpoint is None:
         shutil.rmtree(out / "run", ignore_errors=True)
         request = engine.TrainRequest(dataset=str(data_dir), ratio=args.split, split_index=args.split_index,

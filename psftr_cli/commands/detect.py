@@ -131,7 +131,7 @@ def detect(
         "--threshold",
         metavar="T|NAME=T",
         help="Minimum score: 0.3 for all actions, or name=0.3 for one action (repeatable) "
-        "[default: 0.3 training-free, 0.15 PSFTR].",
+        "[default: 0.3 training-free, 0.03 PSFTR].",
     ),
     top_k: Optional[int] = typer.Option(None, "--top-k", metavar="N", help="Keep at most N segments per video (best scores)."),
     min_duration: float = typer.Option(0.0, "--min-duration", metavar="S", help="Drop segments shorter than S seconds."),
