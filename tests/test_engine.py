@@ -202,6 +202,26 @@ def test_baseline_mode_scores_the_localizer_on_the_split(tiny_data, tmp_path):
     assert isinstance(no_split.exception, InputError) and "--split" in str(no_split.exception)
 
 
+def test_evaluation_overrides_change_only_the_inference(reference_run, tiny_data):
+    from psftr_core.checkpoint import build_model, feature_spec_of, load_checkpoint
+    from psftr_core.datasets import load_dataset
+
+    dataset = load_dataset(tiny_data)
+    paper = engine.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu",
+                                       overrides=["inference.scoring=model", "inference.nms=cross_window"])
+    model, cfg = build_model(load_checkpoint(reference_run / "last.pt"))
+    cfg.inference.scoring, cfg.inference.nms = "model", "cross_window"
+    expected: dict = {}
+    engine._evaluate_model(model, cfg, dataset, dataset.split("75_25", 0), feature_spec_of(dataset), "cpu", None,
+                           engine.default_tious("thumos14"), predictions_out=expected)
+    assert paper.predictions == expected
+    default = engine.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu")
+    assert default.predictions != paper.predictions
+    with pytest.raises(InputError, match=r"only change inference\.\* settings"):
+        engine.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu",
+                                   overrides=["model.hidden_dim=8"])
+
+
 def test_evaluation_refuses_leaking_split(reference_run, tiny_data):
     from psftr_core.datasets import load_dataset
 
