@@ -120,9 +120,7 @@ def segment_means(curves: np.ndarray, times: np.ndarray, segments: np.ndarray) -
     empty = count <= 0
     if empty.any():
         mid = segments[empty].mean(axis=1)
-        nearest = np.clip(np.searchsorted(times, mid), 1, max(len(times) - 1, 1))
-        left_closer = np.abs(mid - times[nearest - 1]) <= np.abs(times[np.minimum(nearest, len(times) - 1)] - mid)
-        nearest = np.where(left_closer, nearest - 1, np.minimum(nearest, len(times) - 1))
+        nearest = np.abs(times[None, :] - mid[:, None]).argmin(axis=1)  # ties: the earlier snippet
         means[empty] = curves[nearest]
     return means
 

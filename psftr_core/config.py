@@ -39,6 +39,8 @@ from psftr_core.errors import InputError
 
 SPDE_VARIANTS = ("none", "concat_mlp", "residual", "mlp_residual")
 PRESET_NAMES = ("thumos14", "anet")
+SCORINGS = ("calibrated", "model")  # inference.scoring (psftr_core.inference)
+NMS_MODES = ("all", "cross_window")  # inference.nms
 
 
 @dataclass
@@ -345,8 +347,8 @@ def validate_config(cfg: PSFTRConfig) -> PSFTRConfig:
     need(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
     need(t.clip_max_norm >= 0, f"train.clip_max_norm must be >= 0 (0 = off), got {t.clip_max_norm}")
     need(all(e >= 1 for e in t.lr_drop_epochs), f"train.lr_drop_epochs must be >= 1, got {t.lr_drop_epochs}")
-    need(i.scoring in ("calibrated", "model"), f"inference.scoring must be calibrated or model, got {i.scoring!r}")
-    need(i.nms in ("all", "cross_window"), f"inference.nms must be all or cross_window, got {i.nms!r}")
+    need(i.scoring in SCORINGS, f"inference.scoring must be one of {', '.join(SCORINGS)}, got {i.scoring!r}")
+    need(i.nms in NMS_MODES, f"inference.nms must be one of {', '.join(NMS_MODES)}, got {i.nms!r}")
     need(0.0 <= t.focal_alpha <= 1.0, f"train.focal_alpha must be in [0, 1], got {t.focal_alpha}")
 
     need(d.slice_size >= 1, f"data.slice_size must be >= 1, got {d.slice_size}")

@@ -275,7 +275,7 @@ def _psftr_predict_video(
     length = input_length(windowing)
     text_t = torch.as_tensor(text, dtype=torch.float32, device=device)
     durations = {"video": float(duration)} if duration else {}
-    scoring = getattr(cfg.inference, "scoring", "calibrated")
+    scoring = cfg.inference.scoring
     curves = video_curves(features, times, text) if scoring == "calibrated" else None
     detections = []
     with torch.inference_mode():
@@ -295,7 +295,7 @@ def _psftr_predict_video(
             detections += window_detections(net, outputs, batch, mask, text_t, chunk,
                                             range(first, first + len(chunk)), durations, int(cfg.inference.topk),
                                             scoring, lambda _video_id: curves)
-    return merge_video(detections, names, float(cfg.inference.nms_iou), getattr(cfg.inference, "nms", "all") == "all")
+    return merge_video(detections, names, float(cfg.inference.nms_iou), cfg.inference.nms == "all")
 
 
 # ----------------------------------------------------------------------------- helpers

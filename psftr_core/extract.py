@@ -701,8 +701,6 @@ def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-
-
 def _versions() -> dict:
     versions = {"psftr": __version__}
     for name, module in (("torch", "torch"), ("open_clip", "open_clip"), ("decord", "decord")):

@@ -48,6 +48,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from psftr_core.config import SCORINGS
+from psftr_core.matcher import segment_cw_to_se
 from psftr_core.postprocess import tiou_matrix
 
 
@@ -75,8 +77,7 @@ def topk_pairs(scores: torch.Tensor, segments: torch.Tensor, k: int) -> tuple[to
     order = torch.sort(flat, descending=True, stable=True).indices[:k]
     query = torch.div(order, num_classes, rounding_mode="floor")
     cls = order % num_classes
-    cw = segments[query]
-    se = torch.stack([cw[:, 0] - cw[:, 1] / 2, cw[:, 0] + cw[:, 1] / 2], dim=-1).clamp(0.0, 1.0)
+    se = segment_cw_to_se(segments[query]).clamp(0.0, 1.0)
     return se, cls, flat[order]
 
 
@@ -99,9 +100,6 @@ def window_scores(model: Any, outputs: dict, features: torch.Tensor, mask: torch
     return model.scores(outputs)
 
 
-SCORINGS = ("calibrated", "model")
-
-
 @dataclass
 class VideoCurves:
     """Video-calibrated CLIP class curves of one video: ``curves`` [T, K] in [0, 1] and
@@ -118,12 +116,6 @@ def video_curves(features: Any, times: Any, text: Any) -> VideoCurves:
     curves = class_curves(np.asarray(features, dtype=np.float64), np.asarray(text, dtype=np.float64),
                           LocalizerConfig())
     return VideoCurves(curves, np.asarray(times, dtype=np.float64).reshape(-1))
-
-
-def _normalised_se(segments: torch.Tensor) -> np.ndarray:
-    """(centre, width) [N, 2] -> (start, end) [N, 2] clipped to [0, 1], float64."""
-    cw = segments.double().numpy()
-    return np.clip(np.stack([cw[:, 0] - cw[:, 1] / 2, cw[:, 0] + cw[:, 1] / 2], axis=-1), 0.0, 1.0)
 
 
 def window_detections(
@@ -163,7 +155,8 @@ def window_detections(
     for b, (window, index) in enumerate(zip(windows, window_indices)):
         upper = durations.get(window.video_id) or np.inf
         if scoring == "calibrated":
-            seconds = np.clip(window.to_video_time(_normalised_se(segments[b])), 0.0, upper)
+            se_all = segment_cw_to_se(segments[b]).clamp(0.0, 1.0).double().numpy()
+            seconds = np.clip(window.to_video_time(se_all), 0.0, upper)
             video = curves_of(window.video_id)
             row = actionness[b][:, None] * segment_contrast(video.curves, video.times, seconds)
             window_scores_b = torch.from_numpy(row)
