@@ -26,9 +26,9 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device")
-    from psftr_core import engine
-    from psftr_core.detect import detect
-    from psftr_core.synthetic import SyntheticConfig, generate_dataset
+    from psftr_core.train import engine
+    from psftr_core.infer.detect import detect
+    from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
 
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:

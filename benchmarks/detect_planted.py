@@ -1,8 +1,8 @@
 """Does ``psftr detect --checkpoint`` find planted unseen-class actions?
 
-On a generated synthetic feature dataset (``psftr_core.synthetic``), train PSFTR on the
+On a generated synthetic feature dataset (``psftr_core.data.synthetic``), train PSFTR on the
 seen classes of one zero-shot split (or reuse ``--checkpoint``), then run
-``psftr_core.detect.detect`` (what ``psftr detect --features DIR --checkpoint CKPT``
+``psftr_core.infer.detect.detect`` (what ``psftr detect --features DIR --checkpoint CKPT``
 runs) on the split's evaluation videos with the *unseen* classes as the vocabulary, and
 count the planted unseen-class instances that a detected segment of the same label
 covers with tIoU >= 0.5. The training-free localizer runs on the same videos for
@@ -70,10 +70,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from psftr_core import engine
-    from psftr_core.datasets import load_dataset
-    from psftr_core.detect import detect
-    from psftr_core.synthetic import SyntheticConfig, generate_dataset
+    from psftr_core.train import engine
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.infer.detect import detect
+    from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
 
     out = Path(args.out)
     if args.data:

@@ -62,12 +62,12 @@ def child_forward(args: argparse.Namespace) -> dict:
     """Pure model forward on preprocessed frames of the video (timed part: model only)."""
     import torch
 
-    from psftr_core.clip_models import FramePreprocess, encode_images, load_clip
-    from psftr_core.video import VideoSource
+    from psftr_core.features.clip import FramePreprocess, encode_images, load_clip
+    from psftr_core.features.video import VideoSource
 
     handle = load_clip(args.model, args.weights, device=args.device)
     if args.quantize:
-        from psftr_core.clip_models import quantize_image_tower
+        from psftr_core.features.clip import quantize_image_tower
 
         quantize_image_tower(handle)
     prep = FramePreprocess(handle.preprocess)
@@ -102,8 +102,8 @@ def child_extract(args: argparse.Namespace) -> dict:
 
     from rich.console import Console
 
-    from psftr_core.clip_models import load_clip
-    from psftr_core.extract import ExtractOptions, extract_features
+    from psftr_core.features.clip import load_clip
+    from psftr_core.features.extract import ExtractOptions, extract_features
 
     options = ExtractOptions(
         clip_model=args.model,

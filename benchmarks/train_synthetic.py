@@ -1,6 +1,6 @@
 """Train PSFTR on a generated synthetic dataset on CPU and report seen / unseen mAP.
 
-The synthetic generator (``psftr_core.synthetic``) plants learnable structure: a shared
+The synthetic generator (``psftr_core.data.synthetic``) plants learnable structure: a shared
 text→visual map, a class-agnostic actionness direction and class-like backgrounds. A
 model trained on the seen classes should localize them well (high seen mAP on the test
 videos) and transfer to the unseen classes (clearly above the untrained model, which is
@@ -19,7 +19,7 @@ thresholds 0.3-0.7 and their average) on the test videos of
   seen / unseen classes (generalized zero-shot: actions of the other group can take
   their own label instead of being forced onto a class of the scored group);
 - the untrained (initial) model, default inference: a "no training" reference;
-- the training-free localizer (``psftr_core.baseline``);
+- the training-free localizer (``psftr_core.infer.localizer``);
 - a chance detector: 100 random segments per video with random labels and scores.
 
 ``--set`` overrides config keys like ``psftr train``.
@@ -56,11 +56,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from psftr_core import engine
-    from psftr_core.checkpoint import build_model, feature_spec_of, load_checkpoint
-    from psftr_core.datasets import load_dataset
-    from psftr_core.splits import Split
-    from psftr_core.synthetic import SyntheticConfig, generate_dataset
+    from psftr_core.train import engine
+    from psftr_core.train.checkpoint import build_model, feature_spec_of, load_checkpoint
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.data.splits import Split
+    from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
 
     out = Path(args.out)
     shutil.rmtree(out / "run", ignore_errors=True)
@@ -96,8 +96,8 @@ def main() -> None:
         return {"mAP": [round(100 * v, 2) for v in res.mAP], "average": round(100 * res.average, 2),
                 "seconds": round(time.time() - t0, 1)}
 
-    from psftr_core.baseline import localize
-    from psftr_core.evaluation import evaluate_detections
+    from psftr_core.infer.localizer import localize
+    from psftr_core.evaluation.detection_map import evaluate_detections
 
     def score_predictions(predictions, classes):
         view = Split(split.ratio, split.index, seen=[], unseen=list(classes))
@@ -129,8 +129,8 @@ def main() -> None:
                  "score": float(rng.random())} for s, l in zip(starts, lengths)]
         return score_predictions(preds, classes)
 
-    from psftr_core.data_pipeline import WindowDataset, windowing_from_config
-    from psftr_core.inference import predict_dataset
+    from psftr_core.data.windows import WindowDataset, windowing_from_config
+    from psftr_core.infer.predict import predict_dataset
 
     all_classes = list(dataset.classes)
     all_text = engine.text_embeddings(dataset, all_classes, spec, "cpu", None)

@@ -3,7 +3,7 @@
     python benchmarks/zero_shot.py            # full run (< 25 min on a 2-core CPU)
     python benchmarks/zero_shot.py --quick    # < 5 min, fewer videos / epochs / splits
 
-Generates a synthetic feature dataset (``psftr_core.synthetic``), then for each split
+Generates a synthetic feature dataset (``psftr_core.data.synthetic``), then for each split
 ratio (75_25, 50_50) and each of the first ``--splits`` splits:
 
 - trains the full PSFTR and each ablation (no text-to-vision, no vision-to-text, no
@@ -11,8 +11,8 @@ ratio (75_25, 50_50) and each of the first ``--splits`` splits:
   videos (ActivityNet mAP, tIoU 0.3:0.7, averaged), last epoch, default inference;
 - scores the full PSFTR checkpoints again with the paper's inference
   (``inference.scoring=model``, ``inference.nms=cross_window``; no retraining);
-- scores the training-free localizer (``psftr_core.baseline``) and a learned linear probe
-  (``psftr_core.linear_probe``: ridge map fitted on seen-class snippets, then the
+- scores the training-free localizer (``psftr_core.infer.localizer``) and a learned linear probe
+  (``psftr_core.infer.linear_probe``: ridge map fitted on seen-class snippets, then the
   localizer) on the same videos and vocabulary.
 
 Prints the table and writes it, with the command, seed, settings and machine, to
@@ -74,7 +74,7 @@ class Settings:
     data: dict[str, Any] = field(default_factory=lambda: {"feature_dim": 256})
 
     def synthetic_config(self) -> Any:
-        from psftr_core.synthetic import SyntheticConfig
+        from psftr_core.data.synthetic import SyntheticConfig
 
         return SyntheticConfig(seed=self.seed, **self.data)
 
@@ -92,7 +92,7 @@ def _train_and_score(task: dict) -> dict:
     torch.set_num_threads(1)
     import shutil
 
-    from psftr_core import engine
+    from psftr_core.train import engine
 
     shutil.rmtree(task["run_dir"], ignore_errors=True)  # a benchmark run always starts fresh
     started = time.time()
@@ -115,11 +115,11 @@ def _train_and_score(task: dict) -> dict:
 def _baselines(data_dir: Path, ratio: str, split: int, ridge: float) -> dict[str, float]:
     import numpy as np
 
-    from psftr_core import engine
-    from psftr_core.baseline import localize
-    from psftr_core.datasets import load_dataset
-    from psftr_core.evaluation import evaluate_detections
-    from psftr_core.linear_probe import fit_linear_probe
+    from psftr_core.train import engine
+    from psftr_core.infer.localizer import localize
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.evaluation.detection_map import evaluate_detections
+    from psftr_core.infer.linear_probe import fit_linear_probe
 
     dataset = load_dataset(data_dir)
     localizer = engine.evaluate_baseline(dataset, ratio, split).result.average
@@ -140,7 +140,7 @@ def _baselines(data_dir: Path, ratio: str, split: int, ridge: float) -> dict[str
 
 def run(settings: Settings, out_dir: Path, log: Callable[[str], None] = print) -> dict:
     """Run the benchmark; returns ``{"rows": {row: {ratio: [mAP per split]}}, ...}`` (mAP in %)."""
-    from psftr_core.synthetic import generate_dataset
+    from psftr_core.data.synthetic import generate_dataset
 
     started = time.time()
     unknown = [v for v in settings.variants if v not in VARIANTS]
@@ -277,7 +277,7 @@ def markdown(results: dict, settings: Settings, command: str) -> str:
         f"- Command: `{command}`",
         f"- Seed: {settings.seed}; splits per ratio: {settings.splits} (the first ones of the generated "
         "splits.json); mean ± population std over splits.",
-        f"- Data: `psftr_core.synthetic` defaults except feature_dim={data.feature_dim}, "
+        f"- Data: `psftr_core.data.synthetic` defaults except feature_dim={data.feature_dim}, "
         f"{data.num_train_videos} training and {data.num_test_videos} test videos, {data.num_classes} classes "
         f"(generator version and all parameters in the dataset's synthetic_config.json).",
         f"- Training: {settings.epochs} epochs, lr ×0.1 at epoch {max(1, settings.epochs - 2)}, seed "
@@ -296,7 +296,7 @@ def markdown(results: dict, settings: Settings, command: str) -> str:
         "\"paper's inference\" scores the full PSFTR checkpoints with σ(actionness)·softmax(learned + ROI "
         "logits) and NMS only across windows; the PSFTR rows use the default inference "
         "(`inference.scoring=calibrated`: σ(actionness) × the outer-inner contrast of the video-calibrated "
-        "CLIP class curve over the segment, class-wise NMS; see `psftr_core/inference.py`).",
+        "CLIP class curve over the segment, class-wise NMS; see `psftr_core/infer/predict.py`).",
         "",
         "## Findings (computed from the table)",
         "",
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     import json
     import tempfile
 
-    from psftr_core.atomic import write_json, write_text
+    from psftr_core.io.atomic import write_json, write_text
 
     if args.render:
         saved = json.loads(Path(args.render).read_text(encoding="utf-8"))

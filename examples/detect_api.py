@@ -1,4 +1,4 @@
-"""Detect actions from Python with ``psftr_core.detect`` (no command line needed).
+"""Detect actions from Python with ``psftr_core.infer.detect`` (no command line needed).
 
     python examples/detect_api.py                    # offline: the embedded demo features
     python examples/detect_api.py OUT_DIR            # also choose where files go
@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from psftr_core.detect import detect
-from psftr_core.export import write_results_csv, write_results_json
-from psftr_core.timeline import write_timelines
+from psftr_core.infer.detect import detect
+from psftr_core.io.export import write_results_csv, write_results_json
+from psftr_core.io.timeline import write_timelines
 
 DEMO = Path(__file__).resolve().parent / "demo"
 

@@ -4,7 +4,7 @@
     python examples/make_demo.py OUT_DIR    # writes a copy elsewhere
     python examples/make_demo.py --docs     # and docs/sample_segments.csv, timeline_example.png
 
-The demo is a small synthetic CLIP-like feature dataset (``psftr_core.synthetic``):
+The demo is a small synthetic CLIP-like feature dataset (``psftr_core.data.synthetic``):
 18 videos of 30-60 s (12 "training", 6 "validation"), 12 classes in 4 related groups,
 256-dimensional features at 3.75 features/s, with its text embeddings, in an easier
 setting than the benchmark defaults (see ``demo_config``), so that
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from psftr_core.atomic import write_text
-from psftr_core.synthetic import SyntheticConfig, generate_dataset
+from psftr_core.io.atomic import write_text
+from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
 
 # Class k belongs to group k % 4 (see SyntheticConfig.class_names); related classes share
 # a group, so their texts are related too.
@@ -83,10 +83,10 @@ def make_docs_samples(demo: str | Path, docs: str | Path) -> None:
     import shutil
     import tempfile
 
-    from psftr_core.detect import detect
-    from psftr_core.export import write_results_csv
-    from psftr_core.timeline import write_timelines
-    from psftr_core.vocabulary import parse_vocabulary
+    from psftr_core.infer.detect import detect
+    from psftr_core.io.export import write_results_csv
+    from psftr_core.io.timeline import write_timelines
+    from psftr_core.infer.vocabulary import parse_vocabulary
 
     demo, docs = Path(demo), Path(docs)
     report = detect(DOC_VIDEOS, parse_vocabulary(None, demo / "actions.txt"), features_dir=demo)

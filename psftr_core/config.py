@@ -39,7 +39,7 @@ from psftr_core.errors import InputError
 
 SPDE_VARIANTS = ("none", "concat_mlp", "residual", "mlp_residual")
 PRESET_NAMES = ("thumos14", "anet")
-SCORINGS = ("calibrated", "model")  # inference.scoring (psftr_core.inference)
+SCORINGS = ("calibrated", "model")  # inference.scoring (psftr_core.infer.predict)
 NMS_MODES = ("all", "cross_window")  # inference.nms
 
 
@@ -134,7 +134,7 @@ class InferenceConfig:
 
     topk: int = 100  # (query, class) pairs kept per window or video
     nms_iou: float = 0.4  # class-wise NMS across window overlaps
-    # How a (query, class) pair is scored (psftr_core.inference): "calibrated" =
+    # How a (query, class) pair is scored (psftr_core.infer.predict): "calibrated" =
     # σ(actionness) × the video-calibrated CLIP class curve over the segment (default);
     # "model" = the paper's σ(actionness) × softmax(learned [+ ROI] logits).
     scoring: str = "calibrated"
@@ -428,7 +428,7 @@ def save_config(cfg: PSFTRConfig, path: str | Path) -> None:
     """Write ``cfg`` as YAML (atomic); :func:`load_config` reads it back unchanged."""
     import yaml
 
-    from psftr_core.atomic import write_text
+    from psftr_core.io.atomic import write_text
 
     write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 

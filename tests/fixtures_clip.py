@@ -51,7 +51,7 @@ def tiny_clip_files(tmp_path_factory) -> SimpleNamespace:
 
 @pytest.fixture(scope="session")
 def tiny_clip(tiny_clip_files):
-    from psftr_core.clip_models import load_clip
+    from psftr_core.features.clip import load_clip
 
     return load_clip(config_file=tiny_clip_files.config, pretrained=str(tiny_clip_files.weights), device="cpu")
 

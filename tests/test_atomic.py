@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from psftr_core.atomic import atomic_open, write_json, write_text
+from psftr_core.io.atomic import atomic_open, write_json, write_text
 
 
 def _mode(path) -> int:

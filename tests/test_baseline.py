@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from psftr_core.baseline import LocalizerConfig, class_curves, localize
+from psftr_core.infer.localizer import LocalizerConfig, class_curves, localize
 from psftr_core.errors import InputError
-from psftr_core.postprocess import tiou_matrix
+from psftr_core.infer.segment_ops import tiou_matrix
 
 FPS = 3.75
 NAMES = ["jump", "run", "swim", "throw", "kick"]
@@ -100,9 +100,9 @@ def _random_predictions(dataset, videos, classes, seed=0):
 
 
 def test_beats_random_segments_on_unseen_classes_of_synthetic_data(tmp_path):
-    from psftr_core.datasets import load_dataset
-    from psftr_core.evaluation import evaluate_detections
-    from psftr_core.synthetic import SyntheticConfig, generate_dataset
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.evaluation.detection_map import evaluate_detections
+    from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
 
     root = generate_dataset(tmp_path / "data", SyntheticConfig(
         seed=0, num_classes=12, num_groups=4, feature_dim=128, num_train_videos=2, num_test_videos=24,

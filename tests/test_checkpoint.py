@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from psftr_core import checkpoint as ck
+from psftr_core.train import checkpoint as ck
 from psftr_core.config import apply_overrides, config_to_dict, preset
 from psftr_core.errors import InputError
 from train_helpers import TINY_OVERRIDES, one_thread
@@ -121,7 +121,7 @@ def test_rng_state_round_trip(tmp_path):
 
 
 def test_feature_spec_of_a_synthetic_dataset(tmp_path):
-    from psftr_core.datasets import load_dataset
+    from psftr_core.data.datasets import load_dataset
     from train_helpers import make_tiny_dataset
 
     root = make_tiny_dataset(tmp_path / "d", train_videos=2, test_videos=1)

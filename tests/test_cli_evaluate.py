@@ -166,7 +166,7 @@ def test_subprocess_json_success(files):
 
 def test_command_module_does_not_import_torch():
     code = (
-        "import sys, psftr_cli.commands.evaluate, psftr_cli.render, psftr_core.export;"
+        "import sys, psftr_cli.commands.evaluate, psftr_cli.render, psftr_core.io.export;"
         "print('torch' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)

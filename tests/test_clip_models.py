@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from fixtures_clip import TINY_CLIP_CONFIG
-from psftr_core import clip_models
-from psftr_core.clip_models import FramePreprocess, encode_texts, load_clip
+from psftr_core.features import clip as clip_models
+from psftr_core.features.clip import FramePreprocess, encode_texts, load_clip
 from psftr_core.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

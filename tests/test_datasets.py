@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 import yaml
 
-from psftr_core.datasets import THUMOS14_EXCLUDED_VIDEOS, load_dataset
+from psftr_core.data.datasets import THUMOS14_EXCLUDED_VIDEOS, load_dataset
 from psftr_core.errors import InputError
-from psftr_core.splits import random_splits
+from psftr_core.data.splits import random_splits
 
 _REF = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference" / "gap" / "data" / "Thumos14"
 # The independent counts read the upstream file when present, else the shipped copy.
 RAW_THUMOS = _REF / "Thumos14_annotations.json"
 if not RAW_THUMOS.is_file():
-    RAW_THUMOS = Path(str(resources.files("psftr_core").joinpath("data", "thumos14_annotations.json")))
+    RAW_THUMOS = Path(str(resources.files("psftr_core").joinpath("data", "reference", "thumos14_annotations.json")))
 EXCLUDED_NUMBERS = (270, 1292, 1496, 814, 504)
 
 
 def _package_json(name: str):
-    return json.loads(resources.files("psftr_core").joinpath("data", name).read_text("utf-8"))
+    return json.loads(resources.files("psftr_core").joinpath("data", "reference", name).read_text("utf-8"))
 
 
 THUMOS_INFO = _package_json("thumos14_feature_info_8frame.json")
@@ -417,7 +417,7 @@ def test_yaml_dataset_own_splits_and_text_embeddings(tmp_path):
 
 def test_yaml_dataset_can_reuse_standard_splits(tmp_path, capsys):
     root = _tiny_thumos_root(tmp_path / "own")
-    raw = Path(str(resources.files("psftr_core").joinpath("data", "thumos14_annotations.json")))
+    raw = Path(str(resources.files("psftr_core").joinpath("data", "reference", "thumos14_annotations.json")))
     config = {"annotations": str(raw), "features": "features", "splits": "thumos14",
               "train_subset": "val", "test_subset": "test", "feature_fps": 3.75}
     (root / "dataset.yaml").write_text(yaml.safe_dump(config))

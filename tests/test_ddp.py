@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from psftr_core import engine
+from psftr_core.train import engine
 from train_helpers import TINY_OVERRIDES, make_tiny_dataset, one_thread, request
 
 DDP_OVERRIDES = TINY_OVERRIDES + ["model.dropout=0.0"]
@@ -32,8 +32,8 @@ def _iter_losses(run_dir: Path) -> list[float]:
 def _batch_size_without_single_tail(data: Path) -> int:
     """A batch size (4-6) whose last batch is not a single window: with 2 ranks a 1-window
     tail batch is dropped (documented), which would make the runs differ by a step."""
-    from psftr_core.data_pipeline import WindowDataset, windowing_from_config
-    from psftr_core.datasets import load_dataset
+    from psftr_core.data.windows import WindowDataset, windowing_from_config
+    from psftr_core.data.datasets import load_dataset
 
     dataset = load_dataset(data)
     cfg, _ = engine.resolve_config(dataset, None, None, DDP_OVERRIDES, 1, 0)

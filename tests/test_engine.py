@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from psftr_core import engine
+from psftr_core.train import engine
 from psftr_core.errors import InputError
 from train_helpers import make_tiny_dataset, one_thread, request
 
@@ -124,7 +124,7 @@ def test_evaluate_checkpoint_predictions_scored_by_predictions_mode(reference_ru
     from typer.testing import CliRunner
 
     from psftr_cli.main import app
-    from psftr_core.datasets import load_dataset
+    from psftr_core.data.datasets import load_dataset
 
     ev = engine.evaluate_checkpoint(reference_run / "last.pt", str(tiny_data), "75_25", 0, device="cpu")
     assert ev.epoch == 3 and ev.result.tious == [0.3, 0.4, 0.5, 0.6, 0.7]
@@ -157,9 +157,9 @@ def test_baseline_mode_scores_the_localizer_on_the_split(tiny_data, tmp_path):
     from typer.testing import CliRunner
 
     from psftr_cli.main import app
-    from psftr_core.baseline import localize
-    from psftr_core.datasets import load_dataset
-    from psftr_core.export import read_results_json
+    from psftr_core.infer.localizer import localize
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.io.export import read_results_json
 
     dataset = load_dataset(tiny_data)
     split = dataset.split("75_25", 1)
@@ -203,8 +203,8 @@ def test_baseline_mode_scores_the_localizer_on_the_split(tiny_data, tmp_path):
 
 
 def test_evaluation_overrides_change_only_the_inference(reference_run, tiny_data):
-    from psftr_core.checkpoint import build_model, feature_spec_of, load_checkpoint
-    from psftr_core.datasets import load_dataset
+    from psftr_core.train.checkpoint import build_model, feature_spec_of, load_checkpoint
+    from psftr_core.data.datasets import load_dataset
 
     dataset = load_dataset(tiny_data)
     paper = engine.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu",
@@ -223,7 +223,7 @@ def test_evaluation_overrides_change_only_the_inference(reference_run, tiny_data
 
 
 def test_evaluation_refuses_leaking_split(reference_run, tiny_data):
-    from psftr_core.datasets import load_dataset
+    from psftr_core.data.datasets import load_dataset
 
     dataset = load_dataset(tiny_data)
     ckpt_seen = set(torch.load(reference_run / "last.pt", weights_only=True)["vocabulary"])
@@ -282,7 +282,7 @@ def test_cli_train_and_missing_features_exit_2(tiny_data, tmp_path):
 
 def _chance_predictions(dataset, split, classes, seed=0):
     """100 random segments per evaluation video with random labels and scores."""
-    from psftr_core.splits import Split
+    from psftr_core.data.splits import Split
 
     rng = np.random.default_rng(seed)
     view = Split(split.ratio, split.index, seen=[], unseen=list(classes))
@@ -303,11 +303,11 @@ def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
     0.06-0.07); unseen 0.14-0.25 (untrained 0.05-0.06, a random detector 0.03-0.04).
     The assertions keep a margin below those numbers.
     """
-    from psftr_core.checkpoint import build_model, feature_spec_of, load_checkpoint
-    from psftr_core.datasets import load_dataset
-    from psftr_core.evaluation import evaluate_detections
+    from psftr_core.train.checkpoint import build_model, feature_spec_of, load_checkpoint
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.evaluation.detection_map import evaluate_detections
     from psftr_core.model import PSFTR
-    from psftr_core.synthetic import SyntheticConfig, generate_dataset
+    from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
 
     # The generator's structure knobs are pinned here so that re-tuning its defaults does
     # not move this test (values of the generator's first defaults).
@@ -351,7 +351,7 @@ def test_resize_mode_trains_and_predicts_in_video_time(tiny_data, tmp_path):
     engine.train(request(tiny_data, out, epochs=1, overrides=list(request(tiny_data, out).overrides)
                          + ["data.resize_length=48"]))
     ev = engine.evaluate_checkpoint(out / "last.pt", str(tiny_data), "75_25", 0, device="cpu")
-    from psftr_core.datasets import load_dataset
+    from psftr_core.data.datasets import load_dataset
 
     durations = {v: r.duration for v, r in load_dataset(tiny_data).videos.items()}
     for video, dets in ev.predictions.items():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from psftr_core.errors import InputError
-from psftr_core.evaluation import (
+from psftr_core.evaluation.detection_map import (
     ANET_TIOUS,
     THUMOS_TIOUS,
     evaluate_detections,
@@ -19,7 +19,7 @@ from psftr_core.evaluation import (
     parse_tious,
 )
 
-THUMOS_GT = Path(__file__).resolve().parents[1] / "psftr_core" / "data" / "thumos14_annotations.json"
+THUMOS_GT = Path(__file__).resolve().parents[1] / "psftr_core" / "data" / "reference" / "thumos14_annotations.json"
 
 
 def gt(*segments, label="A"):

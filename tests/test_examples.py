@@ -45,7 +45,7 @@ def test_python_api_example_runs_offline_and_writes_csv_json_and_timelines(tmp_p
 
 
 def test_sample_actions_file():
-    from psftr_core.vocabulary import parse_vocabulary
+    from psftr_core.infer.vocabulary import parse_vocabulary
 
     vocab = parse_vocabulary(None, actions_file=EXAMPLES / "actions.txt")
     assert len(vocab) == 14
@@ -57,8 +57,8 @@ def test_train_override_yaml_loads_onto_the_preset_and_builds_a_model_for_the_de
     import torch
 
     from psftr_core.config import load_config, preset
-    from psftr_core.datasets import load_dataset
-    from psftr_core.engine import resolve_config
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.train.engine import resolve_config
     from psftr_core.model import PSFTR
 
     cfg = load_config(EXAMPLES / "train_override.yaml")
@@ -93,8 +93,8 @@ def test_embedded_demo_is_what_make_demo_generates(tmp_path):
 
 @pytest.mark.slow
 def test_train_override_trains_a_demo_checkpoint_that_detect_uses(tmp_path):
-    from psftr_core.detect import detect
-    from psftr_core.engine import TrainRequest, train
+    from psftr_core.infer.detect import detect
+    from psftr_core.train.engine import TrainRequest, train
 
     (result,) = train(TrainRequest(dataset=str(EXAMPLES / "demo"), ratio="75_25", split_index=0,
                                    output=tmp_path / "run", epochs=1, device="cpu",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from psftr_core.errors import InputError
-from psftr_core.export import (
+from psftr_core.io.export import (
     CsvSegmentWriter,
     neutralise_cell,
     read_results_json,

@@ -15,9 +15,9 @@ import pytest
 import torch
 import yaml
 
-from psftr_core import extract as extract_module
+from psftr_core.features import extract as extract_module
 from psftr_core.errors import PartialFailure, PsftrError
-from psftr_core.extract import ExtractOptions, extract_features
+from psftr_core.features.extract import ExtractOptions, extract_features
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 ROOT = Path(__file__).resolve().parents[1]

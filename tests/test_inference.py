@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from psftr_core.inference import WindowDetections, cross_window_nms, merge_video, predict_windows, topk_pairs
-from psftr_core.slicing import Windowing, make_windows
+from psftr_core.infer.predict import WindowDetections, cross_window_nms, merge_video, predict_windows, topk_pairs
+from psftr_core.data.slicing import Windowing, make_windows
 
 
 def test_topk_pairs_orders_query_class_pairs():
@@ -98,7 +98,7 @@ def test_nms_within_windows_also_suppresses_same_window_duplicates():
 
 
 def test_segment_means_average_the_snippets_inside():
-    from psftr_core.baseline import segment_means
+    from psftr_core.infer.localizer import segment_means
 
     times = np.array([0.5, 1.5, 2.5, 3.5])
     curves = np.array([[0.0, 1.0], [0.2, 0.8], [0.4, 0.6], [0.6, 0.4]])
@@ -109,7 +109,7 @@ def test_segment_means_average_the_snippets_inside():
 
 
 def test_calibrated_scoring_is_actionness_times_the_segment_mean_of_the_curves():
-    from psftr_core.inference import VideoCurves, window_detections
+    from psftr_core.infer.predict import VideoCurves, window_detections
 
     windows = _windows()
     model = _StubModel([0.875, 0.125])  # query 0: (0.8125, 0.9375) of each window
@@ -126,7 +126,7 @@ def test_calibrated_scoring_is_actionness_times_the_segment_mean_of_the_curves()
 
 
 def test_segment_contrast_prefers_the_segment_that_matches_the_evidence():
-    from psftr_core.baseline import segment_contrast
+    from psftr_core.infer.localizer import segment_contrast
 
     times = np.arange(40) + 0.5
     curves = np.zeros((40, 1))

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from psftr_core.losses import LossWeights, SetCriterion, sigmoid_focal_loss, softmax_focal_loss
+from psftr_core.train.losses import LossWeights, SetCriterion, sigmoid_focal_loss, softmax_focal_loss
 
 
 def _outputs(logits, segments, actionness, saliency):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from psftr_core.postprocess import (
+from psftr_core.infer.segment_ops import (
     contiguous_runs,
     multi_threshold_runs,
     nms,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from psftr_core.slicing import (
+from psftr_core.data.slicing import (
     Instance,
     Windowing,
     instances_in_window,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from psftr_core.errors import InputError
-from psftr_core.splits import (
+from psftr_core.data.splits import (
     RATIOS,
     Split,
     check_ratio,
@@ -26,7 +26,7 @@ if not REFERENCE.is_dir():
 
 
 def _package_lines(name: str) -> list[str]:
-    text = resources.files("psftr_core").joinpath("data", name).read_text("utf-8")
+    text = resources.files("psftr_core").joinpath("data", "reference", name).read_text("utf-8")
     return [line for line in text.splitlines() if line]
 
 

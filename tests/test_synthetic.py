@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from psftr_core.errors import InputError
-from psftr_core.synthetic import SyntheticConfig, config_from_dict, generate_dataset
+from psftr_core.data.synthetic import SyntheticConfig, config_from_dict, generate_dataset
 
 SMALL = dict(num_classes=8, num_groups=3, feature_dim=64, num_train_videos=6, num_test_videos=8,
              video_seconds=(30.0, 60.0), num_splits=10)
@@ -144,7 +144,7 @@ def test_default_geometry_is_in_the_clip_regime(tmp_path):
 
 
 def test_loads_with_dataset_loader(small):
-    from psftr_core.datasets import load_dataset
+    from psftr_core.data.datasets import load_dataset
 
     ds = load_dataset(small)
     assert len(ds.classes) == 8 and len(ds.videos) == 14

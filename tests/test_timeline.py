@@ -1,10 +1,10 @@
-"""Timeline PNGs (psftr_core.timeline): size, lanes, segment placement and shading."""
+"""Timeline PNGs (psftr_core.io.timeline): size, lanes, segment placement and shading."""
 
 from __future__ import annotations
 
 from PIL import Image
 
-from psftr_core.timeline import (
+from psftr_core.io.timeline import (
     AXIS_H,
     LABEL_W,
     LANE_H,

@@ -1,4 +1,4 @@
-"""Input collection, video ids, shards, sampling plans and decoding (psftr_core.video)."""
+"""Input collection, video ids, shards, sampling plans and decoding (psftr_core.features.video)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from fixtures_clip import frame_level
 from psftr_core.errors import InputError
-from psftr_core.video import (
+from psftr_core.features.video import (
     VideoDecodeError,
     VideoSource,
     assign_video_ids,

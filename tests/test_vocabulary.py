@@ -1,11 +1,11 @@
-"""Action vocabulary and per-action threshold parsing (psftr_core.vocabulary)."""
+"""Action vocabulary and per-action threshold parsing (psftr_core.infer.vocabulary)."""
 
 from __future__ import annotations
 
 import pytest
 
 from psftr_core.errors import InputError
-from psftr_core.vocabulary import (
+from psftr_core.infer.vocabulary import (
     clean_name,
     normalise_vocabulary,
     parse_thresholds,

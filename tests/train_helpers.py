@@ -39,7 +39,7 @@ def one_thread():
 def make_tiny_dataset(root: Path, num_splits: int = 2, train_videos: int = 8, test_videos: int = 4,
                       seed: int = 0, **kwargs) -> Path:
     """A synthetic dataset with D = 32, 8 classes and 20-34 s videos (75-127 snippets)."""
-    from psftr_core.synthetic import SyntheticConfig, generate_dataset
+    from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
 
     params = dict(
         seed=seed,
@@ -59,7 +59,7 @@ def make_tiny_dataset(root: Path, num_splits: int = 2, train_videos: int = 8, te
 
 
 def request(dataset: Path, output: Path, **kwargs):
-    from psftr_core.engine import TrainRequest
+    from psftr_core.train.engine import TrainRequest
 
     params = dict(dataset=str(dataset), ratio="75_25", split_index=0, output=output, epochs=2, seed=0,
                   overrides=list(TINY_OVERRIDES), quiet=True, device="cpu", log_every=1)

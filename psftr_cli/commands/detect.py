@@ -40,7 +40,7 @@ def _output_format(fmt: Optional[str], output: Optional[str]) -> str:
 
 def write_report(report: Any, output: Optional[str], fmt: str) -> None:
     """Results as JSON or CSV to ``output`` (atomic file) or stdout (None / ``-``)."""
-    from psftr_core.export import write_results_csv, write_results_json
+    from psftr_core.io.export import write_results_csv, write_results_json
 
     results = report.results()
     if output is None or output == "-":
@@ -148,7 +148,7 @@ def detect(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary on stderr."),
 ) -> None:
     """Find actions of a custom vocabulary in videos; write segments as JSON or CSV."""
-    from psftr_core.vocabulary import parse_thresholds, parse_vocabulary
+    from psftr_core.infer.vocabulary import parse_thresholds, parse_vocabulary
 
     vocabulary = parse_vocabulary(actions, actions_file)
     global_threshold, per_action = parse_thresholds(threshold)
@@ -194,7 +194,7 @@ def detect(
 
     write_report(report, output, out_format)
     if timeline is not None:
-        from psftr_core.timeline import write_timelines
+        from psftr_core.io.timeline import write_timelines
 
         write_timelines(timeline, report.results(), report.actions, report.durations())
     if not quiet:
@@ -208,12 +208,12 @@ def detect(
 
 
 def _run_with_progress(console: Any, quiet: bool, kwargs: dict) -> Any:
-    """Call ``psftr_core.detect.detect`` with a rich progress bar on stderr.
+    """Call ``psftr_core.infer.detect.detect`` with a rich progress bar on stderr.
 
     The bar is shown on a terminal only and starts with the first video, so argument
     errors print no empty bar.
     """
-    from psftr_core.detect import detect as run_detect
+    from psftr_core.infer.detect import detect as run_detect
 
     if quiet or not console.is_terminal:  # a bar in a log file is noise
         return run_detect(**kwargs)

@@ -23,7 +23,7 @@ import typer
 from psftr_core.errors import InputError
 
 if TYPE_CHECKING:
-    from psftr_core.evaluation import EvalResult
+    from psftr_core.evaluation.detection_map import EvalResult
 
 DEFAULT_TIOUS_SPEC = "0.3:0.7:0.1"  # THUMOS14
 
@@ -74,8 +74,8 @@ def _warn_about(result: "EvalResult") -> None:
 def _evaluate_predictions_file(
     predictions: Path, ground_truth: Path, tious: tuple[float, ...], subset: Optional[str]
 ) -> "EvalResult":
-    from psftr_core.evaluation import evaluate_detections, load_ground_truth
-    from psftr_core.export import read_results_json
+    from psftr_core.evaluation.detection_map import evaluate_detections, load_ground_truth
+    from psftr_core.io.export import read_results_json
 
     gt = load_ground_truth(ground_truth, subset=subset)
     preds = read_results_json(predictions)
@@ -99,7 +99,7 @@ def _dispatch(
     if file_mode:
         if predictions is None or ground_truth is None:
             raise InputError("--predictions and --ground-truth go together: give both files")
-        from psftr_core.evaluation import parse_tious
+        from psftr_core.evaluation.detection_map import parse_tious
 
         tious = parse_tious(tious_spec or DEFAULT_TIOUS_SPEC)
         return _evaluate_predictions_file(predictions, ground_truth, tious, subset)

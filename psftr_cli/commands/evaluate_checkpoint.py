@@ -2,7 +2,7 @@
 ``--dataset D --split R --split-index K|all``.
 
 ``run_checkpoint_evaluation`` / ``run_baseline_evaluation`` are called by
-``psftr_cli.commands.evaluate`` when ``--checkpoint`` / ``--baseline`` is given. All the work is in ``psftr_core.engine``; this module only
+``psftr_cli.commands.evaluate`` when ``--checkpoint`` / ``--baseline`` is given. All the work is in ``psftr_core.train.engine``; this module only
 resolves paths, prints and writes files. No torch import at module level.
 
 - ``--split-index K``: ``CKPT`` is a checkpoint file, or a run directory (its
@@ -16,7 +16,7 @@ resolves paths, prints and writes files. No torch import at module level.
 - ``--save-predictions F.json`` writes the detections as an ActivityNet results file
   that ``psftr evaluate --predictions F.json`` scores to the same numbers; with
   ``all``, one file per split: ``F_split0.json`` ... .
-- ``--baseline`` scores the training-free localizer (``psftr_core.baseline``) on the
+- ``--baseline`` scores the training-free localizer (``psftr_core.infer.localizer``) on the
   same evaluation videos and unseen-class vocabulary; no checkpoint, nothing trained.
 - Numbers are from the last epoch. ``--select best`` (best-on-test selection, only for
   runs trained with ``--eval-every``) is reported as such in the title and the JSON.
@@ -63,10 +63,10 @@ def split_predictions_path(path: Path, index: int) -> Path:
 
 
 def _write_predictions(path: Path, evaluation: Any, ratio: str) -> None:
-    from psftr_core.export import write_results_json
+    from psftr_core.io.export import write_results_json
 
     if evaluation.checkpoint is None:
-        what = "training-free localizer (CLIP frame-text similarity, psftr_core.baseline)"
+        what = "training-free localizer (CLIP frame-text similarity, psftr_core.infer.localizer)"
     else:
         what = f"PSFTR checkpoint {evaluation.checkpoint} (epoch {evaluation.epoch})"
     details = f"{what}, zero-shot split {ratio}/{evaluation.split_index}; no external classifier"
@@ -155,9 +155,9 @@ def _print_one(ev: Any, split: str, save_predictions: Optional[Path], as_json: b
 
 
 def _prepare(dataset: str, split: str, data_root: Optional[Path], tious: Optional[str]) -> tuple[Any, Any]:
-    from psftr_core.datasets import load_dataset
-    from psftr_core.evaluation import parse_tious
-    from psftr_core.splits import check_ratio
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.evaluation.detection_map import parse_tious
+    from psftr_core.data.splits import check_ratio
 
     check_ratio(split)
     thresholds = parse_tious(tious) if tious else None
@@ -179,7 +179,7 @@ def run_checkpoint_evaluation(
     overrides: Sequence[str] = (),
 ) -> None:
     """Evaluate a checkpoint (or the 10 split checkpoints of a run) and print the result."""
-    from psftr_core import engine
+    from psftr_core.train import engine
 
     if select not in engine.SELECTIONS:
         raise InputError(f"--select must be last or best, got {select!r}")
@@ -210,7 +210,7 @@ def run_baseline_evaluation(
     per_class: bool = False,
 ) -> None:
     """Score the training-free localizer on one split (or all) and print the result."""
-    from psftr_core import engine
+    from psftr_core.train import engine
 
     data, thresholds = _prepare(dataset, split, data_root, tious)
     if _is_all(split_index):

@@ -37,7 +37,7 @@ def extract(
 ) -> None:
     """Extract CLIP image features from videos; re-running skips finished videos."""
     from psftr_core.errors import InputError
-    from psftr_core.extract import ExtractOptions, extract_features, print_summary
+    from psftr_core.features.extract import ExtractOptions, extract_features, print_summary
 
     if stride is not None and fps is not None:
         raise InputError("give either --stride or --fps, not both")

@@ -2,7 +2,7 @@
 
 Writes ``RUN_DIR/last.pt`` (one split) or ``RUN_DIR/split_K/last.pt`` (``--split-index
 all``), plus ``metrics.jsonl``, ``config.yaml`` and ``run.json``; the layout is described
-in ``psftr_core.engine``. Progress goes to stderr; stdout gets the checkpoint paths, one
+in ``psftr_core.train.engine``. Progress goes to stderr; stdout gets the checkpoint paths, one
 per line. Ctrl-C keeps the last complete checkpoint (exit 130); ``--resume`` continues
 from it. Under ``torchrun --nproc_per_node N`` the same command trains with
 DistributedDataParallel. No torch import at module level.
@@ -58,7 +58,7 @@ def train(
     """Train PSFTR on the seen classes of a zero-shot split."""
     from rich.console import Console
 
-    from psftr_core import engine
+    from psftr_core.train import engine
 
     console = Console(stderr=True, highlight=False)
     from psftr_core.errors import InputError

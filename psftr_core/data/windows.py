@@ -1,7 +1,7 @@
 """Batches for training and inference from a feature dataset and a zero-shot split.
 
 ``WindowDataset`` turns videos (``VideoRecord``s of a ``FeatureDataset``) into windows
-(see :mod:`psftr_core.slicing`) with their targets; ``collate_windows`` pads them into a
+(see :mod:`psftr_core.data.slicing`) with their targets; ``collate_windows`` pads them into a
 batch. Every window is padded to the same length (``slice_size`` in sliding mode,
 ``resize_length`` in resize mode), so a window's model input, and hence its
 predictions, never depend on which other windows share its batch.
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from psftr_core.errors import InputError
-from psftr_core.slicing import (
+from psftr_core.data.slicing import (
     Instance,
     Windowing,
     WindowSpec,
@@ -227,7 +227,7 @@ def class_text_embeddings(
             )
         return np.stack([np.asarray(table[name], dtype=np.float32).reshape(-1) for name in class_names])
 
-    from psftr_core import clip_models
+    from psftr_core.features import clip as clip_models
 
     model_name = clip_model or "ViT-B-16"
     pretrained = clip_pretrained or "openai"
@@ -243,7 +243,7 @@ _CLIP_HANDLES: dict[tuple[str, str, str], Any] = {}
 
 def _clip_handle(model_name: str, pretrained: str, device: str) -> Any:
     """One loaded CLIP per (model, weights, device) per process (evaluating 10 splits loads it once)."""
-    from psftr_core import clip_models
+    from psftr_core.features import clip as clip_models
 
     key = (model_name, pretrained, str(device))
     if key not in _CLIP_HANDLES:

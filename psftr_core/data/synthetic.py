@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psftr_core.atomic import save_npy, write_bytes, write_json, write_text
+from psftr_core.io.atomic import save_npy, write_bytes, write_json, write_text
 from psftr_core.errors import InputError
 
 GENERATOR_VERSION = 1
@@ -416,7 +416,7 @@ def _dataset_yaml(cfg: SyntheticConfig) -> str:
         "splits": "splits.json",
         "prompt": cfg.prompt,
     }
-    return "# synthetic CLIP-like dataset written by psftr_core.synthetic (see synthetic_config.json)\n" \
+    return "# synthetic CLIP-like dataset written by psftr_core.data.synthetic (see synthetic_config.json)\n" \
         + yaml.safe_dump(doc, sort_keys=False)
 
 

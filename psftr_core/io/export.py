@@ -13,7 +13,7 @@ Both hold the same thing, ``{video_id: [{"segment": [start_s, end_s], "label": s
   text instead of running them as a formula. Number cells are left alone: a
   formatted number cannot be a formula.
 
-File paths are written atomically (``psftr_core.atomic``); open text streams (e.g.
+File paths are written atomically (``psftr_core.io.atomic``); open text streams (e.g.
 stdout) are written directly, row by row, so output can be streamed.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from psftr_core import __version__
-from psftr_core.atomic import atomic_open
+from psftr_core.io.atomic import atomic_open
 from psftr_core.errors import InputError
 
 CSV_HEADER = ("video", "label", "start", "end", "score")

@@ -58,7 +58,7 @@ def check_ratio(ratio: Any) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _package_splits() -> dict:
-    text = resources.files("psftr_core").joinpath("data", "zero_shot_splits.json").read_text("utf-8")
+    text = resources.files("psftr_core").joinpath("data", "reference", "zero_shot_splits.json").read_text("utf-8")
     return json.loads(text)
 
 

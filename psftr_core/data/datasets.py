@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from psftr_core.errors import InputError
-from psftr_core.splits import (
+from psftr_core.data.splits import (
     Split,
     check_ratio,
     load_splits_file,
@@ -207,11 +207,11 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _package_file(name: str) -> Path:
-    return Path(str(resources.files("psftr_core").joinpath("data", name)))
+    return Path(str(resources.files("psftr_core").joinpath("data", "reference", name)))
 
 
 def _package_lines(name: str) -> list[str]:
-    text = resources.files("psftr_core").joinpath("data", name).read_text("utf-8")
+    text = resources.files("psftr_core").joinpath("data", "reference", name).read_text("utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

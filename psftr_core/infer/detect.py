@@ -2,12 +2,12 @@
 
 ``detect(inputs, actions, ...)`` is the Python API behind ``psftr detect``:
 
-1. Vocabulary: ``actions`` cleaned and de-duplicated (:mod:`psftr_core.vocabulary`).
+1. Vocabulary: ``actions`` cleaned and de-duplicated (:mod:`psftr_core.infer.vocabulary`).
 2. Model: with ``checkpoint`` a trained PSFTR, which fixes the CLIP model and the feature
-   rate; without, the training-free localizer (:mod:`psftr_core.baseline`).
+   rate; without, the training-free localizer (:mod:`psftr_core.infer.localizer`).
 3. Features, per video: from ``features_dir`` (a feature dataset, formats.md) or from
    video files, decoded and CLIP-encoded once and then served from the feature cache
-   (:mod:`psftr_core.feature_cache`), so a later run with other actions does not decode.
+   (:mod:`psftr_core.features.cache`), so a later run with other actions does not decode.
 4. Text: the dataset's ``text_embeddings`` when it has a vector for every action, else
    CLIP prompts (``encode_texts``, cached on disk).
 5. Post-processing (:func:`postprocess_detections`): clip to the video, per-action score
@@ -31,7 +31,7 @@ import numpy as np
 
 from psftr_core import __version__
 from psftr_core.errors import InputError, PsftrError
-from psftr_core.vocabulary import name_key, normalise_vocabulary, parse_vocabulary, resolve_thresholds
+from psftr_core.infer.vocabulary import name_key, normalise_vocabulary, parse_vocabulary, resolve_thresholds
 
 DEFAULT_CLIP_MODEL = "ViT-B-16"
 DEFAULT_CLIP_PRETRAINED = "openai"
@@ -134,7 +134,7 @@ def postprocess_detections(
     seconds; class-wise NMS at ``nms_iou`` (None = off); keep the ``top_k`` best (None =
     all); sort by (start, -score, label). Ties in score keep the input order.
     """
-    from psftr_core.postprocess import nms
+    from psftr_core.infer.segment_ops import nms
 
     kept: list[dict[str, Any]] = []
     upper = float(duration) if duration and duration > 0 else np.inf
@@ -185,7 +185,7 @@ class _Model:
 
 
 def _baseline_model(localizer_config: Any = None) -> _Model:
-    from psftr_core.baseline import LocalizerConfig, localize
+    from psftr_core.infer.localizer import LocalizerConfig, localize
 
     cfg = localizer_config or LocalizerConfig()
 
@@ -195,7 +195,7 @@ def _baseline_model(localizer_config: Any = None) -> _Model:
         local = cfg if cfg.top_k >= 10**6 else _replace(cfg, top_k=10**9)
         return localize(features, times, text, names, local, duration=duration)
 
-    return _Model("baseline", "training-free localizer (CLIP frame-text similarity, psftr_core.baseline)", run)
+    return _Model("baseline", "training-free localizer (CLIP frame-text similarity, psftr_core.infer.localizer)", run)
 
 
 def _replace(obj: Any, **changes: Any) -> Any:
@@ -205,7 +205,7 @@ def _replace(obj: Any, **changes: Any) -> Any:
 
 
 def _detect_with_checkpoint(checkpoint: str | os.PathLike, device: str) -> _Model:
-    """A PSFTR model from a ``psftr train`` checkpoint (psftr_core.checkpoint / inference).
+    """A PSFTR model from a ``psftr train`` checkpoint (psftr_core.train.checkpoint / inference).
 
     The checkpoint records the CLIP model, weights and feature rate of its training
     features; video inputs are extracted the same way. Inference per video follows the
@@ -214,7 +214,7 @@ def _detect_with_checkpoint(checkpoint: str | os.PathLike, device: str) -> _Mode
     """
     import torch
 
-    from psftr_core.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
+    from psftr_core.train.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
 
     torch_device = _resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
@@ -259,9 +259,9 @@ def _psftr_predict_video(
     """PSFTR detections of one video: features [T, D], times [T], text [K, D] -> dicts."""
     import torch
 
-    from psftr_core.data_pipeline import input_length, windowing_from_config
-    from psftr_core.inference import merge_video, video_curves, window_detections
-    from psftr_core.slicing import make_windows, resize_nearest
+    from psftr_core.data.windows import input_length, windowing_from_config
+    from psftr_core.infer.predict import merge_video, video_curves, window_detections
+    from psftr_core.data.slicing import make_windows, resize_nearest
 
     num = len(features)
     if num == 0:
@@ -558,7 +558,7 @@ class _ClipProvider:
 
     def handle(self) -> Any:
         if self._handle is None:
-            from psftr_core.clip_models import load_clip
+            from psftr_core.features.clip import load_clip
 
             self._handle = load_clip(
                 self.model_name, self.pretrained, config_file=self.config_file, device=_resolve_device(self.device)
@@ -566,8 +566,8 @@ class _ClipProvider:
         return self._handle
 
     def encode_texts(self, names: Sequence[str], prompt: str) -> np.ndarray:
-        from psftr_core.clip_models import encode_texts
-        from psftr_core.feature_cache import default_cache_dir
+        from psftr_core.features.clip import encode_texts
+        from psftr_core.features.cache import default_cache_dir
 
         root = self.cache_root if self.cache_root is not None else default_cache_dir()
         # encode_texts keeps its entries under <root>/text/.
@@ -575,7 +575,7 @@ class _ClipProvider:
 
 
 def _resolve_device(device: str) -> str:
-    from psftr_core.clip_models import resolve_device
+    from psftr_core.features.clip import resolve_device
 
     return str(resolve_device(device))
 
@@ -669,7 +669,7 @@ class _DatasetSource(_FeatureSource):
     """Videos of an extracted feature dataset (``--features DIR``)."""
 
     def __init__(self, features_dir: str | os.PathLike, video_ids: Sequence[str]):
-        from psftr_core.datasets import load_dataset
+        from psftr_core.data.datasets import load_dataset
 
         path = Path(features_dir).expanduser()
         if not path.exists() and str(features_dir).lower() not in ("thumos14", "anet"):
@@ -707,7 +707,7 @@ class _DatasetSource(_FeatureSource):
 
     def clip_model(self) -> tuple[str | None, str | None]:
         """(CLIP model, weights) that made the dataset's features, when recorded."""
-        from psftr_core.checkpoint import feature_spec_of
+        from psftr_core.train.checkpoint import feature_spec_of
 
         spec = feature_spec_of(self.dataset)
         return spec.get("clip_model"), spec.get("clip_pretrained")
@@ -717,7 +717,7 @@ class _VideoSource(_FeatureSource):
     """Video files: features from the cache, else decoded + CLIP-encoded and cached."""
 
     def __init__(self, inputs: Sequence[str], clip: _ClipProvider, cache_dir: str | os.PathLike | None):
-        from psftr_core.video import assign_video_ids, collect_videos
+        from psftr_core.features.video import assign_video_ids, collect_videos
 
         paths, notes = collect_videos(inputs)  # InputError names a missing path
         if not paths:
@@ -743,7 +743,7 @@ class _VideoSource(_FeatureSource):
     def cache(self) -> Any:
         """The feature cache for this CLIP model and sampling (None for random weights)."""
         if self._cache is None:
-            from psftr_core.feature_cache import FeatureCache, FeatureSpec
+            from psftr_core.features.cache import FeatureCache, FeatureSpec
 
             handle = self.clip.handle()
             if handle.weights_id == "random":
@@ -760,7 +760,7 @@ class _VideoSource(_FeatureSource):
         return self._cache or None
 
     def load(self, item: _Item) -> _Loaded:
-        from psftr_core.feature_cache import video_fingerprint
+        from psftr_core.features.cache import video_fingerprint
 
         path = item.ref
         try:
@@ -796,8 +796,8 @@ def _extract_video_features(
     import torch
     from PIL import Image
 
-    from psftr_core.clip_models import encode_images
-    from psftr_core.video import VideoDecodeError, VideoSource
+    from psftr_core.features.clip import encode_images
+    from psftr_core.features.video import VideoDecodeError, VideoSource
 
     kind, value = sampling
     try:

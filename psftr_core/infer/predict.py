@@ -49,8 +49,8 @@ import numpy as np
 import torch
 
 from psftr_core.config import SCORINGS
-from psftr_core.matcher import segment_cw_to_se
-from psftr_core.postprocess import tiou_matrix
+from psftr_core.train.matcher import segment_cw_to_se
+from psftr_core.infer.segment_ops import tiou_matrix
 
 
 @dataclass
@@ -111,7 +111,7 @@ class VideoCurves:
 
 def video_curves(features: Any, times: Any, text: Any) -> VideoCurves:
     """features [T, D] (raw CLIP, the whole video), times [T], text [K, D] -> VideoCurves."""
-    from psftr_core.baseline import LocalizerConfig, class_curves
+    from psftr_core.infer.localizer import LocalizerConfig, class_curves
 
     curves = class_curves(np.asarray(features, dtype=np.float64), np.asarray(text, dtype=np.float64),
                           LocalizerConfig())
@@ -137,7 +137,7 @@ def window_detections(
     ``scoring`` as in the module docstring; ``"calibrated"`` needs ``curves_of(video_id)``.
     ``roi_weight`` applies to ``"model"`` scoring only (see :func:`window_scores`).
     """
-    from psftr_core.baseline import segment_contrast
+    from psftr_core.infer.localizer import segment_contrast
 
     if scoring not in SCORINGS:
         raise ValueError(f"unknown scoring {scoring!r}; expected one of {SCORINGS}")
@@ -282,7 +282,7 @@ def predict_dataset(
     window (no features). ``scoring="calibrated"`` reads each video's raw features once
     for its class curves (the last video's are kept: windows come video by video).
     """
-    from psftr_core.data_pipeline import collate_windows
+    from psftr_core.data.windows import collate_windows
 
     loader = torch.utils.data.DataLoader(
         window_dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_windows

@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from psftr_core.atomic import atomic_open
+from psftr_core.io.atomic import atomic_open
 
 TITLE_H = 28
 LANE_H = 22

@@ -423,7 +423,7 @@ def load_ground_truth(path: str | os.PathLike, subset: str | None = None) -> dic
     Instances labelled ``Ambiguous`` are dropped; videos left without instances stay
     (predictions on them are false positives). Raises InputError on a bad file.
     """
-    from psftr_core.export import read_json_file
+    from psftr_core.io.export import read_json_file
 
     data = read_json_file(path, "ground-truth")
     if isinstance(data, dict) and "database" in data:

@@ -317,7 +317,7 @@ class MetricsLog:
         """Drop records of epochs after ``epoch`` (left by an interrupted run)."""
         if not self.enabled or not self.path.exists():
             return
-        from psftr_core.atomic import write_text
+        from psftr_core.io.atomic import write_text
 
         kept = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
@@ -349,7 +349,7 @@ def text_embeddings(dataset: Any, class_names: Sequence[str], feature_spec: dict
     """[K, D] float32 tensor of class text embeddings (file or CLIP text tower)."""
     import torch
 
-    from psftr_core.data_pipeline import class_text_embeddings
+    from psftr_core.data.windows import class_text_embeddings
 
     array = class_text_embeddings(
         dataset,
@@ -367,8 +367,8 @@ def text_embeddings(dataset: Any, class_names: Sequence[str], feature_spec: dict
 
 def train(request: TrainRequest, console: Any = None) -> list[SplitTrainResult]:
     """Run ``psftr train``: one split, or every split into ``RUN_DIR/split_K``."""
-    from psftr_core.datasets import load_dataset
-    from psftr_core.splits import check_ratio
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.data.splits import check_ratio
 
     check_ratio(request.ratio)
     dataset = load_dataset(request.dataset, data_root=request.data_root)
@@ -400,7 +400,7 @@ def train(request: TrainRequest, console: Any = None) -> list[SplitTrainResult]:
 
 def _write_run_info(root: Path, request: TrainRequest, preset_name: str, cfg: Any, indices: list[int]) -> None:
     from psftr_core import __version__
-    from psftr_core.atomic import write_json
+    from psftr_core.io.atomic import write_json
     from psftr_core.config import save_config
 
     root.mkdir(parents=True, exist_ok=True)
@@ -447,11 +447,11 @@ def train_split(
     """Train one split into ``run_dir`` (resuming from ``run_dir/last.pt`` if asked)."""
     import torch
 
-    from psftr_core import checkpoint as ckpt_io
+    from psftr_core.train import checkpoint as ckpt_io
     from psftr_core.config import config_from_dict, config_to_dict
-    from psftr_core.data_pipeline import WindowDataset, collate_windows, windowing_from_config
-    from psftr_core.losses import LossWeights, SetCriterion
-    from psftr_core.matcher import HungarianMatcher, MatchCosts
+    from psftr_core.data.windows import WindowDataset, collate_windows, windowing_from_config
+    from psftr_core.train.losses import LossWeights, SetCriterion
+    from psftr_core.train.matcher import HungarianMatcher, MatchCosts
     from psftr_core.model import PSFTR
 
     dist = dist or _Dist()
@@ -720,7 +720,7 @@ class _Progress:
 
 
 def default_tious(preset_name: str | None) -> tuple[float, ...]:
-    from psftr_core.evaluation import ANET_TIOUS, THUMOS_TIOUS
+    from psftr_core.evaluation.detection_map import ANET_TIOUS, THUMOS_TIOUS
 
     return ANET_TIOUS if preset_name == "anet" else THUMOS_TIOUS
 
@@ -728,9 +728,9 @@ def default_tious(preset_name: str | None) -> tuple[float, ...]:
 def _evaluate_model(model: Any, cfg: Any, dataset: Any, split: Any, feature_spec: dict, device: str,
                     text_cache_dir: Any, tious: Sequence[float], batch_size: int | None = None,
                     on_batch: Callable[[int], None] | None = None, predictions_out: dict | None = None) -> Any:
-    from psftr_core.data_pipeline import WindowDataset, windowing_from_config
-    from psftr_core.evaluation import evaluate_detections
-    from psftr_core.inference import predict_dataset
+    from psftr_core.data.windows import WindowDataset, windowing_from_config
+    from psftr_core.evaluation.detection_map import evaluate_detections
+    from psftr_core.infer.predict import predict_dataset
 
     windows = WindowDataset(dataset, dataset.eval_videos(split), split.unseen, windowing_from_config(cfg.data),
                             training=False)
@@ -798,8 +798,8 @@ def evaluate_checkpoint(
     ``overrides``: ``inference.KEY=VALUE`` settings that replace the checkpoint's (e.g.
     ``inference.scoring=model`` for the paper's scoring); other sections are refused.
     """
-    from psftr_core import checkpoint as ckpt_io
-    from psftr_core.datasets import load_dataset
+    from psftr_core.train import checkpoint as ckpt_io
+    from psftr_core.data.datasets import load_dataset
 
     if isinstance(dataset, (str, os.PathLike)):
         dataset = load_dataset(dataset)
@@ -840,11 +840,11 @@ def evaluate_baseline(
     text tower on ``prompt`` (default: the config's prompt). ``localizer`` is a
     ``baseline.LocalizerConfig`` (defaults when None). Nothing is trained.
     """
-    from psftr_core.baseline import localize
-    from psftr_core.checkpoint import feature_spec_of
+    from psftr_core.infer.localizer import localize
+    from psftr_core.train.checkpoint import feature_spec_of
     from psftr_core.config import DataConfig
-    from psftr_core.datasets import load_dataset
-    from psftr_core.evaluation import evaluate_detections
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.evaluation.detection_map import evaluate_detections
 
     if isinstance(dataset, (str, os.PathLike)):
         dataset = load_dataset(dataset)
@@ -872,7 +872,7 @@ def evaluate_baseline_all_splits(
     on_split: Callable[[int, int], None] | None = None,
 ) -> "SplitAggregate":
     """:func:`evaluate_baseline` on every split of ``ratio``, aggregated (mean ± std)."""
-    from psftr_core.datasets import load_dataset
+    from psftr_core.data.datasets import load_dataset
 
     if isinstance(dataset, (str, os.PathLike)):
         dataset = load_dataset(dataset)
@@ -962,7 +962,7 @@ def evaluate_all_splits(
 ) -> SplitAggregate:
     """Evaluate ``RUN_DIR/split_K/last.pt`` (or ``best.pt``) on split K for every K
     (``overrides`` as in :func:`evaluate_checkpoint`)."""
-    from psftr_core.datasets import load_dataset
+    from psftr_core.data.datasets import load_dataset
 
     if isinstance(dataset, (str, os.PathLike)):
         dataset = load_dataset(dataset)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from psftr_core import __version__
-from psftr_core.atomic import torch_save
+from psftr_core.io.atomic import torch_save
 from psftr_core.errors import InputError
 
 FORMAT = "psftr-checkpoint"

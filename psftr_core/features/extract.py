@@ -45,8 +45,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from psftr_core import __version__
-from psftr_core.atomic import save_npy, write_json, write_text
-from psftr_core.clip_models import (
+from psftr_core.io.atomic import save_npy, write_json, write_text
+from psftr_core.features.clip import (
     DEFAULT_CLIP_MODEL,
     DEFAULT_CLIP_PRETRAINED,
     ClipHandle,
@@ -56,7 +56,7 @@ from psftr_core.clip_models import (
     quantize_image_tower,
 )
 from psftr_core.errors import InputError, PartialFailure, PsftrError
-from psftr_core.video import (
+from psftr_core.features.video import (
     SamplePlan,
     VideoDecodeError,
     VideoInput,

@@ -20,7 +20,7 @@ Layout (``root`` is ``--cache-dir``, default :func:`default_cache_dir`)::
 
 Entries are written atomically; an unreadable entry counts as a miss and is replaced.
 Text embeddings are cached next to it under ``root/text`` by
-``psftr_core.clip_models.encode_texts``. Deleting ``root`` is always safe.
+``psftr_core.features.clip.encode_texts``. Deleting ``root`` is always safe.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from psftr_core.atomic import atomic_open, write_json
+from psftr_core.io.atomic import atomic_open, write_json
 
 CACHE_FORMAT = 1
 _CHUNK = 1 << 20  # 1 MiB read from each end of the file
@@ -43,7 +43,7 @@ _CHUNK = 1 << 20  # 1 MiB read from each end of the file
 def default_cache_dir() -> Path:
     """``$PSFTR_CACHE_DIR``, else ``$XDG_CACHE_HOME/psftr``, else ``~/.cache/psftr``
     (the same root ``clip_models`` uses for text embeddings)."""
-    from psftr_core.clip_models import default_cache_dir as clip_cache_dir
+    from psftr_core.features.clip import default_cache_dir as clip_cache_dir
 
     return Path(clip_cache_dir()).expanduser()
 

@@ -30,7 +30,7 @@ the last (halfway to the neighbouring centres), clipped to [0, duration] when gi
 Degenerate inputs give finite scores: a single snippet or constant features never stand
 out (z = 0), so their curve is at most sigmoid(-gate_slope * gate_center) ~ 0.12.
 
-On the default synthetic dataset (``psftr_core.synthetic``, seed 0, vocabulary = the
+On the default synthetic dataset (``psftr_core.data.synthetic``, seed 0, vocabulary = the
 unseen classes) this scores unseen-class mAP@0.3:0.7 of 42.9 (split 0) and 52.4 +- 5.4
 (10 splits) for 75_25, 38.9 and 39.6 +- 7.7 for 50_50; a random-segment baseline ~1-2.
 """
@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from psftr_core.errors import InputError
-from psftr_core.postprocess import (
+from psftr_core.infer.segment_ops import (
     multi_threshold_runs,
     nms,
     outer_inner_contrast,

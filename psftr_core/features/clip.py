@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from psftr_core.atomic import save_npy
+from psftr_core.io.atomic import save_npy
 from psftr_core.errors import InputError, PsftrError
 
 DEFAULT_CLIP_MODEL = "ViT-B-16"
