@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SAVED = REPO / "tests" / "data" / "reference_outputs.json"
+SAVED = REPO / "tests" / "resources" / "reference_outputs.json"
 
 TINY_MODEL = [
     "model.hidden_dim=32", "model.num_heads=4", "model.num_groups=8", "model.dim_feedforward=64",

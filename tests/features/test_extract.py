@@ -20,7 +20,7 @@ from psftr_core.errors import PartialFailure, PsftrError
 from psftr_core.features.extract import ExtractOptions, extract_features
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def quiet_console():

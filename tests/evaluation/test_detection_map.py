@@ -19,7 +19,7 @@ from psftr_core.evaluation.detection_map import (
     parse_tious,
 )
 
-THUMOS_GT = Path(__file__).resolve().parents[1] / "psftr_core" / "data" / "reference" / "thumos14_annotations.json"
+THUMOS_GT = Path(__file__).resolve().parents[2] / "psftr_core" / "data" / "reference" / "thumos14_annotations.json"
 
 
 def gt(*segments, label="A"):

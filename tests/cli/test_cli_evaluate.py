@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from psftr_cli.main import app
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 GROUND_TRUTH = {
     "database": {

@@ -20,7 +20,7 @@ from psftr_core.data.splits import (
     validate_split,
 )
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "reference"
 if not REFERENCE.is_dir():
     REFERENCE = Path("/work/shared/data/reference")
 

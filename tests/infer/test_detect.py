@@ -21,7 +21,7 @@ from psftr_core.infer.detect import DetectionReport, detect, postprocess_detecti
 from psftr_core.errors import InputError
 from psftr_core.features.cache import FeatureCache, FeatureSpec, video_fingerprint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo"
 
 # tiny_clip_files (a tiny random-weight CLIP saved to a local file), bikes_video (the real

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "zero_shot.py"
+pytestmark = pytest.mark.slow  # trains a model (~35-90 s here); run with -m slow
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "zero_shot.py"
 
 
 def _load_benchmark():

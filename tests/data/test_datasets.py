@@ -14,7 +14,7 @@ from psftr_core.data.datasets import THUMOS14_EXCLUDED_VIDEOS, load_dataset
 from psftr_core.errors import InputError
 from psftr_core.data.splits import random_splits
 
-_REF = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference" / "gap" / "data" / "Thumos14"
+_REF = Path(__file__).resolve().parents[3] / "shared" / "data" / "reference" / "gap" / "data" / "Thumos14"
 # The independent counts read the upstream file when present, else the shipped copy.
 RAW_THUMOS = _REF / "Thumos14_annotations.json"
 if not RAW_THUMOS.is_file():
