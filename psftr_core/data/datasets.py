@@ -63,6 +63,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.errors import InputError
 from psftr_core.data.splits import (
     Split,
@@ -77,7 +78,6 @@ from psftr_core.data.splits import (
 if TYPE_CHECKING:  # numpy is imported where used, to keep `psftr --help` fast
     import numpy as np
 
-DEFAULT_PROMPT = "a video of a person doing {}"
 BUILTIN_DATASETS = ("thumos14", "anet")
 DATA_ENV = "PSFTR_DATA"
 

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from psftr_core.errors import InputError
+from psftr_core.segments import tiou_matrix
 
 THUMOS_TIOUS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 ANET_TIOUS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
@@ -212,15 +213,6 @@ def _entries(what: str, data: Any) -> Iterable[tuple[str, list]]:
 # --------------------------------------------------------------------------- matching
 
 
-def segment_tiou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """tIoU of every prediction with every ground truth: [P, 2] x [G, 2] -> [P, G]."""
-    inter = np.minimum(pred[:, None, 1], gt[None, :, 1]) - np.maximum(pred[:, None, 0], gt[None, :, 0])
-    inter = np.clip(inter, 0.0, None)
-    union = (pred[:, None, 1] - pred[:, None, 0]) + (gt[None, :, 1] - gt[None, :, 0]) - inter
-    # Two zero-length segments have no union: tIoU 0 (the official code's NaN never matches either).
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def _match_group(tiou: np.ndarray, reach: np.ndarray) -> np.ndarray:
     """Greedy matching of one (video, class) group at every threshold.
 
@@ -380,7 +372,7 @@ def evaluate_detections(
                 continue
             positions = by_video[lo:hi]  # rank positions of this video's predictions
             group_gt = gt_bounds_arr[gt_sel[gt_video_k == video]]  # GT list order kept
-            tiou = segment_tiou(pr_bounds_arr[ranked[positions]], group_gt)
+            tiou = tiou_matrix(pr_bounds_arr[ranked[positions]], group_gt)
             tp[:, positions] = _match_group(tiou, reach)
         ap[k] = _average_precision(tp, gt_sel.size)
 

@@ -35,12 +35,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT
 from psftr_core.io.atomic import save_npy
+from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PsftrError
 
-DEFAULT_CLIP_MODEL = "ViT-B-16"
-DEFAULT_CLIP_PRETRAINED = "openai"
-DEFAULT_PROMPT = "a video of a person doing {}"
 
 # Preprocessing keys a pretrained tag may override (see open_clip.pretrained._pcfg).
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
@@ -109,22 +108,6 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def resolve_device(device: str | None) -> "Any":
-    """``auto`` -> cuda when available, else cpu. Unknown or unavailable -> InputError."""
-    import torch
-
-    name = (device or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {device}: CUDA is not available here; use --device cpu or auto")
-        return torch.device(name)
-    if name == "cpu":
-        return torch.device("cpu")
-    raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
-
-
 def load_clip(
     model_name: str = DEFAULT_CLIP_MODEL,
     pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
@@ -143,8 +126,9 @@ def load_clip(
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
     """
     import open_clip  # lazy: slow import
+    import torch
 
-    torch_device = resolve_device(device)
+    torch_device = torch.device(resolve_device(device))
     architecture = _register_config(model_name, config_file) if config_file else model_name
     if config_file:
         model_name = architecture  # the name the config is registered under, not the --clip-model default

@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 
 from psftr_core import __version__
+from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT
+from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PsftrError
 from psftr_core.infer.vocabulary import name_key, normalise_vocabulary, parse_vocabulary, resolve_thresholds
 
-DEFAULT_CLIP_MODEL = "ViT-B-16"
-DEFAULT_CLIP_PRETRAINED = "openai"
 DEFAULT_STRIDE = 8  # frames per feature, the THUMOS14 convention (as in ``psftr extract``)
-DEFAULT_PROMPT = "a video of a person doing {}"
 # Default score thresholds per model (``--threshold`` overrides). The localizer's score is
 # an inner-outer contrast of class probability; PSFTR's (calibrated scoring) is actionness
 # x that contrast over the segment, a smaller number. Chosen with benchmarks/detect_planted.py
@@ -216,7 +215,7 @@ def _detect_with_checkpoint(checkpoint: str | os.PathLike, device: str) -> _Mode
 
     from psftr_core.train.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
 
-    torch_device = _resolve_device(device)
+    torch_device = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     net, cfg = build_model(ckpt, device=torch_device)
     spec = ckpt["feature_spec"]
@@ -561,7 +560,7 @@ class _ClipProvider:
             from psftr_core.features.clip import load_clip
 
             self._handle = load_clip(
-                self.model_name, self.pretrained, config_file=self.config_file, device=_resolve_device(self.device)
+                self.model_name, self.pretrained, config_file=self.config_file, device=resolve_device(self.device)
             )
         return self._handle
 
@@ -572,12 +571,6 @@ class _ClipProvider:
         root = self.cache_root if self.cache_root is not None else default_cache_dir()
         # encode_texts keeps its entries under <root>/text/.
         return np.asarray(encode_texts(self.handle(), list(names), prompt=prompt, cache_dir=root), np.float32)
-
-
-def _resolve_device(device: str) -> str:
-    from psftr_core.features.clip import resolve_device
-
-    return str(resolve_device(device))
 
 
 def _text_embeddings(

@@ -49,8 +49,8 @@ import numpy as np
 import torch
 
 from psftr_core.config import SCORINGS
-from psftr_core.train.matcher import segment_cw_to_se
-from psftr_core.infer.segment_ops import tiou_matrix
+from psftr_core.segments import segment_cw_to_se
+from psftr_core.segments import tiou_matrix
 
 
 @dataclass

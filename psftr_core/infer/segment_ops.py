@@ -17,30 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-
-def _to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
-    """numpy view of an array-like or torch tensor (detached, on CPU)."""
-    if type(x).__module__.startswith("torch"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=dtype)
-
-
-def tiou_matrix(a: Any, b: Any) -> np.ndarray:
-    """Temporal IoU of every segment in ``a`` [N, 2] with every segment in ``b`` [M, 2].
-
-    Segments are (start, end). Returns [N, M] float64. A pair whose union has zero
-    length (two identical instants) gets IoU 0, never NaN; reversed segments
-    (end < start) count as zero length.
-    """
-    a = _to_numpy(a, np.float64).reshape(-1, 2)
-    b = _to_numpy(b, np.float64).reshape(-1, 2)
-    a_start, a_end = a[:, 0:1], np.maximum(a[:, 1:2], a[:, 0:1])
-    b_start, b_end = b[None, :, 0], np.maximum(b[None, :, 1], b[None, :, 0])
-    inter = np.clip(np.minimum(a_end, b_end) - np.maximum(a_start, b_start), 0.0, None)
-    union = (a_end - a_start) + (b_end - b_start) - inter
-    out = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
+from psftr_core.segments import tiou_matrix, to_numpy as _to_numpy
 
 
 def nms(

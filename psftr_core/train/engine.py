@@ -58,6 +58,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PsftrError
 
 SELECTIONS = ("last", "best")
@@ -108,18 +109,6 @@ class SplitTrainResult:
 
 
 # =========================================================================== helpers
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu or auto")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise InputError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return device
 
 
 def seed_everything(seed: int) -> None:

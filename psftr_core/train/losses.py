@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from psftr_core.train.matcher import HungarianMatcher, paired_iou, segment_cw_to_se
+from psftr_core.segments import paired_iou, segment_cw_to_se
+from psftr_core.train.matcher import HungarianMatcher
 
 MATCHED_TERMS = ("loss_cls", "loss_seg", "loss_iou", "loss_actionness")
 

@@ -18,36 +18,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-
-def segment_cw_to_se(segments: torch.Tensor) -> torch.Tensor:
-    """(centre, width) [..., 2] -> (start, end) [..., 2]."""
-    centre, width = segments.unbind(-1)
-    return torch.stack([centre - width / 2, centre + width / 2], dim=-1)
-
-
-def segment_se_to_cw(segments: torch.Tensor) -> torch.Tensor:
-    """(start, end) [..., 2] -> (centre, width) [..., 2]."""
-    start, end = segments.unbind(-1)
-    return torch.stack([(start + end) / 2, end - start], dim=-1)
-
-
-def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """1-D IoU of every (start, end) in ``a`` [N, 2] with every one in ``b`` [M, 2] -> [N, M].
-
-    Differentiable; zero-length unions give IoU 0 instead of NaN.
-    """
-    inter = (torch.min(a[:, None, 1], b[None, :, 1]) - torch.max(a[:, None, 0], b[None, :, 0])).clamp(min=0)
-    length_a = (a[:, 1] - a[:, 0]).clamp(min=0)
-    length_b = (b[:, 1] - b[:, 0]).clamp(min=0)
-    union = length_a[:, None] + length_b[None, :] - inter
-    return inter / union.clamp(min=1e-8)
-
-
-def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of ``a[i]`` with ``b[i]`` for (start, end) segments [N, 2] -> [N]."""
-    inter = (torch.min(a[:, 1], b[:, 1]) - torch.max(a[:, 0], b[:, 0])).clamp(min=0)
-    union = (a[:, 1] - a[:, 0]).clamp(min=0) + (b[:, 1] - b[:, 0]).clamp(min=0) - inter
-    return inter / union.clamp(min=1e-8)
+from psftr_core.segments import pairwise_iou, segment_cw_to_se
 
 
 @dataclass

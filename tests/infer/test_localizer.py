@@ -7,7 +7,7 @@ import pytest
 
 from psftr_core.infer.localizer import LocalizerConfig, class_curves, localize
 from psftr_core.errors import InputError
-from psftr_core.infer.segment_ops import tiou_matrix
+from psftr_core.segments import tiou_matrix
 
 FPS = 3.75
 NAMES = ["jump", "run", "swim", "throw", "kick"]

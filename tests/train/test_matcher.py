@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from psftr_core.train.matcher import HungarianMatcher, MatchCosts, assign, pairwise_iou, segment_cw_to_se
+from psftr_core.segments import pairwise_iou, segment_cw_to_se
+from psftr_core.train.matcher import HungarianMatcher, MatchCosts, assign
 
 
 def test_assign_hand_cost_matrix():
