@@ -14,9 +14,6 @@ A batch is a dict:
   ``segments`` [N_b, 2] float32 (centre, width) normalised to the valid window length;
 - ``window_index`` [B] int64: index into ``WindowDataset.windows`` (video id and the
   window <-> video time mapping live there).
-
-Class text embeddings come from the dataset's ``text_embeddings`` file when it has one,
-else from the CLIP text tower (``clip_models.encode_texts``, cached on disk).
 """
 
 from __future__ import annotations
@@ -198,54 +195,3 @@ def collate_windows(items: list[dict[str, Any]]) -> dict[str, Any]:
         "targets": [{"labels": it["labels"], "segments": it["segments"]} for it in items],
         "window_index": torch.tensor([it["window_index"] for it in items], dtype=torch.int64),
     }
-
-
-def class_text_embeddings(
-    dataset: Any,
-    class_names: Sequence[str],
-    clip_model: str | None = None,
-    clip_pretrained: str | None = None,
-    cache_dir: Any = None,
-    device: str = "cpu",
-    prompt: str | None = None,
-) -> np.ndarray:
-    """[K, D] float32 text embeddings of ``class_names`` in that order.
-
-    The dataset's ``text_embeddings`` file wins (an InputError names any class it
-    lacks); otherwise the prompts are encoded with the CLIP text tower of
-    ``clip_model``/``clip_pretrained`` (the features' CLIP model; default ViT-B-16
-    openai) and cached on disk by ``encode_texts`` (``cache_dir``, default the psftr
-    cache directory), keyed by model, weights, prompt and class name.
-    """
-    table = getattr(dataset, "text_embeddings", None)
-    if table:
-        missing = [name for name in class_names if name not in table]
-        if missing:
-            raise InputError(
-                f"the text embeddings file of dataset {dataset.name!r} has no entry for class "
-                f"{missing[0]!r} ({len(missing)} missing); add it or remove the file to use CLIP"
-            )
-        return np.stack([np.asarray(table[name], dtype=np.float32).reshape(-1) for name in class_names])
-
-    from psftr_core.features import clip as clip_models
-
-    model_name = clip_model or "ViT-B-16"
-    pretrained = clip_pretrained or "openai"
-    template = prompt or getattr(dataset, "prompt", None) or "a video of a person doing {}"
-    handle = _clip_handle(model_name, pretrained, device)
-    cache = cache_dir if cache_dir is not None else clip_models.default_cache_dir()
-    return np.asarray(clip_models.encode_texts(handle, list(class_names), prompt=template, cache_dir=cache),
-                      dtype=np.float32)
-
-
-_CLIP_HANDLES: dict[tuple[str, str, str], Any] = {}
-
-
-def _clip_handle(model_name: str, pretrained: str, device: str) -> Any:
-    """One loaded CLIP per (model, weights, device) per process (evaluating 10 splits loads it once)."""
-    from psftr_core.features import clip as clip_models
-
-    key = (model_name, pretrained, str(device))
-    if key not in _CLIP_HANDLES:
-        _CLIP_HANDLES[key] = clip_models.load_clip(model_name, pretrained, device=str(device))
-    return _CLIP_HANDLES[key]

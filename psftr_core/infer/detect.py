@@ -33,7 +33,8 @@ from psftr_core import __version__
 from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT
 from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PsftrError
-from psftr_core.infer.vocabulary import name_key, normalise_vocabulary, parse_vocabulary, resolve_thresholds
+from psftr_core.features.text import lookup_text_embeddings
+from psftr_core.infer.vocabulary import normalise_vocabulary, parse_vocabulary, resolve_thresholds
 
 DEFAULT_STRIDE = 8  # frames per feature, the THUMOS14 convention (as in ``psftr extract``)
 # Default score thresholds per model (``--threshold`` overrides). The localizer's score is
@@ -326,21 +327,6 @@ def _sampling_text(sampling: tuple[str, float]) -> str:
     return f"stride={int(value)}" if kind == "stride" else f"fps={float(value):g}"
 
 
-def _lookup_text_embeddings(
-    embeddings: Mapping[str, np.ndarray] | None, actions: Sequence[str]
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Dataset text vectors for ``actions`` (case-insensitive names) and the missing names."""
-    by_key = {name_key(name): vec for name, vec in (embeddings or {}).items()}
-    found, missing = {}, []
-    for name in actions:
-        vec = by_key.get(name_key(name))
-        if vec is None:
-            missing.append(name)
-        else:
-            found[name] = np.asarray(vec, dtype=np.float32)
-    return found, missing
-
-
 # ----------------------------------------------------------------------------- the API
 
 
@@ -586,7 +572,7 @@ def _text_embeddings(
     """
     dataset_vectors = getattr(source, "text_embeddings", None)
     if dataset_vectors:
-        found, missing = _lookup_text_embeddings(dataset_vectors, vocabulary)
+        found, missing = lookup_text_embeddings(dataset_vectors, vocabulary)
         if not missing:
             return np.stack([found[name] for name in vocabulary]).astype(np.float32), "the dataset's text_embeddings"
     recorded: tuple[str | None, str | None] = (None, None)

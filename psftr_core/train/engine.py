@@ -338,7 +338,7 @@ def text_embeddings(dataset: Any, class_names: Sequence[str], feature_spec: dict
     """[K, D] float32 tensor of class text embeddings (file or CLIP text tower)."""
     import torch
 
-    from psftr_core.data.windows import class_text_embeddings
+    from psftr_core.features.text import class_text_embeddings
 
     array = class_text_embeddings(
         dataset,
