@@ -18,7 +18,8 @@ app = typer.Typer(
     name="psftr",
     help="Zero-shot temporal action localization (PSFTR): extract, train, evaluate, detect.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -35,8 +36,16 @@ def main(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Also print informational messages on stderr."),
+    log_file: str = typer.Option(None, "--log-file", metavar="FILE", help="Append every log record to FILE."),
 ) -> None:
     """Zero-shot temporal action localization (PSFTR)."""
+    from psftr_cli.logs import configure_logging
+
+    try:
+        configure_logging(verbose, log_file)
+    except OSError as err:
+        raise typer.BadParameter(f"cannot open the log file: {err.strerror or err}", param_hint="--log-file")
 
 
 def _interruptible(func):
