@@ -26,7 +26,8 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device")
-    from psftr_core.train import engine
+    from psftr_core.evaluation.protocol import evaluate_checkpoint
+    from psftr_core.train.run import TrainRequest, train
     from psftr_core.infer.detect import detect
     from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
 
@@ -36,15 +37,14 @@ def main() -> None:
         data = generate_dataset(root / "data", SyntheticConfig(feature_dim=256, num_train_videos=60,
                                                                num_test_videos=30))
         started = time.time()
-        (result,) = engine.train(engine.TrainRequest(
+        (result,) = train(TrainRequest(
             dataset=str(data), ratio="75_25", split_index=0, output=root / "run", epochs=3, seed=0,
-            device="cuda", quiet=True, overrides=["model.hidden_dim=128", "model.num_groups=8",
-                                                  "model.dim_feedforward=256", "model.num_queries=20",
-                                                  "train.lr=1e-3"]))
+            device="cuda", overrides=["model.hidden_dim=128", "model.num_groups=8", "model.dim_feedforward=256",
+                                      "model.num_queries=20", "train.lr=1e-3"]))
         print(f"train_seconds_3_epochs_cuda: {time.time() - started:.1f}")
         print(f"train_losses: {[round(x, 4) for x in result.epoch_losses]}")
-        on_gpu = engine.evaluate_checkpoint(result.checkpoint, str(data), "75_25", 0, device="cuda")
-        on_cpu = engine.evaluate_checkpoint(result.checkpoint, str(data), "75_25", 0, device="cpu")
+        on_gpu = evaluate_checkpoint(result.checkpoint, str(data), "75_25", 0, device="cuda")
+        on_cpu = evaluate_checkpoint(result.checkpoint, str(data), "75_25", 0, device="cpu")
         print(f"unseen_mAP_cuda: {100 * on_gpu.result.average:.3f}")
         print(f"unseen_mAP_cpu: {100 * on_cpu.result.average:.3f}")
         print(f"cuda_cpu_abs_diff: {100 * abs(on_gpu.result.average - on_cpu.result.average):.4f}")

@@ -24,14 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+from psftr_core.segments import tiou_matrix
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from zero_shot import SMALL_MODEL  # noqa: E402  (the benchmark's model, so the numbers compare)
-
-
-def tiou(a: list[float], b: list[float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
 
 
 def planted_recall(report, truth: dict[str, list[dict]], min_tiou: float = 0.5) -> dict:
@@ -44,7 +40,7 @@ def planted_recall(report, truth: dict[str, list[dict]], min_tiou: float = 0.5) 
         for inst in instances:
             planted += 1
             found += any(
-                s.label == inst["label"] and tiou([s.start, s.end], inst["segment"]) >= min_tiou
+                s.label == inst["label"] and tiou_matrix([[s.start, s.end]], [inst["segment"]])[0, 0] >= min_tiou
                 for s in by_video.get(video, [])
             )
     return {"found": found, "planted": planted, "recall": round(found / max(planted, 1), 4),
@@ -70,7 +66,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from psftr_core.train import engine
+    from psftr_core.train.run import TrainRequest, train
     from psftr_core.data.datasets import load_dataset
     from psftr_core.infer.detect import detect
     from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
@@ -90,11 +86,11 @@ def main() -> None:
     overrides = list(SMALL_MODEL) + [f"train.lr_drop_epochs={max(1, args.epochs - 2)}"] + args.overrides
     if checkpoint is None:
         shutil.rmtree(out / "run", ignore_errors=True)
-        request = engine.TrainRequest(dataset=str(data_dir), ratio=args.split, split_index=args.split_index,
-                                      output=out / "run", epochs=args.epochs, seed=args.seed,
-                                      overrides=overrides, device="cpu", quiet=True)
+        request = TrainRequest(dataset=str(data_dir), ratio=args.split, split_index=args.split_index,
+                               output=out / "run", epochs=args.epochs, seed=args.seed, overrides=overrides,
+                               device="cpu")
         started = time.time()
-        (result,) = engine.train(request)
+        (result,) = train(request)
         train_seconds = round(time.time() - started, 1)
         checkpoint = result.checkpoint
 

@@ -100,8 +100,6 @@ def child_extract(args: argparse.Namespace) -> dict:
     """
     import threading
 
-    from rich.console import Console
-
     from psftr_core.features.clip import load_clip
     from psftr_core.features.extract import ExtractOptions, extract_features
 
@@ -126,8 +124,7 @@ def child_extract(args: argparse.Namespace) -> dict:
 
     thread = threading.Thread(target=monitor, daemon=True)
     thread.start()
-    quiet = Console(stderr=True, quiet=True)
-    summary = extract_features([args.video], args.out, options, handle=handle, console=quiet, progress=False)
+    summary = extract_features([args.video], args.out, options, handle=handle)
     done.set()
     thread.join()
     return {

@@ -20,6 +20,7 @@ import time
 import torch
 
 from psftr_core.config import preset
+from psftr_core.infer.scoring import PostProcess
 from psftr_core.model import PSFTR
 
 
@@ -70,7 +71,7 @@ def main() -> None:
         model.eval()
         with torch.no_grad():
             out = model(features, mask, text)
-            model.inference_scores(out, features, mask, text)
+            PostProcess.from_config(cfg).class_scores(out, features, mask, text)
 
     def forward_backward() -> None:
         model.train()

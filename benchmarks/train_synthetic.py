@@ -56,7 +56,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from psftr_core.train import engine
+    from psftr_core.evaluation.protocol import default_tious, evaluate_model
+    from psftr_core.train.inputs import class_text
+    from psftr_core.train.run import TrainRequest, train
     from psftr_core.train.checkpoint import build_model, feature_spec_of, load_checkpoint
     from psftr_core.data.datasets import load_dataset
     from psftr_core.data.splits import Split
@@ -69,11 +71,10 @@ def main() -> None:
     dataset = load_dataset(data_dir)
     drop = args.lr_drop if args.lr_drop is not None else max(1, args.epochs - 1)
     overrides = list(SMALL_MODEL) + [f"train.lr_drop_epochs={drop}"] + args.overrides
-    request = engine.TrainRequest(dataset=str(data_dir), ratio=args.split, split_index=args.split_index,
-                                  output=out / "run", epochs=args.epochs, seed=args.seed, overrides=overrides,
-                                  device="cpu")
+    request = TrainRequest(dataset=str(data_dir), ratio=args.split, split_index=args.split_index,
+                           output=out / "run", epochs=args.epochs, seed=args.seed, overrides=overrides, device="cpu")
     started = time.time()
-    (result,) = engine.train(request)
+    (result,) = train(request)
     train_seconds = time.time() - started
 
     split = dataset.split(args.split, args.split_index)
@@ -92,7 +93,7 @@ def main() -> None:
         view = Split(split.ratio, split.index, seen=[], unseen=list(classes))
         used = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, **inference))
         t0 = time.time()
-        res = engine._evaluate_model(model, used, dataset, view, spec, "cpu", None, engine.default_tious("thumos14"))
+        res = evaluate_model(model, used, dataset, view, spec, "cpu", default_tious("thumos14"))
         return {"mAP": [round(100 * v, 2) for v in res.mAP], "average": round(100 * res.average, 2),
                 "seconds": round(time.time() - t0, 1)}
 
@@ -101,13 +102,13 @@ def main() -> None:
 
     def score_predictions(predictions, classes):
         view = Split(split.ratio, split.index, seen=[], unseen=list(classes))
-        res = evaluate_detections(dataset.ground_truth(view), predictions, tious=engine.default_tious("thumos14"),
+        res = evaluate_detections(dataset.ground_truth(view), predictions, tious=default_tious("thumos14"),
                                   classes=list(classes))
         return {"mAP": [round(100 * v, 2) for v in res.mAP], "average": round(100 * res.average, 2)}
 
     def baseline(classes):
         view = Split(split.ratio, split.index, seen=[], unseen=list(classes))
-        text = engine.text_embeddings(dataset, classes, spec, "cpu", None).numpy()
+        text = class_text(dataset, classes, spec, None).numpy()
         preds = {}
         for video in dataset.eval_videos(view):
             feats = dataset.load_features(video.video_id)
@@ -133,7 +134,7 @@ def main() -> None:
     from psftr_core.infer.predict import predict_dataset
 
     all_classes = list(dataset.classes)
-    all_text = engine.text_embeddings(dataset, all_classes, spec, "cpu", None)
+    all_text = class_text(dataset, all_classes, spec, None)
 
     def score_full_vocabulary(model, classes):
         """Vocabulary = every class (seen + unseen); AP of ``classes`` only."""

@@ -92,37 +92,36 @@ def _train_and_score(task: dict) -> dict:
     torch.set_num_threads(1)
     import shutil
 
-    from psftr_core.train import engine
+    from psftr_core.evaluation.protocol import evaluate_checkpoint
+    from psftr_core.train.run import TrainRequest, train
 
     shutil.rmtree(task["run_dir"], ignore_errors=True)  # a benchmark run always starts fresh
     started = time.time()
-    request = engine.TrainRequest(
+    request = TrainRequest(
         dataset=task["data_dir"], ratio=task["ratio"], split_index=task["split"], output=task["run_dir"],
-        epochs=task["epochs"], seed=task["seed"], overrides=list(task["overrides"]), device="cpu", quiet=True,
-        log_every=0,
+        epochs=task["epochs"], seed=task["seed"], overrides=list(task["overrides"]), device="cpu", log_every=0,
     )
-    (trained,) = engine.train(request)
+    (trained,) = train(request)
     seconds = time.time() - started
-    scores = {task["variant"]: engine.evaluate_checkpoint(trained.checkpoint, task["data_dir"], task["ratio"],
-                                                          task["split"], device="cpu").result.average}
+    scores = {task["variant"]: evaluate_checkpoint(trained.checkpoint, task["data_dir"], task["ratio"],
+                                                   task["split"], device="cpu").result.average}
     if task["variant"] == "PSFTR":
-        scores[PAPER_ROW] = engine.evaluate_checkpoint(trained.checkpoint, task["data_dir"], task["ratio"],
-                                                       task["split"], device="cpu",
-                                                       overrides=PAPER_INFERENCE).result.average
+        scores[PAPER_ROW] = evaluate_checkpoint(trained.checkpoint, task["data_dir"], task["ratio"], task["split"],
+                                                device="cpu", overrides=PAPER_INFERENCE).result.average
     return {"ratio": task["ratio"], "split": task["split"], "scores": scores, "train_seconds": seconds}
 
 
 def _baselines(data_dir: Path, ratio: str, split: int, ridge: float) -> dict[str, float]:
     import numpy as np
 
-    from psftr_core.train import engine
+    from psftr_core.evaluation.protocol import default_tious, evaluate_baseline
     from psftr_core.infer.localizer import localize
     from psftr_core.data.datasets import load_dataset
     from psftr_core.evaluation.detection_map import evaluate_detections
     from psftr_core.infer.linear_probe import fit_linear_probe
 
     dataset = load_dataset(data_dir)
-    localizer = engine.evaluate_baseline(dataset, ratio, split).result.average
+    localizer = evaluate_baseline(dataset, ratio, split).result.average
     view = dataset.split(ratio, split)
     probe = fit_linear_probe(dataset, dataset.train_videos(view),
                              {c: dataset.text_embeddings[c] for c in view.seen}, ridge)
@@ -134,7 +133,7 @@ def _baselines(data_dir: Path, ratio: str, split: int, ridge: float) -> dict[str
         for v in dataset.eval_videos(view)
     }
     probe_map = evaluate_detections(dataset.ground_truth(view), predictions,
-                                    tious=engine.default_tious("thumos14"), classes=names).average
+                                    tious=default_tious("thumos14"), classes=names).average
     return {LOCALIZER_ROW: localizer, PROBE_ROW: probe_map}
 
 

@@ -35,17 +35,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.errors import InputError
+from psftr_core.io.atomic import write_text
 
 SPDE_VARIANTS = ("none", "concat_mlp", "residual", "mlp_residual")
 PRESET_NAMES = ("thumos14", "anet")
-SCORINGS = ("calibrated", "model")  # inference.scoring (psftr_core.infer.predict)
+SCORINGS = ("calibrated", "model")  # inference.scoring (psftr_core.infer.scoring)
 NMS_MODES = ("all", "cross_window")  # inference.nms
 
 
 @dataclass
 class ModelConfig:
-    """Architecture of :class:`psftr_core.model.PSFTR` (see psftr-model.md §0-3).
+    """Architecture of :class:`psftr_core.model.PSFTR`.
 
     The vocabulary is an input of the model, so there is no ``num_classes``.
     """
@@ -88,7 +92,12 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation and loss settings (psftr-model.md §4)."""
+    """Optimisation, loss and matching settings.
+
+    The one source of the loss coefficients (``*_loss_coef``), the Hungarian matching
+    costs (``set_cost_*``) and the focal parameters: ``psftr_core.train.losses.build_criterion``
+    and ``psftr_core.train.matcher.build_matcher`` read them from here.
+    """
 
     lr: float = 1e-4
     lr_backbone: float = 1e-5
@@ -117,7 +126,7 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
-    """Windowing and text-prompt settings (psftr-model.md §6)."""
+    """Windowing and text-prompt settings."""
 
     slice_size: int = 128
     slice_overlap: float = 0.75  # training windows (stride 32)
@@ -125,7 +134,7 @@ class DataConfig:
     resize_length: int | None = None  # resize each whole video to this many snippets
     feature_stride: int = 8  # video frames per feature
     min_instance_integrity: float = 0.75  # keep an instance in a window if ≥ this inside
-    prompt: str = "a video of a person doing {}"
+    prompt: str = DEFAULT_PROMPT
 
 
 @dataclass
@@ -134,7 +143,7 @@ class InferenceConfig:
 
     topk: int = 100  # (query, class) pairs kept per window or video
     nms_iou: float = 0.4  # class-wise NMS across window overlaps
-    # How a (query, class) pair is scored (psftr_core.infer.predict): "calibrated" =
+    # How a (query, class) pair is scored (psftr_core.infer.scoring): "calibrated" =
     # σ(actionness) × the video-calibrated CLIP class curve over the segment (default);
     # "model" = the paper's σ(actionness) × softmax(learned [+ ROI] logits).
     scoring: str = "calibrated"
@@ -161,6 +170,11 @@ SECTIONS: dict[str, type] = {
 
 # ---------------------------------------------------------------------------
 # Presets (Table 5)
+
+
+def preset_for_dataset(dataset_name: str) -> str:
+    """The preset a dataset uses unless told otherwise: ``anet`` for ActivityNet, else ``thumos14``."""
+    return "anet" if str(dataset_name).lower() in ("anet", "activitynet", "activitynet13") else "thumos14"
 
 
 def preset(name: str) -> PSFTRConfig:
@@ -240,21 +254,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise bad()
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    if tp in (int, float):
+        # An int is a valid float, not the other way round; YAML 1.1 reads "1e-4" as a string.
+        accepted = (int,) if tp is int else (int, float)
+        if isinstance(value, accepted) and not isinstance(value, bool):
+            return tp(value)
         if isinstance(value, str):
             try:
-                return int(value.strip())
-            except ValueError:
-                raise bad() from None
-        raise bad()
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-            try:
-                return float(value.strip())
+                return tp(value.strip())
             except ValueError:
                 raise bad() from None
         raise bad()
@@ -298,79 +305,63 @@ def _merge(cfg: PSFTRConfig, data: Any) -> PSFTRConfig:
 
 def validate_config(cfg: PSFTRConfig) -> PSFTRConfig:
     """Raise InputError for values no model or run can use; return ``cfg``."""
-    m, t, d, i = cfg.model, cfg.train, cfg.data, cfg.inference
-
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise InputError(message)
-
-    for name in (
-        "feature_dim",
-        "text_dim",
-        "hidden_dim",
-        "num_heads",
-        "num_queries",
-        "enc_points",
-        "dec_points",
-        "dim_feedforward",
-        "num_groups",
-        "roi_size",
-        "roi_samples_per_bin",
-        "dec_layers",
-    ):
-        need(getattr(m, name) >= 1, f"model.{name} must be >= 1, got {getattr(m, name)}")
-    need(m.enc_layers >= 0, f"model.enc_layers must be >= 0, got {m.enc_layers}")
-    need(
-        m.hidden_dim % m.num_heads == 0,
-        f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_heads ({m.num_heads})",
-    )
-    need(
-        m.hidden_dim % m.num_groups == 0,
-        f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_groups ({m.num_groups})",
-    )
-    need(
-        m.spde_variant in SPDE_VARIANTS,
-        f"model.spde_variant must be one of {', '.join(SPDE_VARIANTS)}, got {m.spde_variant!r}",
-    )
-    if m.spde_variant != "none" or m.use_roi_logits:
-        need(
-            m.feature_dim == m.text_dim,
-            f"model.feature_dim ({m.feature_dim}) must equal model.text_dim ({m.text_dim}) when SPDE or "
-            "ROI logits compare video features with text embeddings",
-        )
-    need(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
-    need(m.logit_scale > 0, f"model.logit_scale must be > 0, got {m.logit_scale}")
-    need(0.0 <= m.roi_logit_weight <= 1.0, f"model.roi_logit_weight must be in [0, 1], got {m.roi_logit_weight}")
-
-    need(t.lr > 0, f"train.lr must be > 0, got {t.lr}")
-    need(t.epochs >= 1, f"train.epochs must be >= 1, got {t.epochs}")
-    need(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
-    need(t.clip_max_norm >= 0, f"train.clip_max_norm must be >= 0 (0 = off), got {t.clip_max_norm}")
-    need(all(e >= 1 for e in t.lr_drop_epochs), f"train.lr_drop_epochs must be >= 1, got {t.lr_drop_epochs}")
-    need(i.scoring in SCORINGS, f"inference.scoring must be one of {', '.join(SCORINGS)}, got {i.scoring!r}")
-    need(i.nms in NMS_MODES, f"inference.nms must be one of {', '.join(NMS_MODES)}, got {i.nms!r}")
-    need(0.0 <= t.focal_alpha <= 1.0, f"train.focal_alpha must be in [0, 1], got {t.focal_alpha}")
-
-    need(d.slice_size >= 1, f"data.slice_size must be >= 1, got {d.slice_size}")
-    need(0.0 <= d.slice_overlap < 1.0, f"data.slice_overlap must be in [0, 1), got {d.slice_overlap}")
-    need(
-        0.0 <= d.inference_slice_overlap < 1.0,
-        f"data.inference_slice_overlap must be in [0, 1), got {d.inference_slice_overlap}",
-    )
-    need(
-        d.resize_length is None or d.resize_length >= 1,
-        f"data.resize_length must be >= 1 or null, got {d.resize_length}",
-    )
-    need(d.feature_stride >= 1, f"data.feature_stride must be >= 1, got {d.feature_stride}")
-    need(
-        0.0 < d.min_instance_integrity <= 1.0,
-        f"data.min_instance_integrity must be in (0, 1], got {d.min_instance_integrity}",
-    )
-    need("{}" in d.prompt, f"data.prompt must contain '{{}}' where the class name goes, got {d.prompt!r}")
-
-    need(i.topk >= 1, f"inference.topk must be >= 1, got {i.topk}")
-    need(0.0 < i.nms_iou <= 1.0, f"inference.nms_iou must be in (0, 1], got {i.nms_iou}")
+    _validate_model(cfg.model)
+    _validate_train(cfg.train)
+    _validate_data(cfg.data)
+    _validate_inference(cfg.inference)
     return cfg
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(message)
+
+
+def _validate_model(m: ModelConfig) -> None:
+    for name in ("feature_dim", "text_dim", "hidden_dim", "num_heads", "num_queries", "enc_points", "dec_points",
+                 "dim_feedforward", "num_groups", "roi_size", "roi_samples_per_bin", "dec_layers"):
+        _need(getattr(m, name) >= 1, f"model.{name} must be >= 1, got {getattr(m, name)}")
+    _need(m.enc_layers >= 0, f"model.enc_layers must be >= 0, got {m.enc_layers}")
+    for divisor in ("num_heads", "num_groups"):
+        _need(m.hidden_dim % getattr(m, divisor) == 0,
+              f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.{divisor} ({getattr(m, divisor)})")
+    _need(m.spde_variant in SPDE_VARIANTS,
+          f"model.spde_variant must be one of {', '.join(SPDE_VARIANTS)}, got {m.spde_variant!r}")
+    if m.spde_variant != "none" or m.use_roi_logits:
+        _need(m.feature_dim == m.text_dim,
+              f"model.feature_dim ({m.feature_dim}) must equal model.text_dim ({m.text_dim}) when SPDE or "
+              "ROI logits compare video features with text embeddings")
+    _need(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
+    _need(m.logit_scale > 0, f"model.logit_scale must be > 0, got {m.logit_scale}")
+    _need(0.0 <= m.roi_logit_weight <= 1.0, f"model.roi_logit_weight must be in [0, 1], got {m.roi_logit_weight}")
+
+
+def _validate_train(t: TrainConfig) -> None:
+    _need(t.lr > 0, f"train.lr must be > 0, got {t.lr}")
+    _need(t.epochs >= 1, f"train.epochs must be >= 1, got {t.epochs}")
+    _need(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
+    _need(t.clip_max_norm >= 0, f"train.clip_max_norm must be >= 0 (0 = off), got {t.clip_max_norm}")
+    _need(all(e >= 1 for e in t.lr_drop_epochs), f"train.lr_drop_epochs must be >= 1, got {t.lr_drop_epochs}")
+    _need(0.0 <= t.focal_alpha <= 1.0, f"train.focal_alpha must be in [0, 1], got {t.focal_alpha}")
+
+
+def _validate_data(d: DataConfig) -> None:
+    _need(d.slice_size >= 1, f"data.slice_size must be >= 1, got {d.slice_size}")
+    for name in ("slice_overlap", "inference_slice_overlap"):
+        _need(0.0 <= getattr(d, name) < 1.0, f"data.{name} must be in [0, 1), got {getattr(d, name)}")
+    _need(d.resize_length is None or d.resize_length >= 1,
+          f"data.resize_length must be >= 1 or null, got {d.resize_length}")
+    _need(d.feature_stride >= 1, f"data.feature_stride must be >= 1, got {d.feature_stride}")
+    _need(0.0 < d.min_instance_integrity <= 1.0,
+          f"data.min_instance_integrity must be in (0, 1], got {d.min_instance_integrity}")
+    _need("{}" in d.prompt, f"data.prompt must contain '{{}}' where the class name goes, got {d.prompt!r}")
+
+
+def _validate_inference(i: InferenceConfig) -> None:
+    _need(i.scoring in SCORINGS, f"inference.scoring must be one of {', '.join(SCORINGS)}, got {i.scoring!r}")
+    _need(i.nms in NMS_MODES, f"inference.nms must be one of {', '.join(NMS_MODES)}, got {i.nms!r}")
+    _need(i.topk >= 1, f"inference.topk must be >= 1, got {i.topk}")
+    _need(0.0 < i.nms_iou <= 1.0, f"inference.nms_iou must be in (0, 1], got {i.nms_iou}")
 
 
 # ---------------------------------------------------------------------------
@@ -393,8 +384,6 @@ def load_config(path: str | Path, base: PSFTRConfig | str | None = None) -> PSFT
     file's ``preset`` if given, else ``base`` (a preset name or a config), else the
     defaults (= the THUMOS14 preset).
     """
-    import yaml
-
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -426,10 +415,6 @@ def load_config(path: str | Path, base: PSFTRConfig | str | None = None) -> PSFT
 
 def save_config(cfg: PSFTRConfig, path: str | Path) -> None:
     """Write ``cfg`` as YAML (atomic); :func:`load_config` reads it back unchanged."""
-    import yaml
-
-    from psftr_core.io.atomic import write_text
-
     write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 

@@ -21,3 +21,12 @@ class PartialFailure(PsftrError):
     """Some inputs failed, the rest were written. Exit code 3."""
 
     exit_code = 3
+
+
+def error_text(err: BaseException, limit: int = 300) -> str:
+    """``err``'s message on one line, cut at ``limit`` characters (its type name if empty).
+
+    For wrapping third-party errors (decord, torch, open_clip) into a one-line message.
+    """
+    text = " ".join(str(err).split())
+    return (text[:limit] + "...") if len(text) > limit else (text or type(err).__name__)

@@ -14,37 +14,49 @@ from psftr_core.config import (
     config_to_dict,
     load_config,
     preset,
+    preset_for_dataset,
     save_config,
 )
 from psftr_core.errors import InputError
 
 
-def test_thumos14_preset_has_table5_values():
-    cfg = preset("thumos14")
+# Table 5 values that differ between the two presets.
+PRESET_SPECIFIC = {
+    "thumos14": {"dec_layers": 5, "num_queries": 40, "salient_loss_coef": 3.0, "epochs": 30, "lr": 1e-4,
+                 "lr_backbone": 1e-5, "resize_length": None, "feature_stride": 8},
+    "anet": {"dec_layers": 2, "num_queries": 30, "salient_loss_coef": 2.0, "epochs": 20, "lr": 5e-5,
+             "lr_backbone": 1e-2, "resize_length": 128, "feature_stride": 16},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_SPECIFIC))
+def test_presets_have_table5_values(name):
+    cfg, v = preset(name), PRESET_SPECIFIC[name]
     m, t, d = cfg.model, cfg.train, cfg.data
     assert (d.slice_size, d.slice_overlap, d.inference_slice_overlap) == (128, 0.75, 0.25)
-    assert (m.enc_layers, m.dec_layers, m.num_queries, m.roi_size, m.num_heads) == (2, 5, 40, 16, 8)
+    assert (m.enc_layers, m.dec_layers, m.num_queries, m.roi_size, m.num_heads) == (
+        2, v["dec_layers"], v["num_queries"], 16, 8)
     assert (t.cls_loss_coef, t.seg_loss_coef, t.iou_loss_coef) == (2, 5, 2)
+    assert (t.actionness_loss_coef, t.salient_loss_coef) == (3.0, v["salient_loss_coef"])
+    assert (t.epochs, t.lr, t.lr_backbone) == (v["epochs"], v["lr"], v["lr_backbone"])
+    assert d.resize_length == v["resize_length"] and d.feature_stride == v["feature_stride"]
+
+
+def test_thumos14_preset_is_the_default_config():
+    cfg = preset("thumos14")
+    m, t, d = cfg.model, cfg.train, cfg.data
     assert (t.focal_alpha, t.focal_gamma) == (0.25, 2)
-    assert (t.actionness_loss_coef, t.salient_loss_coef) == (3.0, 3.0)
-    assert (t.epochs, t.lr, t.lr_backbone) == (30, 1e-4, 1e-5)
+    assert (t.set_cost_class, t.set_cost_seg, t.set_cost_iou) == (6, 5, 2)  # TadTR's matching costs
     assert (t.batch_size, t.weight_decay, t.clip_max_norm) == (16, 1e-4, 0.1)
     assert t.lr_linear_proj_names == ("sampling_offsets", "reference_points") and t.lr_linear_proj_mult == 0.1
     assert (m.feature_dim, m.text_dim, m.hidden_dim, m.logit_scale) == (512, 512, 512, 100.0)
     assert d.prompt == "a video of a person doing {}"
-    assert d.resize_length is None and d.feature_stride == 8
     assert PSFTRConfig() == cfg  # the defaults are the THUMOS14 preset
 
 
-def test_anet_preset_has_table5_values():
-    cfg = preset("anet")
-    m, t, d = cfg.model, cfg.train, cfg.data
-    assert (d.slice_size, d.slice_overlap, d.inference_slice_overlap) == (128, 0.75, 0.25)
-    assert (m.enc_layers, m.dec_layers, m.num_queries, m.roi_size, m.num_heads) == (2, 2, 30, 16, 8)
-    assert (t.cls_loss_coef, t.seg_loss_coef, t.iou_loss_coef) == (2, 5, 2)
-    assert (t.actionness_loss_coef, t.salient_loss_coef) == (3.0, 2.0)
-    assert (t.epochs, t.lr, t.lr_backbone) == (20, 5e-5, 1e-2)
-    assert d.resize_length == 128 and d.feature_stride == 16
+def test_preset_for_dataset():
+    assert [preset_for_dataset(n) for n in ("ActivityNet", "anet", "thumos14", "my_videos")] == [
+        "anet", "anet", "thumos14", "thumos14"]
 
 
 def test_presets_are_independent_copies():
@@ -109,28 +121,31 @@ def test_partial_yaml_merges_onto_preset(tmp_path):
     assert load_config(path, base="anet").model.dec_layers == 2
     assert load_config(path).model.dec_layers == 5
     assert load_config(path).model.num_queries == 12
+    # A YAML int is a valid float; a YAML float is not a valid int.
+    path.write_text("train:\n  lr: 1\n")  # a YAML int is a valid float
+    assert load_config(path).train.lr == 1.0 and isinstance(load_config(path).train.lr, float)
 
 
-def test_yaml_errors(tmp_path):
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model:\n  dec_layer: 3\n", r"unknown config key model\.dec_layer; valid keys of 'model': .*dec_layers"),
+        ("optim:\n  lr: 1\n", "unknown config section 'optim'; valid sections: model, train, data"),
+        ("model:\n  dec_layers: three\n", r"bad value 'three' for config key model\.dec_layers: expected int"),
+        ("model:\n  dec_layers: 3.0\n", "expected int"),  # a YAML float is not an int
+        ("model:\n  use_saliency: 3\n", "expected bool"),
+        ("model: [1, 2\n", "not valid YAML"),
+        ("- a\n- b\n", "mapping"),
+    ],
+)
+def test_yaml_errors(tmp_path, text, message):
     path = tmp_path / "cfg.yaml"
-    path.write_text("model:\n  dec_layer: 3\n")
-    with pytest.raises(InputError, match=r"unknown config key model\.dec_layer; valid keys of 'model': .*dec_layers"):
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
         load_config(path)
-    path.write_text("optim:\n  lr: 1\n")
-    with pytest.raises(InputError, match="unknown config section 'optim'; valid sections: model, train, data"):
-        load_config(path)
-    path.write_text("model:\n  dec_layers: three\n")
-    with pytest.raises(InputError, match=r"bad value 'three' for config key model\.dec_layers: expected int"):
-        load_config(path)
-    path.write_text("model:\n  use_saliency: 3\n")
-    with pytest.raises(InputError, match="expected bool"):
-        load_config(path)
-    path.write_text("model: [1, 2\n")
-    with pytest.raises(InputError, match="not valid YAML"):
-        load_config(path)
-    path.write_text("- a\n- b\n")
-    with pytest.raises(InputError, match="mapping"):
-        load_config(path)
+
+
+def test_missing_config_file(tmp_path):
     with pytest.raises(InputError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")
 

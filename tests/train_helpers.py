@@ -1,4 +1,4 @@
-"""Shared set-up for the training-engine tests: a tiny synthetic dataset and model config."""
+"""Shared set-up for the training tests: a tiny synthetic dataset and model config."""
 
 from __future__ import annotations
 
@@ -59,9 +59,9 @@ def make_tiny_dataset(root: Path, num_splits: int = 2, train_videos: int = 8, te
 
 
 def request(dataset: Path, output: Path, **kwargs):
-    from psftr_core.train.engine import TrainRequest
+    from psftr_core.train.run import TrainRequest
 
     params = dict(dataset=str(dataset), ratio="75_25", split_index=0, output=output, epochs=2, seed=0,
-                  overrides=list(TINY_OVERRIDES), quiet=True, device="cpu", log_every=1)
+                  overrides=list(TINY_OVERRIDES), device="cpu", log_every=1)
     params.update(kwargs)
     return TrainRequest(**params)

@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 
-from psftr_core.errors import InputError, PartialFailure, PsftrError
+from psftr_core.errors import InputError
 
 SUMMARY_ACTION_ROWS = 20  # the summary lists at most this many actions
-
-
-def _stderr() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
 
 
 def _output_format(fmt: Optional[str], output: Optional[str]) -> str:
@@ -148,6 +142,8 @@ def detect(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary on stderr."),
 ) -> None:
     """Find actions of a custom vocabulary in videos; write segments as JSON or CSV."""
+    from psftr_cli.render import stderr_console
+    from psftr_core.infer.detect import detect as run_detect
     from psftr_core.infer.vocabulary import parse_thresholds, parse_vocabulary
 
     vocabulary = parse_vocabulary(actions, actions_file)
@@ -158,39 +154,19 @@ def detect(
     if timeline is not None and timeline.exists() and not timeline.is_dir():
         raise InputError(f"--timeline {timeline} exists and is not a folder")
 
-    console = _stderr()
-    report = _run_with_progress(
-        console,
-        quiet,
-        dict(
-            inputs=list(inputs or []),
-            actions=vocabulary,
-            checkpoint=checkpoint,
-            features_dir=features,
-            clip_model=clip_model,
-            clip_pretrained=clip_pretrained,
-            clip_config=clip_config,
-            cache_dir=cache_dir,
-            threshold=global_threshold,
-            per_action_thresholds=per_action,
-            top_k=top_k,
-            min_duration=min_duration,
-            nms_iou=nms_iou,
-            stride=stride,
-            fps=fps,
-            device=device,
-            prompt=prompt,
-        ),
-    )
+    console = stderr_console()
+    report = _with_progress(console, quiet, lambda on_progress: run_detect(
+        list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
+        clip_pretrained=clip_pretrained, clip_config=clip_config, cache_dir=cache_dir, threshold=global_threshold,
+        per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, nms_iou=nms_iou, stride=stride,
+        fps=fps, device=device, prompt=prompt, on_progress=on_progress,
+    ))
     for line in report.warnings:
         console.print(f"warning: {line}", markup=False, soft_wrap=True)
     for failure in report.failures:
         console.print(f"failed: {failure.input}: {failure.reason}", markup=False, soft_wrap=True)
-    if report.failures and not report.videos:
-        raise PsftrError(
-            f"all {len(report.failures)} inputs failed (first: {report.failures[0].input}: "
-            f"{report.failures[0].reason}); nothing written"
-        )
+    if not report.videos:
+        report.raise_for_failures()  # all failed: nothing to write
 
     write_report(report, output, out_format)
     if timeline is not None:
@@ -199,24 +175,17 @@ def detect(
         write_timelines(timeline, report.results(), report.actions, report.durations())
     if not quiet:
         _print_summary(console, report, output, timeline)
-    if report.failures:
-        first = report.failures[0]
-        raise PartialFailure(
-            f"{len(report.failures)} of {len(report.failures) + len(report.videos)} inputs failed "
-            f"(first: {first.input}: {first.reason}); the others were written"
-        )
+    report.raise_for_failures()
 
 
-def _run_with_progress(console: Any, quiet: bool, kwargs: dict) -> Any:
-    """Call ``psftr_core.infer.detect.detect`` with a rich progress bar on stderr.
+def _with_progress(console: Any, quiet: bool, run: Callable[[Any], Any]) -> Any:
+    """``run(on_progress)`` with a rich progress bar on stderr fed by ``on_progress``.
 
     The bar is shown on a terminal only and starts with the first video, so argument
     errors print no empty bar.
     """
-    from psftr_core.infer.detect import detect as run_detect
-
     if quiet or not console.is_terminal:  # a bar in a log file is noise
-        return run_detect(**kwargs)
+        return run(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     state: dict[str, Any] = {}
@@ -238,7 +207,7 @@ def _run_with_progress(console: Any, quiet: bool, kwargs: dict) -> Any:
         state["progress"].update(state["task"], completed=done, description=label)
 
     try:
-        return run_detect(on_progress=on_progress, **kwargs)
+        return run(on_progress)
     finally:
         if "progress" in state:
             state["progress"].stop()

@@ -1,142 +1,37 @@
 """``psftr evaluate``: score detections with ActivityNet detection mAP.
 
 Modes (chosen by the options given):
+
 - ``--predictions P.json --ground-truth GT.json``: score a results file, no model.
 - ``--checkpoint CKPT --dataset D --split R [--split-index K|all]``: run a trained
-  checkpoint on the zero-shot protocol (``evaluate_checkpoint.py``).
+  checkpoint on the zero-shot protocol (``psftr_core.evaluation.protocol``). With an
+  index K, ``CKPT`` is a checkpoint file or a run directory (its ``last.pt``, or
+  ``best.pt`` with ``--select best``); with ``all``, the run directory of ``psftr train
+  --split-index all`` (``RUN_DIR/split_K/last.pt``), reported as one row per split and
+  the mean ± std (population) per threshold, the way zero-shot papers report.
 - ``--baseline --dataset D --split R [--split-index K|all]``: score the training-free
-  localizer on the same protocol.
+  localizer on the same protocol; nothing trained.
 
-Structure: the command parses options and ``_dispatch`` picks a mode; the file mode
-returns an ``EvalResult`` that ``_report`` prints (table or ``--json``), the protocol
-modes print their own result. No torch import at module level.
+Output: the mAP table, or with ``--json`` the ``EvalResult`` (file mode), plus
+``model``, ``checkpoint``, ``split_ratio``, ``split_index``, ``epoch`` and
+``selection`` (one split), or ``SplitAggregate.to_dict()`` (all splits).
+``--save-predictions F.json`` writes the protocol's detections as a results file that
+``--predictions F.json`` scores to the same numbers (with ``all``: ``F_split0.json`` ...).
+Numbers are from the last epoch; ``--select best`` (best-on-test selection) says so in
+the title, on stderr and in the JSON. No torch import at module level.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import Any, List, Optional, Sequence
 
 import typer
 
 from psftr_core.errors import InputError
 
-if TYPE_CHECKING:
-    from psftr_core.evaluation.detection_map import EvalResult
-
 DEFAULT_TIOUS_SPEC = "0.3:0.7:0.1"  # THUMOS14
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
-
-
-def _warn_about(result: "EvalResult") -> None:
-    """One stderr line per kind of input that was ignored or could not be matched."""
-    counts = result.counts
-    console = _stderr()
-    lines = []
-    ignored = counts["ignored_predictions_unknown_label"]
-    if ignored:
-        shown = ", ".join(repr(label) for label in result.ignored_labels[:5])
-        more = f" and {len(result.ignored_labels) - 5} more" if len(result.ignored_labels) > 5 else ""
-        lines.append(
-            f"ignored {ignored} prediction(s) whose label is not an evaluated class: {shown}{more}"
-        )
-    if counts["predictions_on_videos_without_ground_truth"]:
-        lines.append(
-            f"{counts['predictions_on_videos_without_ground_truth']} prediction(s) are on videos "
-            "without ground truth; scored as false positives"
-        )
-    if counts["ground_truth_videos_without_predictions"]:
-        lines.append(
-            f"{counts['ground_truth_videos_without_predictions']} of {counts['ground_truth_videos']} "
-            "ground-truth videos have no predictions"
-        )
-    if result.classes_without_predictions:
-        lines.append(
-            f"{len(result.classes_without_predictions)} class(es) have no predictions (AP 0): "
-            + ", ".join(result.classes_without_predictions[:5])
-            + (" ..." if len(result.classes_without_predictions) > 5 else "")
-        )
-    if result.classes_without_ground_truth:
-        lines.append(
-            f"{len(result.classes_without_ground_truth)} requested class(es) have no ground truth "
-            "and are left out of the mean"
-        )
-    for line in lines:
-        console.print(f"warning: {line}", markup=False, soft_wrap=True)
-
-
-def _evaluate_predictions_file(
-    predictions: Path, ground_truth: Path, tious: tuple[float, ...], subset: Optional[str]
-) -> "EvalResult":
-    from psftr_core.evaluation.detection_map import evaluate_detections, load_ground_truth
-    from psftr_core.io.export import read_results_json
-
-    gt = load_ground_truth(ground_truth, subset=subset)
-    preds = read_results_json(predictions)
-    return evaluate_detections(gt, preds, tious=tious)
-
-
-def _dispatch(
-    predictions: Optional[Path],
-    ground_truth: Optional[Path],
-    tious_spec: Optional[str],
-    subset: Optional[str],
-    protocol: dict,
-    as_json: bool,
-    per_class: bool,
-) -> Optional["EvalResult"]:
-    """Run the mode the options ask for; returns the result only in predictions-file mode."""
-    checkpoint, baseline, dataset = protocol["checkpoint"], protocol["baseline"], protocol["dataset"]
-    file_mode = predictions is not None or ground_truth is not None
-    if sum([file_mode, checkpoint is not None, baseline]) > 1:
-        raise InputError("choose one mode: --predictions/--ground-truth, --checkpoint, or --baseline")
-    if file_mode:
-        if predictions is None or ground_truth is None:
-            raise InputError("--predictions and --ground-truth go together: give both files")
-        from psftr_core.evaluation.detection_map import parse_tious
-
-        tious = parse_tious(tious_spec or DEFAULT_TIOUS_SPEC)
-        return _evaluate_predictions_file(predictions, ground_truth, tious, subset)
-    if checkpoint is None and not baseline:
-        raise InputError(
-            "nothing to evaluate: give --predictions FILE.json --ground-truth GT.json, "
-            "--checkpoint CKPT --dataset D --split R, or --baseline --dataset D --split R"
-        )
-    if protocol["overrides"] and checkpoint is None:
-        raise InputError("--set applies to --checkpoint evaluation only")
-    if dataset is None or protocol["split"] is None:
-        raise InputError(f"{'--checkpoint' if checkpoint is not None else '--baseline'} needs --dataset and --split")
-    if subset is not None:
-        raise InputError("--subset applies to --ground-truth files; the protocol modes use the split's test videos")
-    from psftr_cli.commands import evaluate_checkpoint as protocol_modes
-
-    common = dict(dataset=dataset, split=protocol["split"], split_index=protocol["split_index"],
-                  save_predictions=protocol["save_predictions"], as_json=as_json, data_root=protocol["data_root"],
-                  tious=tious_spec, per_class=per_class)
-    if baseline:
-        protocol_modes.run_baseline_evaluation(**common)
-    else:
-        protocol_modes.run_checkpoint_evaluation(checkpoint, select=protocol["select"], device=protocol["device"],
-                                                 overrides=protocol["overrides"], **common)
-    return None
-
-
-def _report(result: "EvalResult", as_json: bool, per_class: bool, title: Optional[str] = None) -> None:
-    _warn_about(result)
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    from rich.console import Console
-
-    from psftr_cli.render import render_map_table
-
-    render_map_table(result, Console(highlight=False), per_class=per_class, title=title)
 
 
 def evaluate(
@@ -191,9 +86,150 @@ def evaluate(
     per_class: bool = typer.Option(False, "--per-class", help="Also print AP per class."),
 ) -> None:
     """Score detections: mAP at each tIoU threshold and their average."""
-    protocol = dict(checkpoint=checkpoint, baseline=baseline, dataset=dataset, split=split, split_index=split_index,
-                    save_predictions=save_predictions, data_root=data_root, select=select, device=device,
-                    overrides=list(overrides or []))
-    result = _dispatch(predictions, ground_truth, tious, subset, protocol, as_json, per_class)
-    if result is not None:
-        _report(result, as_json=as_json, per_class=per_class)
+    file_mode = predictions is not None or ground_truth is not None
+    if sum([file_mode, checkpoint is not None, baseline]) > 1:
+        raise InputError("choose one mode: --predictions/--ground-truth, --checkpoint, or --baseline")
+    if file_mode:
+        if predictions is None or ground_truth is None:
+            raise InputError("--predictions and --ground-truth go together: give both files")
+        evaluate_predictions_file(predictions, ground_truth, tious, subset, as_json, per_class)
+        return
+    if checkpoint is None and not baseline:
+        raise InputError(
+            "nothing to evaluate: give --predictions FILE.json --ground-truth GT.json, "
+            "--checkpoint CKPT --dataset D --split R, or --baseline --dataset D --split R"
+        )
+    if overrides and checkpoint is None:
+        raise InputError("--set applies to --checkpoint evaluation only")
+    if dataset is None or split is None:
+        raise InputError(f"{'--checkpoint' if checkpoint is not None else '--baseline'} needs --dataset and --split")
+    if subset is not None:
+        raise InputError("--subset applies to --ground-truth files; the protocol modes use the split's test videos")
+    evaluate_on_protocol(checkpoint, dataset, split, split_index, save_predictions=save_predictions, as_json=as_json,
+                         data_root=data_root, select=select, device=device, tious=tious, per_class=per_class,
+                         overrides=list(overrides or []))
+
+
+def evaluate_predictions_file(predictions: Path, ground_truth: Path, tious: Optional[str], subset: Optional[str],
+                              as_json: bool, per_class: bool) -> None:
+    """Score a results file against a ground-truth file and print the result."""
+    from psftr_core.evaluation.detection_map import evaluate_detections, load_ground_truth, parse_tious
+    from psftr_core.io.export import read_results_json
+
+    thresholds = parse_tious(tious or DEFAULT_TIOUS_SPEC)
+    gt = load_ground_truth(ground_truth, subset=subset)
+    result = evaluate_detections(gt, read_results_json(predictions), tious=thresholds)
+    _show_result(result, as_json, per_class, result.to_dict(), title=None)
+
+
+def evaluate_on_protocol(
+    checkpoint: Optional[Path],
+    dataset: str,
+    split: str,
+    split_index: str,
+    save_predictions: Optional[Path] = None,
+    as_json: bool = False,
+    data_root: Optional[Path] = None,
+    select: str = "last",
+    device: str = "auto",
+    tious: Optional[str] = None,
+    per_class: bool = False,
+    overrides: Sequence[str] = (),
+) -> None:
+    """Evaluate a checkpoint (or, with ``checkpoint=None``, the training-free localizer) on
+    one split or all splits (``split_index="all"``) and print the result."""
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.data.splits import check_ratio
+    from psftr_core.evaluation import protocol
+    from psftr_core.evaluation.detection_map import parse_tious
+    from psftr_cli.render import stderr_console
+
+    if checkpoint is not None:
+        protocol.check_selection(select)
+    check_ratio(split)
+    thresholds = parse_tious(tious) if tious else None
+    data = load_dataset(dataset, data_root=data_root)
+    index = protocol.parse_split_index(split_index)
+    if index is None:
+        console = stderr_console()
+
+        def on_split(k: int, count: int) -> None:
+            console.print(f"evaluating split {k + 1}/{count}", markup=False)
+
+        if checkpoint is None:
+            agg = protocol.evaluate_baseline_all_splits(data, split, on_split=on_split, tious=thresholds)
+        else:
+            agg = protocol.evaluate_all_splits(checkpoint, data, split, selection=select, on_split=on_split,
+                                               device=device, tious=thresholds, overrides=overrides)
+        _show_aggregate(agg, split, save_predictions, as_json)
+    elif checkpoint is None:
+        _show_split(protocol.evaluate_baseline(data, split, index, tious=thresholds), split, save_predictions,
+                    as_json, per_class)
+    else:
+        path = protocol.resolve_checkpoint(checkpoint, select)
+        ev = protocol.evaluate_checkpoint(path, data, split, index, device=device, tious=thresholds,
+                                          selection=select, overrides=overrides)
+        _show_split(ev, split, save_predictions, as_json, per_class)
+
+
+def split_predictions_path(path: Path, index: int) -> Path:
+    """``F.json`` -> ``F_split{index}.json`` (per-split files of ``--split-index all``)."""
+    return path.with_name(f"{path.stem}_split{index}{path.suffix or '.json'}")
+
+
+def _write_predictions(path: Path, evaluation: Any, ratio: str) -> None:
+    from psftr_core.io.export import write_results_json
+
+    if evaluation.checkpoint is None:
+        what = "training-free localizer (CLIP frame-text similarity, psftr_core.infer.localizer)"
+    else:
+        what = f"PSFTR checkpoint {evaluation.checkpoint} (epoch {evaluation.epoch})"
+    details = f"{what}, zero-shot split {ratio}/{evaluation.split_index}; no external classifier"
+    write_results_json(path, evaluation.predictions, details)
+
+
+def _note_selection(selection: str) -> None:
+    from psftr_cli.render import SELECTION_NOTE, stderr_console
+
+    if selection == "best":
+        stderr_console().print(f"note: {SELECTION_NOTE}", markup=False)
+
+
+def _show_result(result: Any, as_json: bool, per_class: bool, document: dict, title: Optional[str],
+                 selection: str = "last") -> None:
+    """Warnings about ``result`` (and the selection note) on stderr, then ``document`` as
+    JSON or the mAP table on stdout."""
+    from rich.console import Console
+
+    from psftr_cli.render import render_map_table, warn_about
+
+    warn_about(result)
+    _note_selection(selection)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    render_map_table(result, Console(highlight=False), per_class=per_class, title=title)
+
+
+def _show_split(ev: Any, split: str, save_predictions: Optional[Path], as_json: bool, per_class: bool) -> None:
+    from psftr_cli.render import split_title
+
+    if save_predictions is not None:
+        _write_predictions(save_predictions, ev, split)
+    _show_result(ev.result, as_json, per_class, {**ev.to_dict(), "split_ratio": split}, split_title(split, ev),
+                 ev.selection)
+
+
+def _show_aggregate(agg: Any, split: str, save_predictions: Optional[Path], as_json: bool) -> None:
+    from rich.console import Console
+
+    from psftr_cli.render import render_aggregate
+
+    if save_predictions is not None:
+        for ev in agg.per_split:
+            _write_predictions(split_predictions_path(save_predictions, ev.split_index), ev, split)
+    _note_selection(agg.selection)
+    if as_json:
+        typer.echo(json.dumps(agg.to_dict(), indent=2))
+        return
+    render_aggregate(agg, Console(highlight=False), split)

@@ -7,15 +7,17 @@ from typing import List, Optional
 
 import typer
 
+from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
+
 
 def extract(
     videos: List[str] = typer.Argument(
         ..., metavar="VIDEOS", help="Video files, folders (recursive), glob patterns or @list.txt files."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Output dataset folder (created if needed)."),
-    clip_model: str = typer.Option("ViT-B-16", "--clip-model", help="open_clip architecture name."),
+    clip_model: str = typer.Option(DEFAULT_CLIP_MODEL, "--clip-model", help="open_clip architecture name."),
     clip_pretrained: str = typer.Option(
-        "openai", "--clip-pretrained", help="open_clip weights tag (e.g. openai) or a local weights file."
+        DEFAULT_CLIP_PRETRAINED, "--clip-pretrained", help="open_clip weights tag (e.g. openai) or a local weights file."
     ),
     clip_config: Optional[Path] = typer.Option(
         None, "--clip-config", help="open_clip model-config JSON of a custom architecture (named by its file stem)."
@@ -36,8 +38,9 @@ def extract(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Extract CLIP image features from videos; re-running skips finished videos."""
+    from psftr_cli.extract_render import ExtractProgress, print_summary, stderr_console
     from psftr_core.errors import InputError
-    from psftr_core.features.extract import ExtractOptions, extract_features, print_summary
+    from psftr_core.features.extract import ExtractOptions, extract_features
 
     if stride is not None and fps is not None:
         raise InputError("give either --stride or --fps, not both")
@@ -53,12 +56,14 @@ def extract(
         quantize=quantize,
         shard=shard,
     )
+    console = stderr_console()
     try:
-        summary = extract_features(videos, output, options, progress=not quiet)
+        with ExtractProgress(console, show_bar=not quiet) as progress:
+            summary = extract_features(videos, output, options, listener=progress)
     except KeyboardInterrupt:
         typer.echo(
             "psftr: interrupted; finished videos are saved, run the same command again to resume", err=True
         )
         raise typer.Exit(130) from None
-    print_summary(summary)
+    print_summary(summary, console)
     summary.raise_for_failures()

@@ -1,19 +1,103 @@
 """``psftr train``: train PSFTR on the seen classes of a zero-shot split.
 
 Writes ``RUN_DIR/last.pt`` (one split) or ``RUN_DIR/split_K/last.pt`` (``--split-index
-all``), plus ``metrics.jsonl``, ``config.yaml`` and ``run.json``; the layout is described
-in ``psftr_core.train.engine``. Progress goes to stderr; stdout gets the checkpoint paths, one
-per line. Ctrl-C keeps the last complete checkpoint (exit 130); ``--resume`` continues
-from it. Under ``torchrun --nproc_per_node N`` the same command trains with
-DistributedDataParallel. No torch import at module level.
+all``), plus ``metrics.jsonl``, ``config.yaml`` and ``run.json`` (layout:
+``psftr_core.train.run_dir``). Progress goes to stderr (:class:`TrainProgress` draws the
+core's ``TrainEvent``s); stdout gets the checkpoint paths, one per line. Ctrl-C keeps the
+last complete checkpoint (exit 130); ``--resume`` continues from it. Under ``torchrun
+--nproc_per_node N`` the same command trains with DistributedDataParallel. No torch
+import at module level.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
+
+from psftr_core.errors import InputError
+
+
+class TrainProgress:
+    """Draws training progress on a stderr console.
+
+    On a terminal: a Rich bar per epoch with the iterations, the running epoch mean of
+    the loss terms, the lr and the time left in the epoch and in the whole run.
+    Otherwise: one line per epoch. Evaluations and skipped splits get a line either way.
+    Use as a context manager so that an interrupted run stops the bar cleanly.
+    """
+
+    SHORT = {"loss": "loss", "loss_cls": "cls", "loss_seg": "l1", "loss_iou": "iou",
+             "loss_actionness": "act", "loss_saliency": "sal"}
+
+    def __init__(self, console: Any, ratio: str) -> None:
+        self.console, self.ratio = console, ratio
+        self.bar: Any = None
+        self.task: Any = None
+        self.sums: dict[str, float] = {}
+        self.started = time.time()
+
+    def __enter__(self) -> "TrainProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop_bar()
+
+    def __call__(self, event: Any) -> None:
+        """``on_progress`` of ``psftr_core.train.run.train``: one ``TrainEvent``."""
+        if event.kind == "epoch_start":
+            self.start_bar(event)
+        elif event.kind == "iteration":
+            self.update_bar(event)
+        elif event.kind == "evaluation":
+            self.stop_bar()
+            self.console.print(f"epoch {event.epoch}: eval average mAP {100 * event.average_map:.2f}", markup=False)
+        elif event.kind == "epoch_end":
+            self.stop_bar()
+            if not self.console.is_terminal:
+                self.console.print(f"epoch {event.epoch}/{event.epochs}: loss {event.losses['loss']:.4f} "
+                                   f"({event.seconds:.1f} s)", markup=False)
+        elif event.kind == "already_trained":
+            self.console.print(f"split {self.ratio}/{event.split_index}: already trained for {event.epoch} epochs "
+                               f"({event.checkpoint})", markup=False)
+
+    def start_bar(self, event: Any) -> None:
+        self.sums, self.started = {}, time.time()
+        if not self.console.is_terminal:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[terms]} lr {task.fields[lr]} run ETA {task.fields[run_eta]}"),
+            console=self.console,
+            transient=False,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=event.iterations, epoch=f"{event.epoch}/{event.epochs}",
+                                      terms="", lr="", run_eta="-")
+
+    def update_bar(self, event: Any) -> None:
+        if self.bar is None:
+            return
+        done = event.iteration
+        for k, v in event.losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        terms = " ".join(f"{self.SHORT[k]} {self.sums[k] / done:.3f}" for k in self.SHORT if k in self.sums)
+        per_iter = (time.time() - self.started) / done
+        left = per_iter * ((event.iterations - done) + (event.epochs - event.epoch) * event.iterations)
+        eta = time.strftime("%H:%M:%S", time.gmtime(left))
+        self.bar.update(self.task, completed=done, terms=terms, lr=f"{event.lr:.1e}", run_eta=eta)
+
+    def stop_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 def train(
@@ -56,36 +140,22 @@ def train(
     ),
 ) -> None:
     """Train PSFTR on the seen classes of a zero-shot split."""
-    from rich.console import Console
-
-    from psftr_core.train import engine
-
-    console = Console(stderr=True, highlight=False)
-    from psftr_core.errors import InputError
+    from psftr_cli.render import stderr_console
+    from psftr_core.train.distributed import is_main_process
+    from psftr_core.train.run import TrainRequest, train as train_splits
 
     if eval_every < 0:
         raise InputError(f"--eval-every must be >= 0, got {eval_every}")
     if log_every < 0:
         raise InputError(f"--log-every must be >= 0, got {log_every}")
-    request = engine.TrainRequest(
-        dataset=dataset,
-        ratio=split,
-        split_index=split_index,
-        output=output,
-        epochs=epochs,
-        device=device,
-        seed=seed,
-        preset=preset,
-        config_file=config,
-        overrides=list(overrides or []),
-        resume=resume,
-        data_root=data_root,
-        eval_every=eval_every,
-        batch_size=batch_size,
-        log_every=log_every,
-    )
+    request = TrainRequest(dataset=dataset, ratio=split, split_index=split_index, output=output, epochs=epochs,
+                           device=device, seed=seed, preset=preset, config_file=config,
+                           overrides=list(overrides or []), resume=resume, data_root=data_root,
+                           eval_every=eval_every, batch_size=batch_size, log_every=log_every)
+    console = stderr_console()
     try:
-        results = engine.train(request, console=console)
+        with TrainProgress(console, split) as progress:
+            results = train_splits(request, on_progress=progress)
     except KeyboardInterrupt:
         console.print(
             f"interrupted: the last complete checkpoint under {output} is intact; "
@@ -93,7 +163,7 @@ def train(
             markup=False,
         )
         raise typer.Exit(130) from None
-    if not engine.is_main_process():
+    if not is_main_process():
         return
     for r in results:
         status = "already complete" if r.skipped else f"{r.epochs_done} epochs in {r.seconds:.0f} s"

@@ -45,38 +45,32 @@ Timing of feature ``i`` of a video (``snippet_times``), first rule that applies:
 and the result is clipped to ``[0, duration]``.
 
 Videos listed in the annotations without a feature file are skipped with one warning
-line on stderr; a dataset with no usable video is an InputError.
+(``logging``, this module's logger); a dataset with no usable video is an InputError.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
+import logging
 import math
 import os
-import sys
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from psftr_core.data.reference_files import reference_lines, reference_path
+from psftr_core.data.splits import Split, SplitTable, check_ratio, select_split
 from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.errors import InputError
-from psftr_core.data.splits import (
-    Split,
-    check_ratio,
-    load_splits_file,
-    random_splits,
-    select_split,
-    standard_splits,
-    validate_split,
-)
+from psftr_core.io.json_file import read_json_file
+from psftr_core.io.npy import read_npy_header
 
 if TYPE_CHECKING:  # numpy is imported where used, to keep `psftr --help` fast
     import numpy as np
+
+log = logging.getLogger(__name__)
 
 BUILTIN_DATASETS = ("thumos14", "anet")
 DATA_ENV = "PSFTR_DATA"
@@ -186,49 +180,18 @@ _BUILTINS = {
 }
 
 
-def _warn(message: str) -> None:
-    print(f"psftr: warning: {message}", file=sys.stderr)
-
-
 # ----------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _feature_shape(path: Path) -> tuple[int, ...]:
+    """Shape of a feature file from its header: InputError unless it is 2-D ``[T, D]``."""
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                return json.load(handle)
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise InputError(f"{what} {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, EOFError) as err:
-        raise InputError(f"cannot read {what} {path}: {err}") from None
-
-
-def _package_file(name: str) -> Path:
-    return Path(str(resources.files("psftr_core").joinpath("data", "reference", name)))
-
-
-def _package_lines(name: str) -> list[str]:
-    text = resources.files("psftr_core").joinpath("data", "reference", name).read_text("utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of a .npy file without reading its data."""
-    import numpy as np
-
-    try:
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        shape = read_npy_header(path).shape
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read feature file {path}: {err}") from None
-    return tuple(shape), dtype
+    if len(shape) != 2:
+        raise InputError(f"feature file {path} has shape {list(shape)}; expected [T, D]")
+    return shape
 
 
 def _number(value: Any) -> float | None:
@@ -284,11 +247,15 @@ class FeatureDataset:
     feature_fps: float | None = None  # None for the built-ins: the rate follows each video's fps
     text_embeddings: dict[str, np.ndarray] | None = None
     frames_per_feature: int | None = None  # 8 (thumos14) / 16 (anet), else None
-    split_source: str = "random"  # "standard:<name>", a splits.json path, or "random"
     _stride: dict[str, float] = field(default_factory=dict, repr=False)  # seconds per feature
     _info_length: dict[str, int] = field(default_factory=dict, repr=False)
-    _split_table: dict[str, list[Split]] | None = field(default=None, repr=False)
+    _split_table: SplitTable = field(default_factory=SplitTable, repr=False)
     _feature_dim: int | None = field(default=None, repr=False)
+
+    @property
+    def split_source(self) -> str:
+        """Where the splits come from: "standard:<name>", a splits.json path, or "random"."""
+        return self._split_table.source
 
     # -- features ---------------------------------------------------------------
 
@@ -301,11 +268,7 @@ class FeatureDataset:
     def feature_dim(self) -> int:
         """D, read from the header of the first video's feature file."""
         if self._feature_dim is None:
-            path = self.feature_path(min(self.videos))
-            shape, _ = _npy_header(path)
-            if len(shape) != 2:
-                raise InputError(f"feature file {path} has shape {list(shape)}; expected [T, D]")
-            self._feature_dim = int(shape[1])
+            self._feature_dim = _feature_shape(self.feature_path(min(self.videos)))[1]
         return self._feature_dim
 
     def load_features(self, video_id: str) -> np.ndarray:
@@ -332,10 +295,7 @@ class FeatureDataset:
         import numpy as np
 
         path = self.feature_path(video_id)
-        shape, _ = _npy_header(path)
-        if len(shape) != 2:
-            raise InputError(f"feature file {path} has shape {list(shape)}; expected [T, D]")
-        num = int(shape[0])
+        num = _feature_shape(path)[0]
         expected = self._info_length.get(video_id)
         if expected is not None and abs(num - expected) > max(2, round(0.02 * expected)):
             # Timing from feature_info would be silently wrong for these features.
@@ -358,14 +318,7 @@ class FeatureDataset:
                 "used with `psftr detect --features`; to train or evaluate, add 'classes' and annotations to its "
                 "annotations file"
             )
-        if self._split_table is None:
-            return random_splits(self.classes, ratio)
-        if ratio not in self._split_table:
-            raise InputError(
-                f"dataset {self.name}: {self.split_source} has no {ratio} splits "
-                f"(it has {', '.join(self._split_table)})"
-            )
-        return list(self._split_table[ratio])
+        return self._split_table.splits(ratio, self.classes, f"dataset {self.name}")
 
     def split(self, ratio: str, index: int) -> Split:
         return select_split(self.splits(ratio), ratio, index, f"dataset {self.name}")
@@ -430,55 +383,67 @@ def _parse_annotations(
         entry = data["database"][key]
         if not isinstance(entry, dict) or not isinstance(entry.get("subset"), str):
             raise InputError(f"annotations {path}: video {key!r} needs a 'subset' string")
-        video_id = key
-        if rules.v_prefix and key not in feature_ids:
-            # Official ActivityNet keys lack GAP's "v_" prefix (or the features do).
-            if f"v_{key}" in feature_ids:
-                video_id = f"v_{key}"
-            elif key.startswith("v_") and key[2:] in feature_ids:
-                video_id = key[2:]
+        video_id = _feature_id(key, rules, feature_ids)
         if video_id in rules.excluded_videos:
             continue
         counts["total"] += 1
         if video_id not in feature_ids:
             counts["missing"] += 1
             continue
-        fps = _number(entry.get("fps"))
-        annotations = []
-        raw = entry.get("annotations", [])
-        if not isinstance(raw, list):
-            raise InputError(f"annotations {path}: video {key!r}: 'annotations' must be a list")
-        for item in raw:
-            segment = item.get("segment") if isinstance(item, dict) else None
-            label = item.get("label") if isinstance(item, dict) else None
-            if (
-                not isinstance(segment, (list, tuple))
-                or len(segment) != 2
-                or _number(segment[0]) is None
-                or _number(segment[1]) is None
-                or not isinstance(label, str)
-            ):
-                raise InputError(
-                    f"annotations {path}: video {key!r} has an instance without a valid "
-                    f"'segment' [start, end] in seconds and 'label'"
-                )
-            start, end = float(segment[0]), float(segment[1])
-            if label in rules.ignore_labels:
-                continue
-            if label not in known:
-                counts["unknown"][label] += 1
-                continue
-            length = end - start
-            if length <= 0:
-                counts["empty"] += 1
-                continue
-            if rules.min_instance_seconds is not None and length <= rules.min_instance_seconds:
-                continue
-            if rules.min_instance_frames is not None and fps and length <= rules.min_instance_frames / fps:
-                continue
-            annotations.append(Annotation(start, end, label))
-        parsed[video_id] = (key, entry, annotations)
+        parsed[video_id] = (key, entry, _video_annotations(entry, key, path, known, rules, counts))
     return parsed, counts
+
+
+def _feature_id(key: str, rules: _Rules, feature_ids: set[str]) -> str:
+    """The video id (feature file name) of annotation key ``key``."""
+    if rules.v_prefix and key not in feature_ids:
+        # Official ActivityNet keys lack GAP's "v_" prefix (or the features do).
+        if f"v_{key}" in feature_ids:
+            return f"v_{key}"
+        if key.startswith("v_") and key[2:] in feature_ids:
+            return key[2:]
+    return key
+
+
+def _video_annotations(
+    entry: dict, key: str, path: Path, known: set[str], rules: _Rules, counts: dict[str, Any]
+) -> list[Annotation]:
+    """The instances of one video that the rules keep; ``counts`` the unknown and empty ones."""
+    fps = _number(entry.get("fps"))
+    raw = entry.get("annotations", [])
+    if not isinstance(raw, list):
+        raise InputError(f"annotations {path}: video {key!r}: 'annotations' must be a list")
+    annotations = []
+    for item in raw:
+        segment = item.get("segment") if isinstance(item, dict) else None
+        label = item.get("label") if isinstance(item, dict) else None
+        if (
+            not isinstance(segment, (list, tuple))
+            or len(segment) != 2
+            or _number(segment[0]) is None
+            or _number(segment[1]) is None
+            or not isinstance(label, str)
+        ):
+            raise InputError(
+                f"annotations {path}: video {key!r} has an instance without a valid "
+                f"'segment' [start, end] in seconds and 'label'"
+            )
+        start, end = float(segment[0]), float(segment[1])
+        if label in rules.ignore_labels:
+            continue
+        if label not in known:
+            counts["unknown"][label] += 1
+            continue
+        length = end - start
+        if length <= 0:
+            counts["empty"] += 1
+            continue
+        if rules.min_instance_seconds is not None and length <= rules.min_instance_seconds:
+            continue
+        if rules.min_instance_frames is not None and fps and length <= rules.min_instance_frames / fps:
+            continue
+        annotations.append(Annotation(start, end, label))
+    return annotations
 
 
 def _build(
@@ -495,95 +460,26 @@ def _build(
     feature_fps: float | None,
     prompt: str,
     text_embeddings_path: Path | None,
-    split_table: dict[str, list[Split]] | None,
-    split_source: str,
+    split_table: SplitTable,
 ) -> FeatureDataset:
+    """Read the annotations, keep the videos that have features, and time their features."""
     if not features_dir.is_dir():
         raise InputError(f"dataset {name}: feature folder {features_dir} does not exist")
-    data = _read_json(annotations_path, "annotations")
+    data = read_json_file(annotations_path, "annotations")
     if classes is None:
         classes = _classes_from_annotations(data, annotations_path)
-    feature_ids = _feature_ids(features_dir)
-    parsed, counts = _parse_annotations(data, annotations_path, classes, rules, feature_ids)
-
-    if not parsed:
-        raise InputError(
-            f"dataset {name}: no usable videos: none of the {counts['total']} videos in {annotations_path} "
-            f"has a feature file {features_dir}/<video_id>.npy (features come from the published "
-            f"CLIP-feature release or `psftr extract`)"
-        )
-    if counts["missing"]:
-        _warn(
-            f"dataset {name}: {counts['missing']} of {counts['total']} videos have no feature file in "
-            f"{features_dir} and are skipped"
-        )
-    if counts["unknown"]:
-        labels = ", ".join(sorted(counts["unknown"]))
-        _warn(
-            f"dataset {name}: dropped {sum(counts['unknown'].values())} instances whose label is not a "
-            f"dataset class: {labels}"
-        )
-    if counts["empty"]:
-        _warn(f"dataset {name}: dropped {counts['empty']} instances with end <= start")
-
+    parsed = _usable_videos(name, data, annotations_path, classes, rules, features_dir)
     train_subset, test_subset = _choose_subsets(name, subset_choice, data, annotations_path)
 
-    videos: dict[str, VideoRecord] = {}
-    stride: dict[str, float] = {}
-    info_length: dict[str, int] = {}
-    not_in_info = 0
-    for video_id, (key, entry, annotations) in parsed.items():
-        fps = _number(entry.get("fps"))
-        timing = _info_entry(info, video_id, key, info_path)
-        raw_info = None if info is None else info.get(video_id, info.get(key))
-        if fps is None and isinstance(raw_info, dict):
-            fps = _number(raw_info.get("video_fps"))
-        duration = _number(entry.get("duration"))
-        if duration is None and isinstance(raw_info, dict):
-            duration = _number(raw_info.get("frame_duration")) or (timing[1] if timing else None)
-        if timing is not None:
-            num_features = timing[0]
-            stride[video_id] = timing[1] / timing[0]
-            info_length[video_id] = timing[0]
-            feature_seconds = timing[1]
-        else:
-            if info is not None:
-                not_in_info += 1
-            shape, _ = _npy_header(features_dir / f"{video_id}.npy")
-            if len(shape) != 2 or shape[0] < 1:
-                raise InputError(
-                    f"feature file {features_dir / (video_id + '.npy')} has shape {list(shape)}; expected [T, D]"
-                )
-            num_features = int(shape[0])
-            if feature_fps is not None:
-                stride[video_id] = 1.0 / feature_fps
-            elif rules.frames_per_feature is not None and fps:
-                stride[video_id] = rules.frames_per_feature / fps
-            elif duration is not None:
-                stride[video_id] = duration / num_features
-            else:
-                raise InputError(
-                    f"dataset {name}: video {key!r} has no duration and no feature timing: add 'duration' "
-                    f"to {annotations_path} or give feature_info / feature_fps"
-                )
-            feature_seconds = num_features * stride[video_id]
-            if duration is None:
-                duration = feature_seconds
-            feature_seconds = min(feature_seconds, duration)
-        if duration is None or duration <= 0:
-            raise InputError(f"annotations {annotations_path}: video {key!r} needs a positive 'duration'")
-        videos[video_id] = VideoRecord(
-            video_id=video_id,
-            subset=entry["subset"],
-            duration=duration,
-            fps=fps,
-            annotations=annotations,
-            num_features=num_features,
-            feature_seconds=feature_seconds,
-        )
-    if not_in_info:
-        _warn(
-            f"dataset {name}: {not_in_info} videos have no entry in {info_path}; their feature times "
+    timing = _FeatureTiming(name, annotations_path, features_dir, info, info_path, feature_fps,
+                            rules.frames_per_feature)
+    videos = {
+        video_id: timing.record(video_id, key, entry, annotations)
+        for video_id, (key, entry, annotations) in parsed.items()
+    }
+    if timing.not_in_info:
+        log.warning(
+            f"dataset {name}: {timing.not_in_info} videos have no entry in {info_path}; their feature times "
             f"follow the video's frame rate or duration"
         )
 
@@ -598,18 +494,112 @@ def _build(
         prompt=prompt,
         feature_fps=feature_fps,
         frames_per_feature=rules.frames_per_feature,
-        split_source=split_source,
-        _stride=stride,
-        _info_length=info_length,
+        _stride=timing.stride,
+        _info_length=timing.info_length,
         _split_table=split_table,
     )
-    if split_table is not None:
-        for ratio_splits in split_table.values():
-            for split in ratio_splits:
-                validate_split(split, dataset.classes, split_source)
+    split_table.validate(dataset.classes)
     if text_embeddings_path is not None:
         dataset.text_embeddings = _load_text_embeddings(text_embeddings_path, dataset)
     return dataset
+
+
+def _usable_videos(
+    name: str, data: Any, path: Path, classes: list[str], rules: _Rules, features_dir: Path
+) -> dict[str, tuple[str, dict, list[Annotation]]]:
+    """The parsed videos that have a feature file; one warning per kind of thing skipped."""
+    parsed, counts = _parse_annotations(data, path, classes, rules, _feature_ids(features_dir))
+    if not parsed:
+        raise InputError(
+            f"dataset {name}: no usable videos: none of the {counts['total']} videos in {path} "
+            f"has a feature file {features_dir}/<video_id>.npy (features come from the published "
+            f"CLIP-feature release or `psftr extract`)"
+        )
+    if counts["missing"]:
+        log.warning(
+            f"dataset {name}: {counts['missing']} of {counts['total']} videos have no feature file in "
+            f"{features_dir} and are skipped"
+        )
+    if counts["unknown"]:
+        labels = ", ".join(sorted(counts["unknown"]))
+        log.warning(
+            f"dataset {name}: dropped {sum(counts['unknown'].values())} instances whose label is not a "
+            f"dataset class: {labels}"
+        )
+    if counts["empty"]:
+        log.warning(f"dataset {name}: dropped {counts['empty']} instances with end <= start")
+    return parsed
+
+
+@dataclass
+class _FeatureTiming:
+    """Times each video's features (rules 1-4 of the module doc), keeping what it used."""
+
+    dataset: str
+    annotations_path: Path
+    features_dir: Path
+    info: dict | None
+    info_path: Path | None
+    feature_fps: float | None
+    frames_per_feature: int | None
+    stride: dict[str, float] = field(default_factory=dict)  # seconds per feature, by video
+    info_length: dict[str, int] = field(default_factory=dict)  # T from feature_info, by video
+    not_in_info: int = 0  # videos timed without a feature_info entry although there is one
+
+    def record(self, video_id: str, key: str, entry: dict, annotations: list[Annotation]) -> VideoRecord:
+        """The usable video ``video_id`` (annotation key ``key``) with its timing."""
+        fps = _number(entry.get("fps"))
+        timing = _info_entry(self.info, video_id, key, self.info_path)
+        raw_info = None if self.info is None else self.info.get(video_id, self.info.get(key))
+        if fps is None and isinstance(raw_info, dict):
+            fps = _number(raw_info.get("video_fps"))
+        duration = _number(entry.get("duration"))
+        if duration is None and isinstance(raw_info, dict):
+            duration = _number(raw_info.get("frame_duration")) or (timing[1] if timing else None)
+        if timing is not None:
+            num_features, feature_seconds = timing
+            self.stride[video_id] = feature_seconds / num_features
+            self.info_length[video_id] = num_features
+        else:
+            if self.info is not None:
+                self.not_in_info += 1
+            num_features = self._count_features(video_id)
+            self.stride[video_id] = self._seconds_per_feature(key, fps, duration, num_features)
+            feature_seconds = num_features * self.stride[video_id]
+            if duration is None:
+                duration = feature_seconds
+            feature_seconds = min(feature_seconds, duration)
+        if duration is None or duration <= 0:
+            raise InputError(f"annotations {self.annotations_path}: video {key!r} needs a positive 'duration'")
+        return VideoRecord(
+            video_id=video_id,
+            subset=entry["subset"],
+            duration=duration,
+            fps=fps,
+            annotations=annotations,
+            num_features=num_features,
+            feature_seconds=feature_seconds,
+        )
+
+    def _count_features(self, video_id: str) -> int:
+        """T read from the feature file's header (the video has no feature_info entry)."""
+        path = self.features_dir / f"{video_id}.npy"
+        shape = _feature_shape(path)
+        if shape[0] < 1:
+            raise InputError(f"feature file {path} has shape {list(shape)}; expected [T, D]")
+        return shape[0]
+
+    def _seconds_per_feature(self, key: str, fps: float | None, duration: float | None, num_features: int) -> float:
+        if self.feature_fps is not None:
+            return 1.0 / self.feature_fps
+        if self.frames_per_feature is not None and fps:
+            return self.frames_per_feature / fps
+        if duration is not None:
+            return duration / num_features
+        raise InputError(
+            f"dataset {self.dataset}: video {key!r} has no duration and no feature timing: add 'duration' "
+            f"to {self.annotations_path} or give feature_info / feature_fps"
+        )
 
 
 def _classes_from_annotations(data: Any, path: Path) -> list[str]:
@@ -690,10 +680,10 @@ def _load_text_embeddings(path: Path, dataset: FeatureDataset) -> dict[str, np.n
 # ----------------------------------------------------------------------------- dataset.yaml
 
 
-def _load_yaml_dataset(directory: Path) -> FeatureDataset:
+def _read_dataset_yaml(config_path: Path) -> dict:
+    """The mapping in ``dataset.yaml``, with its required keys checked (unknown keys: a warning)."""
     import yaml
 
-    config_path = directory / "dataset.yaml"
     try:
         config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
@@ -702,10 +692,16 @@ def _load_yaml_dataset(directory: Path) -> FeatureDataset:
         raise InputError(f"{config_path} must be a YAML mapping with at least 'annotations' and 'features'")
     unknown = sorted(str(k) for k in config if k not in _YAML_KEYS)
     if unknown:
-        _warn(f"{config_path}: ignoring unknown keys: {', '.join(unknown)}")
+        log.warning(f"{config_path}: ignoring unknown keys: {', '.join(unknown)}")
     for key in ("annotations", "features"):
         if not isinstance(config.get(key), str) or not config[key]:
-            raise InputError(f"{config_path} needs '{key}': a path relative to {directory}")
+            raise InputError(f"{config_path} needs '{key}': a path relative to {config_path.parent}")
+    return config
+
+
+def _load_yaml_dataset(directory: Path) -> FeatureDataset:
+    config_path = directory / "dataset.yaml"
+    config = _read_dataset_yaml(config_path)
 
     def text(key: str) -> str | None:
         value = config.get(key)
@@ -731,24 +727,17 @@ def _load_yaml_dataset(directory: Path) -> FeatureDataset:
     info_path = path_of("feature_info")
     if info_path is None and (directory / "feature_info.json").is_file():
         info_path = directory / "feature_info.json"
-    info = _read_json(info_path, "feature info") if info_path is not None else None
-    if info is not None and not isinstance(info, dict):
-        raise InputError(f"feature info {info_path} must map video ids to timing objects")
+    info = _read_feature_info(info_path) if info_path is not None else None
 
     split_value = text("splits")
-    split_table: dict[str, list[Split]] | None = None
-    split_source = "random"
     if split_value is not None and split_value.lower() in BUILTIN_DATASETS:
         # `splits: thumos14` reuses the standard splits for one's own features.
-        split_table = {r: standard_splits(split_value.lower(), r) for r in ("75_25", "50_50")}
-        split_source = f"standard:{split_value.lower()}"
+        split_table = SplitTable.standard(split_value.lower())
     else:
         splits_path = path_of("splits")
         if splits_path is None and (directory / "splits.json").is_file():
             splits_path = directory / "splits.json"
-        if splits_path is not None:
-            split_table = load_splits_file(splits_path)
-            split_source = str(splits_path)
+        split_table = SplitTable.from_file(splits_path) if splits_path is not None else SplitTable()
 
     return _build(
         name=name,
@@ -764,8 +753,14 @@ def _load_yaml_dataset(directory: Path) -> FeatureDataset:
         prompt=prompt,
         text_embeddings_path=path_of("text_embeddings"),
         split_table=split_table,
-        split_source=split_source,
     )
+
+
+def _read_feature_info(path: Path) -> dict:
+    info = read_json_file(path, "feature info")
+    if not isinstance(info, dict):
+        raise InputError(f"feature info {path} must map video ids to timing objects")
+    return info
 
 
 def _check_prompt(prompt: str, where: Path) -> None:
@@ -807,7 +802,8 @@ def _find_features_dir(spec: _BuiltinSpec, root: Path) -> Path | None:
     return root if _has_npy(root) else None
 
 
-def _load_builtin(spec: _BuiltinSpec, data_root: str | os.PathLike | None) -> FeatureDataset:
+def _builtin_root(spec: _BuiltinSpec, data_root: str | os.PathLike | None) -> Path:
+    """The folder holding a built-in dataset: ``data_root`` (or its ``<name>/``), else ``$PSFTR_DATA/<name>``."""
     if data_root is not None:
         root = Path(data_root).expanduser()
         if not root.is_dir():
@@ -817,18 +813,23 @@ def _load_builtin(spec: _BuiltinSpec, data_root: str | os.PathLike | None) -> Fe
         # Also accept the parent folder that holds <name>/ (like $PSFTR_DATA).
         if _find_features_dir(spec, root) is None and (root / spec.name).is_dir():
             root = root / spec.name
-    else:
-        env = os.environ.get(DATA_ENV)
-        if not env:
-            raise InputError(
-                f"dataset {spec.name} needs its CLIP features: pass --data-root DIR or set {DATA_ENV} "
-                f"(read from ${DATA_ENV}/{spec.name}); {_layout_hint(spec, 'DIR')}"
-            )
-        root = Path(env).expanduser() / spec.name
-        if not root.is_dir():
-            raise InputError(
-                f"dataset {spec.name}: {root} does not exist (from ${DATA_ENV}); {_layout_hint(spec, str(root))}"
-            )
+        return root
+    env = os.environ.get(DATA_ENV)
+    if not env:
+        raise InputError(
+            f"dataset {spec.name} needs its CLIP features: pass --data-root DIR or set {DATA_ENV} "
+            f"(read from ${DATA_ENV}/{spec.name}); {_layout_hint(spec, 'DIR')}"
+        )
+    root = Path(env).expanduser() / spec.name
+    if not root.is_dir():
+        raise InputError(
+            f"dataset {spec.name}: {root} does not exist (from ${DATA_ENV}); {_layout_hint(spec, str(root))}"
+        )
+    return root
+
+
+def _load_builtin(spec: _BuiltinSpec, data_root: str | os.PathLike | None) -> FeatureDataset:
+    root = _builtin_root(spec, data_root)
     features_dir = _find_features_dir(spec, root)
     if features_dir is None:
         raise InputError(f"dataset {spec.name}: no feature folder in {root}; {_layout_hint(spec, str(root))}")
@@ -840,29 +841,25 @@ def _load_builtin(spec: _BuiltinSpec, data_root: str | os.PathLike | None) -> Fe
                 f"dataset {spec.name}: no annotation file in {root}; expected {root}/{spec.annotation_names[0]} "
                 f"(GAP's release) or {root}/{spec.annotation_names[1]} (official ActivityNet 1.3)"
             )
-        annotations_path = _package_file(spec.packaged_annotations)
+        annotations_path = reference_path(spec.packaged_annotations)
     info_path = next((root / n for n in spec.info_names if (root / n).is_file()), None)
     if info_path is None:
-        info_path = _package_file(spec.packaged_info)
-    info = _read_json(info_path, "feature info")
-    if not isinstance(info, dict):
-        raise InputError(f"feature info {info_path} must map video ids to timing objects")
+        info_path = reference_path(spec.packaged_info)
 
     return _build(
         name=spec.name,
         root=root,
         annotations_path=annotations_path,
         features_dir=features_dir,
-        info=info,
+        info=_read_feature_info(info_path),
         info_path=info_path,
-        classes=_package_lines(spec.classes_file),
+        classes=reference_lines(spec.classes_file),
         subset_choice=spec.subset_pairs,
         rules=spec.rules,
         feature_fps=None,
         prompt=DEFAULT_PROMPT,
         text_embeddings_path=None,
-        split_table={r: standard_splits(spec.split_key, r) for r in ("75_25", "50_50")},
-        split_source=f"standard:{spec.split_key}",
+        split_table=SplitTable.standard(spec.split_key),
     )
 
 

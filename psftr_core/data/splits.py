@@ -9,6 +9,8 @@ Three sources, all returning ``Split`` objects indexed 0..N-1 per ratio:
   ``{"75_25": [{"seen": [...], "unseen": [...]}, ...], "50_50": [...]}``;
 - 10 seeded random splits for a dataset without either (``random_splits``).
 
+``SplitTable`` is the choice made for one dataset (which source, and the lists).
+
 Random split algorithm (deterministic on every machine and Python >= 3.2): for split
 index ``i`` of ratio ``r``, ``rng = random.Random(f"{seed}/{r}/{i}")`` (a str seed is
 hashed with SHA-512, independent of PYTHONHASHSEED and numpy), the class names are
@@ -20,14 +22,14 @@ lists are returned sorted. The default seed is ``DEFAULT_SPLIT_SEED = 0``.
 from __future__ import annotations
 
 import functools
-import json
 import random
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
+from psftr_core.data.reference_files import reference_json
 from psftr_core.errors import InputError
+from psftr_core.io.json_file import read_json_file
 
 RATIOS = ("75_25", "50_50")
 SEEN_FRACTION = {"75_25": 0.75, "50_50": 0.5}
@@ -58,8 +60,7 @@ def check_ratio(ratio: Any) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _package_splits() -> dict:
-    text = resources.files("psftr_core").joinpath("data", "reference", "zero_shot_splits.json").read_text("utf-8")
-    return json.loads(text)
+    return reference_json("zero_shot_splits.json")
 
 
 def standard_splits(dataset: str, ratio: str) -> list[Split]:
@@ -87,12 +88,9 @@ def _name_list(value: Any, where: str) -> list[str]:
 def load_splits_file(path: str | Path) -> dict[str, list[Split]]:
     """Read a dataset's ``splits.json`` into ``{ratio: [Split, ...]}`` (structure checked)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"splits file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"cannot read splits file {path}: {err}") from None
+    if not path.exists():
+        raise InputError(f"splits file {path} does not exist")
+    data = read_json_file(path, "splits")
     if not isinstance(data, dict) or not data:
         raise InputError(f"splits file {path} must map a ratio ({', '.join(RATIOS)}) to a list of splits")
     result: dict[str, list[Split]] = {}
@@ -159,3 +157,40 @@ def select_split(splits: list[Split], ratio: str, index: Any, source: str) -> Sp
             f"{ratio} (0..{len(splits) - 1})"
         )
     return splits[index]
+
+
+@dataclass
+class SplitTable:
+    """The zero-shot splits a dataset offers.
+
+    ``table`` holds fixed lists per ratio (the standard splits or a ``splits.json``);
+    without it every ratio gets the seeded random splits of the dataset's classes.
+    ``source`` says which: ``"standard:<name>"``, the path of a splits.json, or ``"random"``.
+    """
+
+    source: str = "random"
+    table: dict[str, list[Split]] | None = None
+
+    @classmethod
+    def standard(cls, dataset: str) -> SplitTable:
+        """The published splits of ``dataset`` ("thumos14" or "anet") for every ratio."""
+        return cls(f"standard:{dataset}", {ratio: standard_splits(dataset, ratio) for ratio in RATIOS})
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SplitTable:
+        return cls(str(path), load_splits_file(path))
+
+    def validate(self, classes: Iterable[str]) -> None:
+        """InputError unless every listed split is valid for ``classes`` (see ``validate_split``)."""
+        known = list(classes)
+        for splits in (self.table or {}).values():
+            for split in splits:
+                validate_split(split, known, self.source)
+
+    def splits(self, ratio: str, classes: Iterable[str], owner: str) -> list[Split]:
+        """All splits of ``ratio``, index order; ``owner`` names the dataset in errors."""
+        if self.table is None:
+            return random_splits(classes, ratio)
+        if ratio not in self.table:
+            raise InputError(f"{owner}: {self.source} has no {ratio} splits (it has {', '.join(self.table)})")
+        return list(self.table[ratio])

@@ -51,8 +51,9 @@ from pathlib import Path
 
 import numpy as np
 
-from psftr_core.io.atomic import save_npy, write_bytes, write_json, write_text
+from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.errors import InputError
+from psftr_core.io.atomic import save_npy, write_bytes, write_json, write_text
 
 GENERATOR_VERSION = 1
 
@@ -115,7 +116,7 @@ class SyntheticConfig:
     # --- splits ---
     num_splits: int = 10  # per ratio, in splits.json
     split_ratios: tuple[str, ...] = ("75_25", "50_50")
-    prompt: str = "a video of a person doing {}"
+    prompt: str = DEFAULT_PROMPT
 
     @property
     def feature_fps(self) -> float:
@@ -123,9 +124,10 @@ class SyntheticConfig:
 
     def class_names(self) -> list[str]:
         """Class names: ``group<g> action<kk>`` (the group is visible to humans only)."""
-        return [f"group{self._group_of(k)} action{k:02d}" for k in range(self.num_classes)]
+        return [f"group{self.group_of(k)} action{k:02d}" for k in range(self.num_classes)]
 
-    def _group_of(self, k: int) -> int:
+    def group_of(self, k: int) -> int:
+        """The action group of class ``k``."""
         return k % max(1, min(self.num_groups, self.num_classes))
 
     def validate(self) -> None:
@@ -221,7 +223,7 @@ class _World:
 def _build_world(cfg: SyntheticConfig) -> _World:
     rng = np.random.default_rng([cfg.seed, 0])
     K, D = cfg.num_classes, cfg.feature_dim
-    groups = [cfg._group_of(k) for k in range(K)]
+    groups = [cfg.group_of(k) for k in range(K)]
     num_groups = max(groups) + 1
 
     B = cfg.num_background_types
@@ -359,7 +361,7 @@ def _make_video(index: int, is_test: bool, classes: list[int], cfg: SyntheticCon
     background = (1 - np.clip(total_weight, 0, 1))[:, None] * cfg.background_weight \
         * _background_track(rng, times, cfg, world)
 
-    confuser = int(rng.choice(world.group_members[cfg._group_of(classes[0])]))
+    confuser = int(rng.choice(world.group_members[cfg.group_of(classes[0])]))
     like = cfg.scene_class_likeness
     scene = _unit(like * world.prototypes[confuser] + np.sqrt(1 - like**2) * rng.standard_normal(D) / np.sqrt(D))
     noise = _ar1_noise(rng, T, D, cfg.noise_ar)

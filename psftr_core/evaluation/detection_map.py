@@ -1,7 +1,6 @@
 """Temporal action detection mAP with the semantics of the official ActivityNet code.
 
-The rules (psftr-model.md §7), applied per class and, for every tIoU threshold,
-independently:
+The rules, applied per class and, for every tIoU threshold, independently:
 
 1. Rank the class's predictions by score, highest first.
 2. Walk the ranking. A prediction takes the still-unmatched ground-truth instance of
@@ -415,7 +414,7 @@ def load_ground_truth(path: str | os.PathLike, subset: str | None = None) -> dic
     Instances labelled ``Ambiguous`` are dropped; videos left without instances stay
     (predictions on them are false positives). Raises InputError on a bad file.
     """
-    from psftr_core.io.export import read_json_file
+    from psftr_core.io.json_file import read_json_file
 
     data = read_json_file(path, "ground-truth")
     if isinstance(data, dict) and "database" in data:

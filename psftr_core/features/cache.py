@@ -41,11 +41,14 @@ _CHUNK = 1 << 20  # 1 MiB read from each end of the file
 
 
 def default_cache_dir() -> Path:
-    """``$PSFTR_CACHE_DIR``, else ``$XDG_CACHE_HOME/psftr``, else ``~/.cache/psftr``
-    (the same root ``clip_models`` uses for text embeddings)."""
-    from psftr_core.features.clip import default_cache_dir as clip_cache_dir
+    """``$PSFTR_CACHE_DIR``, else ``$XDG_CACHE_HOME/psftr``, else ``~/.cache/psftr``.
 
-    return Path(clip_cache_dir()).expanduser()
+    The root of every psftr cache: features here, text embeddings under ``text/``.
+    """
+    if os.environ.get("PSFTR_CACHE_DIR"):
+        return Path(os.environ["PSFTR_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base).expanduser() / "psftr"
 
 
 def video_fingerprint(path: str | os.PathLike) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 
 from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT
 from psftr_core.errors import InputError
+from psftr_core.features.cache import default_cache_dir
 from psftr_core.infer.vocabulary import name_key
 
 
@@ -61,7 +62,7 @@ def class_text_embeddings(
 
     template = prompt or getattr(dataset, "prompt", None) or DEFAULT_PROMPT
     handle = shared_clip(clip_model or DEFAULT_CLIP_MODEL, clip_pretrained or DEFAULT_CLIP_PRETRAINED, device)
-    cache = cache_dir if cache_dir is not None else clip_models.default_cache_dir()
+    cache = cache_dir if cache_dir is not None else default_cache_dir()
     return np.asarray(clip_models.encode_texts(handle, list(class_names), prompt=template, cache_dir=cache),
                       dtype=np.float32)
 

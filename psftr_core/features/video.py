@@ -39,7 +39,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from psftr_core.errors import InputError, PsftrError
+from psftr_core.errors import InputError, PsftrError, error_text
 
 VIDEO_EXTENSIONS = frozenset(
     {
@@ -273,7 +273,7 @@ class VideoSource:
             ).reshape(-1, 2)
             self.key_indices = np.asarray(self._reader.get_key_indices(), dtype=np.int64)
         except _decode_errors() as err:
-            raise VideoDecodeError(f"{self.path.name}: cannot open video: {_one_line(err)}") from None
+            raise VideoDecodeError(f"{self.path.name}: cannot open video: {error_text(err)}") from None
 
     def plan(self, stride: int | None = None, fps: float | None = None) -> SamplePlan:
         return plan_samples(self.timestamps, stride=stride, fps=fps)
@@ -317,7 +317,7 @@ class VideoSource:
         try:
             self._reader.seek(keyframe)
         except _decode_errors() as err:
-            raise VideoDecodeError(f"{self.path.name}: seeking failed near frame {keyframe}: {_one_line(err)}") from None
+            raise VideoDecodeError(f"{self.path.name}: seeking failed near frame {keyframe}: {error_text(err)}") from None
         self._position = keyframe
 
     def _iter_single(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
@@ -344,8 +344,13 @@ class VideoSource:
             raise VideoDecodeError(f"{self.path.name}: video ended before frame {self._position}") from None
         except _decode_errors() as err:
             raise VideoDecodeError(
-                f"{self.path.name}: decoding failed near frame {self._position}: {_one_line(err)}"
+                f"{self.path.name}: decoding failed near frame {self._position}: {error_text(err)}"
             ) from None
+
+    @property
+    def is_open(self) -> bool:
+        """False once closed (``close``, or ``release_readahead`` after the last chunk)."""
+        return self._reader is not None
 
     def close(self) -> None:
         self._reader = None
@@ -355,8 +360,3 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
     from decord._ffi.base import DECORDError
 
     return (RuntimeError, DECORDError)
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text[:300] if text else type(err).__name__

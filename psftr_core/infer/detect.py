@@ -5,12 +5,14 @@
 1. Vocabulary: ``actions`` cleaned and de-duplicated (:mod:`psftr_core.infer.vocabulary`).
 2. Model: with ``checkpoint`` a trained PSFTR, which fixes the CLIP model and the feature
    rate; without, the training-free localizer (:mod:`psftr_core.infer.localizer`).
-3. Features, per video: from ``features_dir`` (a feature dataset, formats.md) or from
+3. Features, per video: from ``features_dir`` (an extracted feature dataset) or from
    video files, decoded and CLIP-encoded once and then served from the feature cache
    (:mod:`psftr_core.features.cache`), so a later run with other actions does not decode.
 4. Text: the dataset's ``text_embeddings`` when it has a vector for every action, else
    CLIP prompts (``encode_texts``, cached on disk).
-5. Post-processing (:func:`postprocess_detections`): clip to the video, per-action score
+5. Detections: the localizer's, or PSFTR's through the inference path of evaluation
+   (:func:`psftr_core.infer.predict.predict_video`).
+6. Post-processing (:func:`postprocess_detections`): clip to the video, per-action score
    thresholds, minimum duration, class-wise NMS, top-k per video, sort by start time.
 
 A video that cannot be read becomes a :class:`Failure` and the others go on; the CLI
@@ -19,6 +21,7 @@ turns failures into exit code 3. Bad arguments raise ``InputError`` before any w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -32,16 +35,21 @@ import numpy as np
 from psftr_core import __version__
 from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT
 from psftr_core.device import resolve_device
-from psftr_core.errors import InputError, PsftrError
+from psftr_core.errors import InputError, PartialFailure, PsftrError
+from psftr_core.data.datasets import load_dataset
+from psftr_core.features.cache import FeatureCache, FeatureSpec, default_cache_dir, video_fingerprint
+from psftr_core.features.clip import encode_images, encode_texts, load_clip
 from psftr_core.features.text import lookup_text_embeddings
+from psftr_core.features.video import VideoDecodeError, VideoSource, assign_video_ids, collect_videos
+from psftr_core.infer.localizer import LocalizerConfig, localize
+from psftr_core.infer.nms import nms
 from psftr_core.infer.vocabulary import normalise_vocabulary, parse_vocabulary, resolve_thresholds
 
 DEFAULT_STRIDE = 8  # frames per feature, the THUMOS14 convention (as in ``psftr extract``)
 # Default score thresholds per model (``--threshold`` overrides). The localizer's score is
 # an inner-outer contrast of class probability; PSFTR's (calibrated scoring) is actionness
 # x that contrast over the segment, a smaller number. Chosen with benchmarks/detect_planted.py
-# (D = 256 synthetic data, 75_25 split 0): PSFTR at 0.03 finds 50 of 62 planted unseen
-# actions with 129 segments; the localizer at 0.3, 45 of 62 with 228 segments.
+# (recall of planted unseen actions against the number of segments; see docs/benchmarks.md).
 DEFAULT_THRESHOLDS = {"baseline": 0.3, "psftr": 0.03}
 DEFAULT_NMS_IOU = 0.5
 
@@ -115,6 +123,19 @@ class DetectionReport:
         counts = Counter(seg.label for seg in self.segments)
         return {name: counts.get(name, 0) for name in self.actions}
 
+    def raise_for_failures(self) -> None:
+        """``PsftrError`` when every input failed (nothing to write), ``PartialFailure``
+        (exit 3) when some did; nothing when none did."""
+        if not self.failures:
+            return
+        first = f"{self.failures[0].input}: {self.failures[0].reason}"
+        if not self.videos:
+            raise PsftrError(f"all {len(self.failures)} inputs failed (first: {first}); nothing written")
+        raise PartialFailure(
+            f"{len(self.failures)} of {len(self.failures) + len(self.videos)} inputs failed "
+            f"(first: {first}); the others were written"
+        )
+
 
 # ----------------------------------------------------------------------------- post-processing
 
@@ -134,8 +155,6 @@ def postprocess_detections(
     seconds; class-wise NMS at ``nms_iou`` (None = off); keep the ``top_k`` best (None =
     all); sort by (start, -score, label). Ties in score keep the input order.
     """
-    from psftr_core.infer.segment_ops import nms
-
     kept: list[dict[str, Any]] = []
     upper = float(duration) if duration and duration > 0 else np.inf
     for det in detections:
@@ -185,35 +204,26 @@ class _Model:
 
 
 def _baseline_model(localizer_config: Any = None) -> _Model:
-    from psftr_core.infer.localizer import LocalizerConfig, localize
-
     cfg = localizer_config or LocalizerConfig()
+    # The localizer's own top_k would cut before our thresholds; keep everything.
+    uncut = cfg if cfg.top_k >= 10**6 else dataclasses.replace(cfg, top_k=10**9)
 
     def run(features: np.ndarray, times: np.ndarray, duration: float | None, text: np.ndarray,
             names: list[str]) -> list[dict[str, Any]]:
-        # The localizer's own top_k would cut before our thresholds; keep everything.
-        local = cfg if cfg.top_k >= 10**6 else _replace(cfg, top_k=10**9)
-        return localize(features, times, text, names, local, duration=duration)
+        return localize(features, times, text, names, uncut, duration=duration)
 
     return _Model("baseline", "training-free localizer (CLIP frame-text similarity, psftr_core.infer.localizer)", run)
 
 
-def _replace(obj: Any, **changes: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
-
-
-def _detect_with_checkpoint(checkpoint: str | os.PathLike, device: str) -> _Model:
-    """A PSFTR model from a ``psftr train`` checkpoint (psftr_core.train.checkpoint / inference).
+def _psftr_model(checkpoint: str | os.PathLike, device: str) -> _Model:
+    """A PSFTR model from a ``psftr train`` checkpoint.
 
     The checkpoint records the CLIP model, weights and feature rate of its training
-    features; video inputs are extracted the same way. Inference per video follows the
-    training protocol: windows (sliding or resized, from the checkpoint's data config),
-    top-k (query, class) pairs per window, cross-window class-wise NMS.
+    features; video inputs are extracted the same way. Each video goes through the
+    inference path of evaluation (:func:`psftr_core.infer.predict.predict_video`) with the
+    checkpoint's windowing and inference settings.
     """
-    import torch
-
+    from psftr_core.infer.predict import predict_video
     from psftr_core.train.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
 
     torch_device = resolve_device(device)
@@ -235,7 +245,7 @@ def _detect_with_checkpoint(checkpoint: str | os.PathLike, device: str) -> _Mode
 
     def run(features: np.ndarray, times: np.ndarray, duration: float | None, text: np.ndarray,
             names: list[str]) -> list[dict[str, Any]]:
-        return _psftr_predict_video(net, cfg, features, times, duration, text, names, torch_device)
+        return predict_video(net, cfg, features, times, duration, text, names, torch_device)
 
     return _Model(
         kind="psftr",
@@ -252,53 +262,17 @@ def _detect_with_checkpoint(checkpoint: str | os.PathLike, device: str) -> _Mode
     )
 
 
-def _psftr_predict_video(
-    net: Any, cfg: Any, features: np.ndarray, times: np.ndarray, duration: float | None, text: np.ndarray,
-    names: list[str], device: str, batch_size: int = 16,
-) -> list[dict[str, Any]]:
-    """PSFTR detections of one video: features [T, D], times [T], text [K, D] -> dicts."""
-    import torch
-
-    from psftr_core.data.windows import input_length, windowing_from_config
-    from psftr_core.infer.predict import merge_video, video_curves, window_detections
-    from psftr_core.data.slicing import make_windows, resize_nearest
-
-    num = len(features)
-    if num == 0:
-        return []
-    if num >= 2:
-        step = float(np.median(np.diff(times)))
-    else:
-        step = float(duration) if duration else 1.0
-    windowing = windowing_from_config(cfg.data)
-    windows = make_windows("video", num, step, [], windowing, training=False)
-    length = input_length(windowing)
-    text_t = torch.as_tensor(text, dtype=torch.float32, device=device)
-    durations = {"video": float(duration)} if duration else {}
-    scoring = cfg.inference.scoring
-    curves = video_curves(features, times, text) if scoring == "calibrated" else None
-    detections = []
-    with torch.inference_mode():
-        for first in range(0, len(windows), batch_size):
-            chunk = windows[first : first + batch_size]
-            pad = max(length, max(w.length for w in chunk))
-            batch = torch.zeros(len(chunk), pad, features.shape[1])
-            mask = torch.ones(len(chunk), pad, dtype=torch.bool)
-            for b, w in enumerate(chunk):
-                part = features[w.start : w.end]
-                if w.resize_to is not None:
-                    part = resize_nearest(part, w.resize_to)
-                batch[b, : len(part)] = torch.as_tensor(np.asarray(part, dtype=np.float32))
-                mask[b, : len(part)] = False
-            batch, mask = batch.to(device), mask.to(device)
-            outputs = net(batch, mask, text_t)
-            detections += window_detections(net, outputs, batch, mask, text_t, chunk,
-                                            range(first, first + len(chunk)), durations, int(cfg.inference.topk),
-                                            scoring, lambda _video_id: curves)
-    return merge_video(detections, names, float(cfg.inference.nms_iou), cfg.inference.nms == "all")
+# ----------------------------------------------------------------------------- arguments
 
 
-# ----------------------------------------------------------------------------- helpers
+@dataclass
+class _Filters:
+    """What :func:`postprocess_detections` keeps of each video's detections."""
+
+    thresholds: dict[str, float]
+    min_duration: float
+    nms_iou: float | None
+    top_k: int | None
 
 
 def _check_path_exists(path: str | os.PathLike, what: str) -> Path:
@@ -306,6 +280,17 @@ def _check_path_exists(path: str | os.PathLike, what: str) -> Path:
     if not p.exists():
         raise InputError(f"{what} not found: {p}")
     return p
+
+
+def _check_limits(min_duration: float, top_k: int | None, threshold: float | None, nms_iou: float | None) -> None:
+    if min_duration is None or min_duration < 0:
+        raise InputError(f"--min-duration must be >= 0 seconds, got {min_duration}")
+    if top_k is not None and top_k < 1:
+        raise InputError(f"--top-k must be >= 1, got {top_k}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be in [0, 1], got {threshold}")
+    if nms_iou is not None and not 0.0 < nms_iou <= 1.0:
+        raise InputError(f"--nms-iou must be in (0, 1], got {nms_iou}")
 
 
 def _sampling_arg(stride: int | None, fps: float | None) -> tuple[str, float] | None:
@@ -374,7 +359,7 @@ def detect(
         device: ``auto`` | ``cpu`` | ``cuda``.
         prompt: text prompt template (default: the dataset's / checkpoint's / CLIP's
             ``"a video of a person doing {}"``).
-        localizer_config: a ``baseline.LocalizerConfig`` for the training-free localizer.
+        localizer_config: a ``localizer.LocalizerConfig`` for the training-free localizer.
         on_progress: ``on_progress(done, total, video, status)`` before and after each
             video (see :data:`ProgressCallback`).
 
@@ -382,103 +367,30 @@ def detect(
         InputError: bad arguments, a missing path (named), an empty vocabulary.
     """
     started = time.perf_counter()
-    if isinstance(actions, str):
-        vocabulary = parse_vocabulary(actions)
-    else:
-        vocabulary = normalise_vocabulary(actions)
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    inputs = [str(p) for p in inputs]
-    if min_duration is None or min_duration < 0:
-        raise InputError(f"--min-duration must be >= 0 seconds, got {min_duration}")
-    if top_k is not None and top_k < 1:
-        raise InputError(f"--top-k must be >= 1, got {top_k}")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise InputError(f"--threshold must be in [0, 1], got {threshold}")
-    if nms_iou is not None and not 0.0 < nms_iou <= 1.0:
-        raise InputError(f"--nms-iou must be in (0, 1], got {nms_iou}")
+    vocabulary = parse_vocabulary(actions) if isinstance(actions, str) else normalise_vocabulary(actions)
+    inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    _check_limits(min_duration, top_k, threshold, nms_iou)
     sampling = _sampling_arg(stride, fps)
     if clip_config is not None:
         _check_path_exists(clip_config, "CLIP config file")
-    if features_dir is None and not inputs:
-        raise InputError("no inputs: give video files, folders, globs or @list.txt, or --features DIR")
 
     # Inputs first, so a missing path is reported before any model is loaded.
     clip = _ClipProvider(clip_model, clip_pretrained, clip_config, device, cache_dir)
-    if features_dir is not None:
-        if sampling is not None:
-            raise InputError("--stride/--fps apply to video inputs; --features DIR already holds features")
-        source: _FeatureSource = _DatasetSource(features_dir, inputs)
-    else:
-        source = _VideoSource(inputs, clip, cache_dir)
-
-    # A checkpoint fixes the CLIP model and the feature rate.
+    source = _open_inputs(inputs, features_dir, sampling, clip, cache_dir)
     if checkpoint is not None:
         _check_path_exists(checkpoint, "checkpoint")
-        model = _detect_with_checkpoint(checkpoint, device)
-    else:
-        model = _baseline_model(localizer_config)
-    clip.adopt(model.clip_model, model.clip_pretrained, "the checkpoint")
-    if model.sampling is not None and sampling is not None and sampling != model.sampling:
-        raise InputError(
-            f"--{sampling[0]} {sampling[1]:g} differs from the checkpoint's feature rate "
-            f"({_sampling_text(model.sampling)}); omit it, the checkpoint decides"
-        )
-    if isinstance(source, _VideoSource):
-        source.sampling = model.sampling or sampling or ("stride", DEFAULT_STRIDE)
-    elif model.check_dataset is not None:
-        model.check_dataset(source.dataset)
+    model = _psftr_model(checkpoint, device) if checkpoint is not None else _baseline_model(localizer_config)
+    _follow_model(model, source, clip, sampling)
 
     default_threshold = DEFAULT_THRESHOLDS[model.kind] if threshold is None else float(threshold)
-    thresholds = resolve_thresholds(vocabulary, default_threshold, dict(per_action_thresholds or {}))
-
+    filters = _Filters(resolve_thresholds(vocabulary, default_threshold, dict(per_action_thresholds or {})),
+                       min_duration, nms_iou, top_k)
     text, text_note = _text_embeddings(vocabulary, source, clip, prompt or model.prompt)
-    feature_note = source.describe()
+    feature_dim = _check_widths(source, clip, model, text, text_note)
 
-    # Widths must agree before any video is decoded: features, text, checkpoint.
-    feature_dim = source.feature_dim(clip)
-    if model.feature_dim is not None and feature_dim != model.feature_dim:
-        raise InputError(
-            f"the checkpoint expects {model.feature_dim}-d features but the {source.describe()} gives "
-            f"{feature_dim}-d ones; use features of the checkpoint's CLIP model"
-        )
-    if feature_dim != text.shape[1]:
-        raise InputError(
-            f"the {source.describe()} gives {feature_dim}-d features but the text embeddings ({text_note}) are "
-            f"{text.shape[1]}-d: features and text must come from the same CLIP model"
-        )
-
-    segments: list[Segment] = []
-    failures: list[Failure] = []
-    videos: dict[str, VideoInfo] = {}
-    items = source.items()
-    total = len(items)
-    for done, item in enumerate(items, start=1):
-        if on_progress:
-            on_progress(done - 1, total, item.video_id, "started")
-        try:
-            loaded = source.load(item)
-            if loaded.features.shape[1] != feature_dim:
-                raise _VideoFailed(f"features have D={loaded.features.shape[1]}, expected {feature_dim}")
-        except _VideoFailed as err:
-            failures.append(Failure(item.display, str(err)))
-            if on_progress:
-                on_progress(done, total, item.video_id, "failed")
-            continue
-        raw = model.run(loaded.features, loaded.times, loaded.duration, text, vocabulary)
-        kept = postprocess_detections(raw, thresholds, loaded.duration, min_duration, nms_iou, top_k)
-        segments.extend(
-            # Milliseconds are the precision of the input times; round away float noise.
-            Segment(item.video_id, d["label"], round(d["segment"][0], 3), round(d["segment"][1], 3), d["score"])
-            for d in kept
-        )
-        videos[item.video_id] = VideoInfo(item.video_id, item.display, loaded.duration, len(loaded.features))
-        if on_progress:
-            on_progress(done, total, item.video_id, loaded.status)
-
-    segments.sort(key=lambda s: (s.video, s.start, -s.score, s.label))
+    segments, failures, videos = _detect_in_videos(source, model, text, vocabulary, filters, feature_dim, on_progress)
     details = (
-        f"psftr {__version__} detect: {model.details}; features: {feature_note}; text: {text_note}; "
+        f"psftr {__version__} detect: {model.details}; features: {source.describe()}; text: {text_note}; "
         f"score threshold {default_threshold:g}"
         + (f" ({len(per_action_thresholds)} per-action)" if per_action_thresholds else "")
     )
@@ -494,6 +406,91 @@ def detect(
         "seconds": round(time.perf_counter() - started, 3),
     }
     return DetectionReport(segments, failures, details, stats, vocabulary, videos, list(source.warnings))
+
+
+def _open_inputs(inputs: list[str], features_dir: str | os.PathLike | None, sampling: tuple[str, float] | None,
+                 clip: _ClipProvider, cache_dir: str | os.PathLike | None) -> _FeatureSource:
+    """The feature source of the inputs: a feature dataset, or video files."""
+    if features_dir is None:
+        if not inputs:
+            raise InputError("no inputs: give video files, folders, globs or @list.txt, or --features DIR")
+        return _VideoSource(inputs, clip, cache_dir)
+    if sampling is not None:
+        raise InputError("--stride/--fps apply to video inputs; --features DIR already holds features")
+    return _DatasetSource(features_dir, inputs)
+
+
+def _follow_model(model: _Model, source: _FeatureSource, clip: _ClipProvider,
+                  sampling: tuple[str, float] | None) -> None:
+    """A checkpoint fixes the CLIP model and the feature rate; refuse what disagrees."""
+    clip.adopt(model.clip_model, model.clip_pretrained, "the checkpoint")
+    if model.sampling is not None and sampling is not None and sampling != model.sampling:
+        raise InputError(
+            f"--{sampling[0]} {sampling[1]:g} differs from the checkpoint's feature rate "
+            f"({_sampling_text(model.sampling)}); omit it, the checkpoint decides"
+        )
+    if isinstance(source, _VideoSource):
+        source.sampling = model.sampling or sampling or ("stride", DEFAULT_STRIDE)
+    elif model.check_dataset is not None:
+        model.check_dataset(source.dataset)
+
+
+def _check_widths(source: _FeatureSource, clip: _ClipProvider, model: _Model, text: np.ndarray,
+                  text_note: str) -> int:
+    """The feature width D; features, text and checkpoint must agree before any video is decoded."""
+    feature_dim = source.feature_dim(clip)
+    if model.feature_dim is not None and feature_dim != model.feature_dim:
+        raise InputError(
+            f"the checkpoint expects {model.feature_dim}-d features but the {source.describe()} gives "
+            f"{feature_dim}-d ones; use features of the checkpoint's CLIP model"
+        )
+    if feature_dim != text.shape[1]:
+        raise InputError(
+            f"the {source.describe()} gives {feature_dim}-d features but the text embeddings ({text_note}) are "
+            f"{text.shape[1]}-d: features and text must come from the same CLIP model"
+        )
+    return feature_dim
+
+
+def _detect_in_videos(
+    source: _FeatureSource, model: _Model, text: np.ndarray, vocabulary: list[str], filters: _Filters,
+    feature_dim: int, on_progress: ProgressCallback | None,
+) -> tuple[list[Segment], list[Failure], dict[str, VideoInfo]]:
+    """Run the model on every video of ``source``; a video that fails is recorded, not raised.
+
+    Returns the kept segments (sorted by video, start, -score, label), the failures and
+    the processed videos.
+    """
+    segments: list[Segment] = []
+    failures: list[Failure] = []
+    videos: dict[str, VideoInfo] = {}
+    items = source.items()
+    total = len(items)
+    for done, item in enumerate(items, start=1):
+        if on_progress:
+            on_progress(done - 1, total, item.video_id, "started")
+        try:
+            loaded = source.load(item)
+            if loaded.features.shape[1] != feature_dim:
+                raise VideoFailed(f"features have D={loaded.features.shape[1]}, expected {feature_dim}")
+        except VideoFailed as err:
+            failures.append(Failure(item.display, str(err)))
+            if on_progress:
+                on_progress(done, total, item.video_id, "failed")
+            continue
+        raw = model.run(loaded.features, loaded.times, loaded.duration, text, vocabulary)
+        kept = postprocess_detections(raw, filters.thresholds, loaded.duration, filters.min_duration,
+                                      filters.nms_iou, filters.top_k)
+        segments.extend(
+            # Milliseconds are the precision of the input times; round away float noise.
+            Segment(item.video_id, d["label"], round(d["segment"][0], 3), round(d["segment"][1], 3), d["score"])
+            for d in kept
+        )
+        videos[item.video_id] = VideoInfo(item.video_id, item.display, loaded.duration, len(loaded.features))
+        if on_progress:
+            on_progress(done, total, item.video_id, loaded.status)
+    segments.sort(key=lambda s: (s.video, s.start, -s.score, s.label))
+    return segments, failures, videos
 
 
 # ----------------------------------------------------------------------------- CLIP and text
@@ -543,17 +540,12 @@ class _ClipProvider:
 
     def handle(self) -> Any:
         if self._handle is None:
-            from psftr_core.features.clip import load_clip
-
             self._handle = load_clip(
                 self.model_name, self.pretrained, config_file=self.config_file, device=resolve_device(self.device)
             )
         return self._handle
 
     def encode_texts(self, names: Sequence[str], prompt: str) -> np.ndarray:
-        from psftr_core.features.clip import encode_texts
-        from psftr_core.features.cache import default_cache_dir
-
         root = self.cache_root if self.cache_root is not None else default_cache_dir()
         # encode_texts keeps its entries under <root>/text/.
         return np.asarray(encode_texts(self.handle(), list(names), prompt=prompt, cache_dir=root), np.float32)
@@ -607,7 +599,7 @@ def _text_embeddings(
 # ----------------------------------------------------------------------------- feature sources
 
 
-class _VideoFailed(Exception):
+class VideoFailed(Exception):
     """One input could not be turned into features (reason in the message)."""
 
 
@@ -648,8 +640,6 @@ class _DatasetSource(_FeatureSource):
     """Videos of an extracted feature dataset (``--features DIR``)."""
 
     def __init__(self, features_dir: str | os.PathLike, video_ids: Sequence[str]):
-        from psftr_core.data.datasets import load_dataset
-
         path = Path(features_dir).expanduser()
         if not path.exists() and str(features_dir).lower() not in ("thumos14", "anet"):
             raise InputError(f"feature dataset not found: {path}")
@@ -674,7 +664,7 @@ class _DatasetSource(_FeatureSource):
             features = self.dataset.load_features(item.video_id)
             times = self.dataset.snippet_times(item.video_id)
         except InputError as err:
-            raise _VideoFailed(str(err)) from None
+            raise VideoFailed(str(err)) from None
         duration = self.dataset.videos[item.video_id].duration
         return _Loaded(features, times, duration, "loaded")
 
@@ -696,8 +686,6 @@ class _VideoSource(_FeatureSource):
     """Video files: features from the cache, else decoded + CLIP-encoded and cached."""
 
     def __init__(self, inputs: Sequence[str], clip: _ClipProvider, cache_dir: str | os.PathLike | None):
-        from psftr_core.features.video import assign_video_ids, collect_videos
-
         paths, notes = collect_videos(inputs)  # InputError names a missing path
         if not paths:
             raise InputError(f"no video files found in {', '.join(inputs)}" + (f" ({notes[0]})" if notes else ""))
@@ -722,8 +710,6 @@ class _VideoSource(_FeatureSource):
     def cache(self) -> Any:
         """The feature cache for this CLIP model and sampling (None for random weights)."""
         if self._cache is None:
-            from psftr_core.features.cache import FeatureCache, FeatureSpec
-
             handle = self.clip.handle()
             if handle.weights_id == "random":
                 self._cache = False  # random weights differ on every load: never cache
@@ -739,13 +725,11 @@ class _VideoSource(_FeatureSource):
         return self._cache or None
 
     def load(self, item: _Item) -> _Loaded:
-        from psftr_core.features.cache import video_fingerprint
-
         path = item.ref
         try:
             fingerprint = video_fingerprint(path)
         except OSError as err:
-            raise _VideoFailed(f"cannot read file: {err.strerror or err}") from None
+            raise VideoFailed(f"cannot read file: {err.strerror or err}") from None
         cache = self.cache()
         cached = cache.get(fingerprint) if cache is not None else None
         if cached is not None:
@@ -753,7 +737,7 @@ class _VideoSource(_FeatureSource):
             return _Loaded(
                 cached.features.astype(np.float32), cached.times, cached.meta.get("duration"), "cached"
             )
-        features, times, meta = _extract_video_features(self.clip.handle(), path, self.sampling)
+        features, times, meta = extract_video_features(self.clip.handle(), path, self.sampling)
         self.decoded += 1
         if cache is not None:
             try:
@@ -765,25 +749,22 @@ class _VideoSource(_FeatureSource):
         return _Loaded(features, times, meta.get("duration"), "extracted")
 
 
-def _extract_video_features(
+def extract_video_features(
     handle: Any, path: Path, sampling: tuple[str, float]
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Decode one video and encode its sampled frames: (features [T, D], times [T], meta).
 
-    Raises ``_VideoFailed`` for an unreadable, corrupt, empty or too short video.
+    Raises ``VideoFailed`` for an unreadable, corrupt, empty or too short video.
     """
     import torch
     from PIL import Image
-
-    from psftr_core.features.clip import encode_images
-    from psftr_core.features.video import VideoDecodeError, VideoSource
 
     kind, value = sampling
     try:
         source = VideoSource(path)
         plan = source.plan(stride=int(value)) if kind == "stride" else source.plan(fps=float(value))
         if plan.num_features == 0:
-            raise _VideoFailed(
+            raise VideoFailed(
                 f"too short for one feature at {_sampling_text(sampling)} ({plan.frame_length} frames)"
             )
         chunks = []
@@ -792,7 +773,7 @@ def _extract_video_features(
             chunks.append(encode_images(handle, batch).numpy())
         source.close()
     except VideoDecodeError as err:
-        raise _VideoFailed(str(err)) from None
+        raise VideoFailed(str(err)) from None
     features = np.concatenate(chunks).astype(np.float32)
     meta = {
         "duration": float(plan.duration),

@@ -12,7 +12,7 @@ next to PSFTR in ``benchmarks/zero_shot.py``:
    identity prior (λ → 0 or ``prior=False``) the map only knows the directions of the
    seen classes' texts and discards everything else, unseen classes included.
 2. At test time map every snippet, ``x ↦ xW``, and run the training-free localizer
-   (``baseline.localize``) on the mapped features with the same text embeddings, so the
+   (``localizer.localize``) on the mapped features with the same text embeddings, so the
    probe and the localizer differ only in the learned map.
 """
 

@@ -28,11 +28,9 @@ Pipeline for one video (features [T, D], class texts [K, D]):
 Segment times come from the snippet centre times: start of the first snippet to end of
 the last (halfway to the neighbouring centres), clipped to [0, duration] when given.
 Degenerate inputs give finite scores: a single snippet or constant features never stand
-out (z = 0), so their curve is at most sigmoid(-gate_slope * gate_center) ~ 0.12.
+out (z = 0), so their curve is at most sigmoid(-gate_slope * gate_center).
 
-On the default synthetic dataset (``psftr_core.data.synthetic``, seed 0, vocabulary = the
-unseen classes) this scores unseen-class mAP@0.3:0.7 of 42.9 (split 0) and 52.4 +- 5.4
-(10 splits) for 75_25, 38.9 and 39.6 +- 7.7 for 50_50; a random-segment baseline ~1-2.
+How well it does on the synthetic benchmark is in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -43,13 +41,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from psftr_core.errors import InputError
-from psftr_core.infer.segment_ops import (
-    multi_threshold_runs,
-    nms,
-    outer_inner_contrast,
-    runs_to_seconds,
-    smooth_1d,
-)
+from psftr_core.infer.curves import multi_threshold_runs, outer_inner_contrast, runs_to_seconds, smooth_1d
+from psftr_core.infer.nms import nms
 
 
 @dataclass
@@ -98,57 +91,6 @@ def class_curves(features: np.ndarray, text: np.ndarray, cfg: LocalizerConfig) -
     # Smoothing the curve (not only the cosine) keeps a sharp step's boundary where it is:
     # the sharp softmax would turn any partly smoothed cosine into a full-on frame.
     return smooth_1d(probs * gate, cfg.smooth_window)
-
-
-def segment_means(curves: np.ndarray, times: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """Mean of the class curves over each segment: curves [T, K], times [T] (seconds,
-    increasing), segments [N, 2] (start, end seconds) -> [N, K].
-
-    A segment averages the snippets whose centre time lies in [start, end]; one that
-    holds no centre takes the snippet nearest to its midpoint.
-    """
-    curves = np.asarray(curves, dtype=np.float64)
-    times = np.asarray(times, dtype=np.float64).reshape(-1)
-    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
-    if len(times) == 0:
-        return np.zeros((len(segments), curves.shape[1] if curves.ndim == 2 else 0))
-    cumulative = np.concatenate([np.zeros((1, curves.shape[1])), np.cumsum(curves, axis=0)])
-    first = np.searchsorted(times, segments[:, 0], side="left")
-    last = np.searchsorted(times, segments[:, 1], side="right")
-    count = last - first
-    means = (cumulative[last] - cumulative[first]) / np.maximum(count, 1)[:, None]
-    empty = count <= 0
-    if empty.any():
-        mid = segments[empty].mean(axis=1)
-        nearest = np.abs(times[None, :] - mid[:, None]).argmin(axis=1)  # ties: the earlier snippet
-        means[empty] = curves[nearest]
-    return means
-
-
-def segment_contrast(curves: np.ndarray, times: np.ndarray, segments: np.ndarray,
-                     ratio: float = 0.25) -> np.ndarray:
-    """Outer-inner contrast of the class curves for segments in seconds -> [N, K].
-
-    ``max(0, mean inside − mean of the two flanks)``, each flank ``ratio`` × the
-    segment's length (step 4 of the module docstring, for any segment, not only runs of
-    snippets). Beyond the video the curve counts as 0. curves [T, K], times [T],
-    segments [N, 2] (start, end).
-    """
-    curves = np.asarray(curves, dtype=np.float64)
-    times = np.asarray(times, dtype=np.float64).reshape(-1)
-    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
-    if len(times) == 0:
-        return np.zeros((len(segments), curves.shape[1] if curves.ndim == 2 else 0))
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
-    edge = np.zeros((1, curves.shape[1]))
-    padded = np.concatenate([edge, curves, edge])
-    padded_times = np.concatenate([[times[0] - step], times, [times[-1] + step]])
-    inner = segment_means(curves, times, segments)
-    start, end = segments[:, 0], segments[:, 1]
-    flank = ratio * np.maximum(end - start, 0.0)
-    left = segment_means(padded, padded_times, np.stack([start - flank, start], axis=-1))
-    right = segment_means(padded, padded_times, np.stack([end, end + flank], axis=-1))
-    return np.maximum(inner - 0.5 * (left + right), 0.0)
 
 
 def localize(

@@ -1,40 +1,30 @@
-"""From model outputs to detections in video time (method §6, "Inference").
+"""The one inference path of PSFTR: video features -> detections in video seconds.
 
-Per window, every (query q, class k) pair gets a score, by ``inference.scoring``:
+``psftr evaluate`` (:func:`predict_dataset`: the videos of a ``WindowDataset``) and
+``psftr detect`` (:func:`predict_video`: one video's features) both run
+:func:`predict_videos`:
 
-- ``"calibrated"`` (default): ``σ(actionness_q) · C_k(segment_q)``, where ``C_k`` is
-  the outer-inner contrast (mean inside the segment minus the mean over flanks of a
-  quarter of its length, at least 0) of the *video-calibrated CLIP class curve* of
-  class k: per snippet, CLIP's softmax over the vocabulary of the frame-text cosine
-  (scale 100) times a gate that says whether the frame stands out for that class
-  within the whole video, smoothed (``baseline.class_curves`` and
-  ``baseline.segment_contrast``, the training-free localizer's curves and segment
-  score). The model decides where actions are and how action-like they are; CLIP,
-  calibrated per video, decides which vocabulary class they are, and the contrast
-  favours segments whose boundaries match the class evidence. This replaces the
-  ROI-CLIP term of the paper with the same raw-CLIP evidence pooled over the segment,
-  calibrated against the rest of the video, and leaves out the learned class logits:
-  on the synthetic benchmark (docs/benchmarks.md) the learned logits fit the seen
-  classes and transfer poorly to unseen ones, and an uncalibrated softmax assigns any
-  action (also one outside the vocabulary) to some vocabulary class.
-- ``"model"`` (the paper's formula): ``σ(actionness_q) · softmax_k(s_q)`` with the
-  learned logits, optionally mixed with ROI-CLIP logits (cosine of the raw CLIP
-  features pooled over each predicted segment with the text): ``(1 - w)·learned +
-  w·ROI``, ``w = model.roi_logit_weight`` when ROI logits are on (``PSFTR.scores``).
+1. Windows: every video comes with its inference windows
+   (:func:`psftr_core.data.slicing.make_windows`; :func:`video_windows` makes them from
+   the snippet times of one video).
+2. Padding: each window is cut from its video's features (resized in resize mode) and
+   padded to the fixed input length of the windowing, so a window's model input, and
+   hence its predictions, never depend on which other windows share its batch.
+3. Model: batches of ``batch_size`` windows in video order (a batch may hold windows of
+   several videos); the model returns raw outputs.
+4. Scoring: :class:`~psftr_core.infer.scoring.PostProcess` keeps the top-k (query,
+   class) pairs of each window, in video seconds.
+5. Merge, per video: class-wise NMS at tIoU ``nms_iou`` (``inference.nms``):
 
-The ``topk`` (100) best (query, class) pairs are kept, their normalised segments mapped
-to video seconds through the window's offset and scale and clipped to the video. Per
-video: the detections of all its windows are merged with class-wise NMS at tIoU
-``nms_iou`` (0.4), by ``inference.nms``:
-
-- ``"all"`` (default): plain class-wise NMS over all detections of the video.
-- ``"cross_window"`` (the paper): applied only *across* windows, i.e. where windows
-  overlap: two detections of the same window never suppress each other (the set
-  prediction is meant to have removed duplicates inside a window), while a detection of
-  one window suppresses an overlapping one of the same class from a neighbouring window.
-  With calibrated scoring, near-duplicate queries of a window share their class score
-  (it comes from the segment), and a briefly trained model leaves such duplicates, so
-  they must compete too.
+   - ``"all"`` (``nms_within_windows=True``, default): plain class-wise NMS over all
+     detections of the video.
+   - ``"cross_window"`` (the paper): NMS only *across* windows, i.e. where windows
+     overlap: two detections of the same window never suppress each other (the set
+     prediction is meant to have removed duplicates inside a window), while a detection
+     of one window suppresses an overlapping one of the same class from a neighbouring
+     window. With calibrated scoring, near-duplicate queries of a window share their
+     class score (it comes from the segment), and a briefly trained model leaves such
+     duplicates, so they must compete too.
 
 Output lists are sorted by score (ties: window order, then rank inside the window).
 The paper's inference is ``inference.scoring=model inference.nms=cross_window``.
@@ -42,165 +32,66 @@ The paper's inference is ``inference.scoring=model inference.nms=cross_window``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from psftr_core.config import SCORINGS
-from psftr_core.segments import segment_cw_to_se
-from psftr_core.segments import tiou_matrix
-
-
-@dataclass
-class WindowDetections:
-    """Top-k detections of one window: ``segments`` [k, 2] seconds, ``classes`` [k], ``scores`` [k]."""
-
-    window_index: int
-    segments: np.ndarray
-    classes: np.ndarray
-    scores: np.ndarray
-
-
-def topk_pairs(scores: torch.Tensor, segments: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Best ``k`` (query, class) pairs of one window.
-
-    scores [Nq, K], segments [Nq, 2] (centre, width) -> (segments [k, 2] (start, end)
-    normalised and clipped to [0, 1], class index [k], score [k]), best first; equal
-    scores keep (query, class) order.
-    """
-    num_queries, num_classes = scores.shape
-    flat = scores.reshape(-1)
-    k = min(k, flat.numel())
-    # stable descending sort (topk gives no tie guarantee)
-    order = torch.sort(flat, descending=True, stable=True).indices[:k]
-    query = torch.div(order, num_classes, rounding_mode="floor")
-    cls = order % num_classes
-    se = segment_cw_to_se(segments[query]).clamp(0.0, 1.0)
-    return se, cls, flat[order]
-
-
-def window_scores(model: Any, outputs: dict, features: torch.Tensor, mask: torch.Tensor, text: torch.Tensor,
-                  roi_weight: float | None = None) -> torch.Tensor:
-    """[B, Nq, K] final (query, class) scores, optionally with ROI-CLIP logits mixed in.
-
-    roi_weight None: the model config decides (``PSFTR.inference_scores``:
-    ``use_roi_logits`` / ``roi_logit_weight``); 0 disables mixing; w > 0 mixes
-    ``(1 - w)·learned + w·ROI``.
-    """
-    if roi_weight is None:
-        if hasattr(model, "inference_scores"):
-            return model.inference_scores(outputs, features, mask, text)
-        roi_weight = 0.0
-    if roi_weight > 0:
-        roi = model.roi_logits(features, mask, outputs["pred_segments"], text)
-        logits = (1 - roi_weight) * outputs["pred_logits"] + roi_weight * roi
-        return model.scores(outputs, logits)
-    return model.scores(outputs)
+from psftr_core.config import InferenceConfig
+from psftr_core.data.slicing import Windowing, WindowSpec, make_windows, resize_nearest
+from psftr_core.data.windows import input_length, windowing_from_config
+from psftr_core.infer.nms import nms
+from psftr_core.infer.scoring import PostProcess, VideoCurves, WindowBatch, WindowDetections, video_curves
 
 
 @dataclass
-class VideoCurves:
-    """Video-calibrated CLIP class curves of one video: ``curves`` [T, K] in [0, 1] and
-    the snippet centre ``times`` [T] in seconds (see the module docstring)."""
+class VideoWindows:
+    """One video ready for inference: raw CLIP ``features`` [T, D], snippet centre
+    ``times`` [T] (seconds), ``duration`` (seconds; None = unknown) and its inference
+    ``windows``."""
 
-    curves: np.ndarray
+    video_id: str
+    features: np.ndarray
     times: np.ndarray
+    duration: float | None
+    windows: list[WindowSpec]
 
 
-def video_curves(features: Any, times: Any, text: Any) -> VideoCurves:
-    """features [T, D] (raw CLIP, the whole video), times [T], text [K, D] -> VideoCurves."""
-    from psftr_core.infer.localizer import LocalizerConfig, class_curves
+def video_windows(
+    video_id: str, features: np.ndarray, times: np.ndarray, duration: float | None, windowing: Windowing
+) -> VideoWindows:
+    """The inference windows of one video's features [T, D] with snippet times [T].
 
-    curves = class_curves(np.asarray(features, dtype=np.float64), np.asarray(text, dtype=np.float64),
-                          LocalizerConfig())
-    return VideoCurves(curves, np.asarray(times, dtype=np.float64).reshape(-1))
-
-
-def window_detections(
-    model: Any,
-    outputs: dict,
-    features: torch.Tensor,
-    mask: torch.Tensor,
-    text: torch.Tensor,
-    windows: Sequence[Any],
-    window_indices: Sequence[int],
-    durations: dict[str, float],
-    topk: int,
-    scoring: str = "calibrated",
-    curves_of: Callable[[str], VideoCurves] | None = None,
-    roi_weight: float | None = None,
-) -> list[WindowDetections]:
-    """Detections of a batch of windows (row b is ``windows[b]``, numbered ``window_indices[b]``).
-
-    ``scoring`` as in the module docstring; ``"calibrated"`` needs ``curves_of(video_id)``.
-    ``roi_weight`` applies to ``"model"`` scoring only (see :func:`window_scores`).
+    Seconds per snippet: the median spacing of ``times``; for a single snippet, the
+    video's duration (1 s when unknown).
     """
-    from psftr_core.infer.localizer import segment_contrast
-
-    if scoring not in SCORINGS:
-        raise ValueError(f"unknown scoring {scoring!r}; expected one of {SCORINGS}")
-    segments = outputs["pred_segments"].float().cpu()
-    if scoring == "model":
-        scores = window_scores(model, outputs, features, mask, text, roi_weight).float().cpu()
+    num = len(features)
+    if num >= 2:
+        step = float(np.median(np.diff(times)))
     else:
-        if curves_of is None:
-            raise ValueError("calibrated scoring needs the video's class curves (curves_of)")
-        if "pred_actionness" in outputs:
-            actionness = outputs["pred_actionness"].float().sigmoid().squeeze(-1).cpu().double().numpy()
-        else:
-            actionness = np.ones(segments.shape[:2])
-    result = []
-    for b, (window, index) in enumerate(zip(windows, window_indices)):
-        upper = durations.get(window.video_id) or np.inf
-        if scoring == "calibrated":
-            se_all = segment_cw_to_se(segments[b]).clamp(0.0, 1.0).double().numpy()
-            seconds = np.clip(window.to_video_time(se_all), 0.0, upper)
-            video = curves_of(window.video_id)
-            row = actionness[b][:, None] * segment_contrast(video.curves, video.times, seconds)
-            window_scores_b = torch.from_numpy(row)
-        else:
-            window_scores_b = scores[b]
-        se, cls, sc = topk_pairs(window_scores_b, segments[b], topk)
-        seconds = np.clip(window.to_video_time(se.double().numpy()), 0.0, upper)
-        result.append(WindowDetections(int(index), seconds, cls.numpy(), sc.double().numpy()))
-    return result
+        step = float(duration) if duration else 1.0
+    windows = make_windows(video_id, num, step, [], windowing, training=False)
+    return VideoWindows(video_id, features, times, duration, windows)
 
 
-def cross_window_nms(
-    segments: np.ndarray, scores: np.ndarray, classes: np.ndarray, windows: np.ndarray, iou_threshold: float,
-    within_windows: bool = False,
-) -> np.ndarray:
-    """Greedy class-wise NMS where only detections of different windows compete
-    (``within_windows=True``: all detections of a class compete, plain class-wise NMS).
+def window_input(features: np.ndarray, window: WindowSpec) -> np.ndarray:
+    """[window.length, D] float32 model input of one window (unpadded)."""
+    part = features[window.start : window.end]
+    if window.resize_to is not None:
+        part = resize_nearest(part, window.resize_to)
+    return np.asarray(part, dtype=np.float32)
 
-    All inputs have length N (segments [N, 2]). Returns kept indices, best score first
-    (ties: lower index first). A detection is dropped when a kept one of the same class
-    from another window (or any window) overlaps it with tIoU > ``iou_threshold``.
-    """
-    n = len(scores)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    alive = np.ones(n, dtype=bool)
-    for cls in np.unique(classes):
-        members = order[classes[order] == cls]
-        if not within_windows and np.unique(windows[members]).size < 2:
-            continue
-        iou = tiou_matrix(segments[members], segments[members])
-        win = windows[members]
-        local_alive = np.ones(len(members), dtype=bool)
-        for i in range(len(members)):
-            if not local_alive[i]:
-                continue
-            later = np.arange(i + 1, len(members))
-            competes = True if within_windows else win[later] != win[i]
-            hit = later[(iou[i, later] > iou_threshold) & competes & local_alive[later]]
-            local_alive[hit] = False
-        alive[members[~local_alive]] = False
-    kept = [int(i) for i in order if alive[i]]
-    return np.asarray(kept, dtype=np.int64)
+
+def pad_windows(inputs: Sequence[np.ndarray], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window inputs [n_b, D] -> (features [B, L, D] zeros at padding, mask [B, L] True at
+    padding), ``L = max(length, longest input)``."""
+    length = max([length] + [len(x) for x in inputs])
+    features = torch.stack([F.pad(torch.from_numpy(x), (0, 0, 0, length - len(x))) for x in inputs])
+    lengths = torch.tensor([len(x) for x in inputs])
+    return features, torch.arange(length)[None, :] >= lengths[:, None]
 
 
 def merge_video(
@@ -208,14 +99,14 @@ def merge_video(
     within_windows: bool = False,
 ) -> list[dict]:
     """One video's window detections -> ``[{"segment", "label", "score"}]`` best first
-    (NMS across windows, or also within them: see :func:`cross_window_nms`)."""
+    (class-wise NMS across windows, or also within them: see the module docstring)."""
     if not detections:
         return []
     segments = np.concatenate([d.segments for d in detections]).reshape(-1, 2)
     classes = np.concatenate([d.classes for d in detections]).astype(np.int64)
     scores = np.concatenate([d.scores for d in detections]).astype(np.float64)
     windows = np.concatenate([np.full(len(d.scores), d.window_index) for d in detections]).astype(np.int64)
-    keep = cross_window_nms(segments, scores, classes, windows, iou_threshold, within_windows)
+    keep = nms(segments, scores, classes, iou_threshold, windows=None if within_windows else windows)
     return [
         {
             "segment": [float(segments[i, 0]), float(segments[i, 1])],
@@ -226,41 +117,106 @@ def merge_video(
     ]
 
 
+def window_batches(
+    videos: Iterable[VideoWindows],
+    text: torch.Tensor,
+    input_length: int,
+    batch_size: int = 16,
+    with_curves: bool = False,
+    device: str | torch.device = "cpu",
+) -> Iterator[WindowBatch]:
+    """The windows of ``videos`` in order, cut and padded to ``input_length`` (at least),
+    ``batch_size`` at a time (steps 1-2 of the module docstring).
+
+    Videos are read one after the other (``videos`` may be a generator); with
+    ``with_curves`` each video's class curves are computed once, for calibrated scoring.
+    """
+    text_np = text.detach().cpu().numpy()
+    rows: list[tuple[VideoWindows, int, VideoCurves | None]] = []  # (video, window index, its curves)
+    for video in videos:
+        curves = video_curves(video.features, video.times, text_np) if with_curves and video.windows else None
+        for index in range(len(video.windows)):
+            rows.append((video, index, curves))
+            if len(rows) == batch_size:
+                yield _window_batch(rows, text, input_length, device)
+                rows = []
+    if rows:
+        yield _window_batch(rows, text, input_length, device)
+
+
+def _window_batch(rows: list[tuple[VideoWindows, int, VideoCurves | None]], text: torch.Tensor, input_length: int,
+                  device: str | torch.device) -> WindowBatch:
+    windows = [video.windows[index] for video, index, _ in rows]
+    features, mask = pad_windows([window_input(row[0].features, w) for row, w in zip(rows, windows)], input_length)
+    return WindowBatch(features.to(device), mask.to(device), text, windows, [index for _, index, _ in rows],
+                       [video.duration for video, _, _ in rows], [curves for _, _, curves in rows])
+
+
 @torch.no_grad()
 def predict_windows(
     model: Any,
-    loader: Any,
-    windows: Sequence[Any],
-    durations: dict[str, float],
-    text: torch.Tensor,
-    topk: int = 100,
+    videos: Iterable[VideoWindows],
+    text: Any,
+    postprocess: PostProcess,
+    input_length: int,
+    batch_size: int = 16,
     device: str | torch.device = "cpu",
-    roi_weight: float | None = None,
     on_batch: Callable[[int], None] | None = None,
-    scoring: str = "model",
-    curves_of: Callable[[str], VideoCurves] | None = None,
 ) -> dict[str, list[WindowDetections]]:
-    """Run ``model`` over a loader of ``collate_windows`` batches.
+    """Window detections of every video that has windows (steps 1-4 of the module docstring).
 
-    ``windows`` maps ``batch["window_index"]`` to ``WindowSpec``s; ``durations`` clips
-    segments to each video; ``scoring`` / ``curves_of`` as in :func:`window_detections`.
-    Returns video id -> window detections, in window order.
+    ``text`` [K, D] class embeddings; ``input_length`` the padded window length;
+    ``on_batch(n)`` after each batch of n windows. Returns video id -> its windows'
+    detections in window order, videos in the order given.
     """
     model.eval()
-    text = text.to(device)
-    per_video: dict[str, list[WindowDetections]] = {}
-    for batch in loader:
-        features = batch["features"].to(device)
-        mask = batch["mask"].to(device)
-        outputs = model(features, mask, text)
-        indices = batch["window_index"].tolist()
-        found = window_detections(model, outputs, features, mask, text, [windows[i] for i in indices], indices,
-                                  durations, topk, scoring, curves_of, roi_weight)
-        for window_index, detections in zip(indices, found):
-            per_video.setdefault(windows[window_index].video_id, []).append(detections)
+    text = torch.as_tensor(text, dtype=torch.float32).to(device)
+    found: dict[str, list[WindowDetections]] = {}
+    calibrated = postprocess.scoring == "calibrated"
+    for batch in window_batches(videos, text, input_length, batch_size, calibrated, device):
+        outputs = model(batch.features, batch.mask, batch.text)
+        for window, detections in zip(batch.windows, postprocess(outputs, batch)):
+            found.setdefault(window.video_id, []).append(detections)
         if on_batch is not None:
-            on_batch(len(indices))
-    return per_video
+            on_batch(len(batch.windows))
+    return found
+
+
+def predict_videos(
+    model: Any,
+    videos: Iterable[VideoWindows],
+    text: Any,
+    class_names: Sequence[str],
+    postprocess: PostProcess,
+    input_length: int,
+    nms_iou: float = 0.4,
+    nms_within_windows: bool = True,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, list[dict]]:
+    """Detections of every video that has windows (steps 1-5 of the module docstring):
+    video id -> ``[{"segment", "label", "score"}]``; ``text`` row k embeds
+    ``class_names[k]``, the other arguments as in :func:`predict_windows` and
+    :func:`merge_video`."""
+    found = predict_windows(model, videos, text, postprocess, input_length, batch_size, device, on_batch)
+    return {video_id: merge_video(dets, class_names, nms_iou, nms_within_windows) for video_id, dets in found.items()}
+
+
+def predict_video(
+    model: Any, cfg: Any, features: np.ndarray, times: np.ndarray, duration: float | None, text: Any,
+    class_names: Sequence[str], device: str | torch.device = "cpu", batch_size: int = 16,
+) -> list[dict]:
+    """Detections of one video: features [T, D], times [T] (seconds), text [K, D] ->
+    ``[{"segment", "label", "score"}]``, with the windowing and inference settings of
+    ``cfg`` (a ``PSFTRConfig``, e.g. the checkpoint's)."""
+    windowing = windowing_from_config(cfg.data)
+    video = video_windows("video", features, times, duration, windowing)
+    found = predict_videos(
+        model, [video], text, class_names, PostProcess.from_config(cfg.model, cfg.inference), input_length(windowing),
+        float(cfg.inference.nms_iou), cfg.inference.nms == "all", batch_size, device,
+    )
+    return found.get("video", [])
 
 
 def predict_dataset(
@@ -278,31 +234,23 @@ def predict_dataset(
 ) -> dict[str, list[dict]]:
     """Detections for every video of an inference ``WindowDataset`` (ActivityNet schema).
 
-    Every video of the dataset appears in the result, with an empty list when it has no
-    window (no features). ``scoring="calibrated"`` reads each video's raw features once
-    for its class curves (the last video's are kept: windows come video by video).
+    The windows, durations and padded length are the dataset's. ``roi_weight`` None
+    takes the model's ROI-CLIP setting (``PostProcess.from_config``); a number overrides
+    it (0 = learned logits only). Every video of the dataset appears in the result, with
+    an empty list when it has no window (no features).
     """
-    from psftr_core.data.windows import collate_windows
-
-    loader = torch.utils.data.DataLoader(
-        window_dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_windows
-    )
+    postprocess = PostProcess.from_config(model.cfg, InferenceConfig(topk=topk, scoring=scoring))
+    if roi_weight is not None:
+        postprocess = dataclasses.replace(postprocess, roi_weight=float(roi_weight))
+    windows_of: dict[str, list[WindowSpec]] = {}
+    for window in window_dataset.windows:
+        windows_of.setdefault(window.video_id, []).append(window)
     dataset = window_dataset.dataset
-    text_np = text.detach().float().cpu().numpy()
-    last: dict[str, VideoCurves] = {}
-
-    def curves_of(video_id: str) -> VideoCurves:
-        if video_id not in last:
-            last.clear()
-            last[video_id] = video_curves(dataset.load_features(video_id), dataset.snippet_times(video_id), text_np)
-        return last[video_id]
-
-    per_video = predict_windows(
-        model, loader, window_dataset.windows, window_dataset.durations, text, topk, device, roi_weight, on_batch,
-        scoring, curves_of,
+    videos = (
+        VideoWindows(video_id, dataset.load_features(video_id), dataset.snippet_times(video_id),
+                     window_dataset.durations.get(video_id), windows)
+        for video_id, windows in windows_of.items()
     )
-    names = window_dataset.class_names
-    return {
-        video_id: merge_video(per_video.get(video_id, []), names, nms_iou, nms_within_windows)
-        for video_id in window_dataset.records
-    }
+    found = predict_videos(model, videos, text, window_dataset.class_names, postprocess, window_dataset.length,
+                           nms_iou, nms_within_windows, batch_size, device, on_batch)
+    return {video_id: found.get(video_id, []) for video_id in window_dataset.records}

@@ -25,12 +25,12 @@ import math
 import numbers
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import IO, Any
 
 from psftr_core import __version__
-from psftr_core.io.atomic import atomic_open
 from psftr_core.errors import InputError
+from psftr_core.io.atomic import atomic_open
+from psftr_core.io.json_file import read_json_file
 
 CSV_HEADER = ("video", "label", "start", "end", "score")
 
@@ -123,29 +123,6 @@ def write_results_json(
     with atomic_open(path_or_file, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
-
-
-def read_json_file(path: str | os.PathLike, what: str) -> Any:
-    """Parse a JSON file; any problem becomes a one-line InputError naming ``what``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{what} file not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"{what} file {path} is a directory, expected a JSON file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{what} file {path} is not UTF-8 text, expected JSON") from None
-    except OSError as err:
-        raise InputError(f"cannot read {what} file {path}: {err.strerror or err}") from None
-    if not text.strip():
-        raise InputError(f"{what} file {path} is empty, expected JSON")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(
-            f"{what} file {path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
-        ) from None
 
 
 def read_results_json(path: str | os.PathLike) -> dict[str, list[dict]]:

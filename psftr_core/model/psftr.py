@@ -1,6 +1,6 @@
 """The full PSFTR model: input projection, SSAE encoder, SGQG decoder, SPDE and heads.
 
-Inputs (psftr-model.md §0): CLIP image features ``[B, T, D]`` with a padding mask
+Inputs: CLIP image features ``[B, T, D]`` with a padding mask
 ``[B, T]`` (True = padding, padding only after the valid snippets) and CLIP text
 embeddings of the K candidate classes, ``[K, D_text]`` (one vocabulary for the batch)
 or ``[B, K, D_text]``. The vocabulary is an input, not a parameter: the same weights
@@ -12,6 +12,9 @@ sequence), the input GroupNorm takes its statistics over valid snippets only, th
 positional encoding and all references are fractions of the valid length, deformable
 attention reads zeros at padded snippets, and every attention over snippets masks
 them. A video thus gives the same outputs whatever the padding of its batch.
+
+The forward pass returns raw outputs; turning them into scored detections is
+inference's job (:class:`psftr_core.infer.scoring.PostProcess`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from psftr_core.model.decoder import SGQGDecoder
 from psftr_core.model.encoder import SSAEEncoder
 from psftr_core.model.layers import MaskedGroupNorm
 from psftr_core.model.position_encoding import sine_position_encoding
-from psftr_core.model.roi_align import roi_align_1d
 from psftr_core.model.spde import SPDE
 
 PAD_SALIENCY_LOGIT = -1e4  # saliency logit written at padded snippets (σ ≈ 0); mask them in losses
@@ -152,63 +154,4 @@ class PSFTR(nn.Module):
             saliency = self.saliency_head(m).squeeze(1)
             outputs["saliency_logits"] = saliency.masked_fill(mask, PAD_SALIENCY_LOGIT)
         outputs["aux_outputs"] = layers[:-1]
-        return outputs
-
-    # ------------------------------------------------------------------ scoring
-
-    @staticmethod
-    def scores(outputs: dict, logits: torch.Tensor | None = None) -> torch.Tensor:
-        """Final score per (query, class) [B, Nq, K]: ``σ(actionness) · softmax_k(logits)``.
-
-        ``logits`` defaults to ``outputs["pred_logits"]``. Without an actionness head
-        the score is ``softmax_k(logits)`` alone.
-        """
-        probs = (outputs["pred_logits"] if logits is None else logits).softmax(dim=-1)
-        if "pred_actionness" in outputs:
-            probs = probs * outputs["pred_actionness"].sigmoid()
-        return probs
-
-    def roi_logits(
-        self, features: torch.Tensor, mask: torch.Tensor | None, segments: torch.Tensor, text: torch.Tensor
-    ) -> torch.Tensor:
-        """ROI-CLIP logits [B, Nq, K]: ``τ · cos(mean of ROIAlign(features, segment), text)``.
-
-        features are the raw CLIP features [B, T, D]; segments [B, Nq, 2] are
-        (centre, width) fractions of the valid length (as ``pred_segments``), clipped
-        to the video; ``roi_size`` bins of linear interpolation, averaged.
-        """
-        features, mask, text = self.check_inputs(features, mask, text)
-        lengths = (~mask).sum(dim=1)
-        length = lengths.to(features.dtype).view(-1, 1)
-        centre, width = segments[..., 0], segments[..., 1]
-        start = ((centre - width / 2) * length).clamp(min=0.0)
-        end = torch.minimum((centre + width / 2) * length, length)
-        bounds = torch.stack((start, torch.maximum(start, end)), dim=-1)
-        video = features.masked_fill(mask[..., None], 0.0)
-        pooled = roi_align_1d(video, bounds, self.cfg.roi_size, self.cfg.roi_samples_per_bin, lengths).mean(dim=2)
-        cos = torch.matmul(F.normalize(pooled, dim=-1), F.normalize(text, dim=-1).transpose(1, 2))
-        return self.cfg.logit_scale * cos
-
-    def inference_logits(
-        self, outputs: dict, features: torch.Tensor, mask: torch.Tensor | None, text: torch.Tensor
-    ) -> torch.Tensor:
-        """Class logits used at inference: ``(1 − w)·pred_logits + w·roi_logits`` with
-        ``w = roi_logit_weight`` when ``use_roi_logits`` is on, else ``pred_logits``."""
-        logits = outputs["pred_logits"]
-        if not self.cfg.use_roi_logits or self.cfg.roi_logit_weight == 0.0:
-            return logits
-        w = self.cfg.roi_logit_weight
-        return (1.0 - w) * logits + w * self.roi_logits(features, mask, outputs["pred_segments"], text)
-
-    def inference_scores(
-        self, outputs: dict, features: torch.Tensor, mask: torch.Tensor | None, text: torch.Tensor
-    ) -> torch.Tensor:
-        """Final inference distribution [B, Nq, K]: ``σ(actionness) · softmax_k(inference_logits)``."""
-        return self.scores(outputs, self.inference_logits(outputs, features, mask, text))
-
-    @torch.no_grad()
-    def predict(self, features: torch.Tensor, mask: torch.Tensor | None, text: torch.Tensor) -> dict:
-        """Forward + inference scores (no gradient): the forward dict plus ``scores`` [B, Nq, K]."""
-        outputs = self.forward(features, mask, text)
-        outputs["scores"] = self.inference_scores(outputs, features, mask, text)
         return outputs

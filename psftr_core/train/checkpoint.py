@@ -33,8 +33,10 @@ import numpy as np
 import torch
 
 from psftr_core import __version__
-from psftr_core.io.atomic import torch_save
+from psftr_core.config import config_from_dict
 from psftr_core.errors import InputError
+from psftr_core.io.atomic import torch_save
+from psftr_core.model import PSFTR
 
 FORMAT = "psftr-checkpoint"
 FORMAT_VERSION = 1
@@ -220,9 +222,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def build_model(ckpt: dict, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Any]:
     """The PSFTR model of a checkpoint (eval mode) and its ``PSFTRConfig``."""
-    from psftr_core.config import config_from_dict
-    from psftr_core.model import PSFTR
-
     cfg = config_from_dict(ckpt["config"])
     model = PSFTR(cfg.model)
     try:

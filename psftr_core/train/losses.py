@@ -1,4 +1,4 @@
-"""Training losses of PSFTR (method §4, eq. 7-11).
+"""Training losses of PSFTR (eq. 7-11 of the method).
 
 Terms (unweighted values are reported; the total uses the coefficients):
 
@@ -21,33 +21,22 @@ With auxiliary losses on, the first four are repeated for every earlier decoder 
 Under DistributedDataParallel, pass the global counts divided by the world size as
 ``num_instances``/``num_frames``: DDP averages gradients over ranks, so each rank's loss
 must be scaled up by the world size to equal the single-process loss of the union batch.
+
+The coefficients and focal parameters come from the run's config (:func:`build_criterion`
+reads ``cfg.train``); there are no defaults here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from psftr_core.segments import paired_iou, segment_cw_to_se
-from psftr_core.train.matcher import HungarianMatcher
+from psftr_core.train.matcher import HungarianMatcher, build_matcher
 
 MATCHED_TERMS = ("loss_cls", "loss_seg", "loss_iou", "loss_actionness")
-
-
-@dataclass
-class LossWeights:
-    """Loss coefficients (Table 5 of the method) and focal parameters."""
-
-    cls: float = 2.0
-    seg: float = 5.0
-    iou: float = 2.0
-    actionness: float = 3.0
-    saliency: float = 3.0
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    aux_loss: bool = True
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
@@ -75,11 +64,16 @@ class SetCriterion:
     ``targets``: list of B dicts with ``labels`` [N_b] (index into the K classes) and
     ``segments`` [N_b, 2] (c, w) normalised to the window.
     ``saliency``: [B, T] float targets; ``mask``: [B, T] bool, True = padding.
+    ``weights``: coefficient of each term in the total, by name (``loss_cls``,
+    ``loss_seg``, ``loss_iou``, ``loss_actionness``, ``loss_saliency``).
     """
 
-    def __init__(self, weights: LossWeights | None = None, matcher: HungarianMatcher | None = None) -> None:
-        self.weights = weights or LossWeights()
-        self.matcher = matcher or HungarianMatcher()
+    def __init__(self, matcher: HungarianMatcher, weights: dict[str, float], focal_alpha: float,
+                 focal_gamma: float, aux_loss: bool) -> None:
+        self.matcher = matcher
+        self.weights = dict(weights)
+        self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
+        self.aux_loss = aux_loss
 
     def matched_losses(
         self, outputs: dict, targets: list[dict], indices: list[tuple[torch.Tensor, torch.Tensor]], num_instances: float
@@ -96,7 +90,7 @@ class SetCriterion:
         tgt_segments = torch.cat([t["segments"].to(device).float()[j] for t, (_, j) in zip(targets, indices)])
 
         if query_idx.numel() > 0:
-            loss_cls = softmax_focal_loss(logits[batch_idx, query_idx], labels, self.weights.focal_gamma).sum()
+            loss_cls = softmax_focal_loss(logits[batch_idx, query_idx], labels, self.focal_gamma).sum()
             src = segments[batch_idx, query_idx]
             loss_seg = F.l1_loss(src, tgt_segments, reduction="none").sum()
             iou = paired_iou(segment_cw_to_se(src).clamp(0.0, 1.0), segment_cw_to_se(tgt_segments))
@@ -107,9 +101,7 @@ class SetCriterion:
 
         action_target = torch.zeros_like(actionness)
         action_target[batch_idx, query_idx] = 1.0
-        loss_act = sigmoid_focal_loss(
-            actionness, action_target, self.weights.focal_alpha, self.weights.focal_gamma
-        ).sum()
+        loss_act = sigmoid_focal_loss(actionness, action_target, self.focal_alpha, self.focal_gamma).sum()
         return {
             "loss_cls": loss_cls / num_instances,
             "loss_seg": loss_seg / num_instances,
@@ -145,7 +137,7 @@ class SetCriterion:
         indices = self.matcher(outputs, targets)
         losses = self.matched_losses(outputs, targets, indices, num_instances)
         losses["loss_saliency"] = self.saliency_loss(outputs["saliency_logits"], saliency, mask, num_frames)
-        if self.weights.aux_loss:
+        if self.aux_loss:
             for layer, aux in enumerate(outputs.get("aux_outputs") or []):
                 aux_indices = self.matcher(aux, targets)
                 for name, value in self.matched_losses(aux, targets, aux_indices, num_instances).items():
@@ -154,11 +146,27 @@ class SetCriterion:
         return losses
 
     def weighted_total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        w = self.weights
-        coef = {"loss_cls": w.cls, "loss_seg": w.seg, "loss_iou": w.iou, "loss_actionness": w.actionness}
-        total = w.saliency * losses["loss_saliency"]
+        """Saliency plus every matched term (auxiliary ``*_k`` copies included) times its weight."""
+        total = self.weights["loss_saliency"] * losses["loss_saliency"]
         for name, value in losses.items():
             base = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
-            if base in coef:
-                total = total + coef[base] * value
+            if base in MATCHED_TERMS:
+                total = total + self.weights[base] * value
         return total
+
+
+def loss_weights(train_cfg: Any) -> dict[str, float]:
+    """Coefficient of each loss term, by term name, from the ``train`` section of a config."""
+    return {
+        "loss_cls": train_cfg.cls_loss_coef,
+        "loss_seg": train_cfg.seg_loss_coef,
+        "loss_iou": train_cfg.iou_loss_coef,
+        "loss_actionness": train_cfg.actionness_loss_coef,
+        "loss_saliency": train_cfg.salient_loss_coef,
+    }
+
+
+def build_criterion(train_cfg: Any) -> SetCriterion:
+    """The loss of a run (with its matcher), from the ``train`` section of its config."""
+    return SetCriterion(build_matcher(train_cfg), loss_weights(train_cfg), train_cfg.focal_alpha,
+                        train_cfg.focal_gamma, train_cfg.aux_loss)

@@ -1,4 +1,4 @@
-"""Hungarian matching between predicted queries and ground-truth instances (method §4).
+"""Hungarian matching between predicted queries and ground-truth instances.
 
 Cost of assigning query q to instance n of one window:
 
@@ -8,28 +8,18 @@ with the focal-style classification cost of Deformable DETR applied to the softm
 probability ``p`` of the instance's class (the model's class scores are a softmax over
 the vocabulary): ``C_cls = α (1-p)^γ (-log p) - (1-α) p^γ (-log(1-p))``.
 The assignment is solved exactly per window with ``scipy.optimize.linear_sum_assignment``.
+The weights come from the run's config (:func:`build_matcher`); there are no defaults here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
 from psftr_core.segments import pairwise_iou, segment_cw_to_se
-
-
-@dataclass
-class MatchCosts:
-    """Weights of the three matching cost terms and the focal parameters."""
-
-    cost_class: float = 2.0
-    cost_segment: float = 5.0
-    cost_iou: float = 2.0
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
 
 
 class HungarianMatcher:
@@ -41,13 +31,14 @@ class HungarianMatcher:
     query index.
     """
 
-    def __init__(self, costs: MatchCosts | None = None) -> None:
-        self.costs = costs or MatchCosts()
+    def __init__(self, *, cost_class: float, cost_segment: float, cost_iou: float, focal_alpha: float,
+                 focal_gamma: float) -> None:
+        self.cost_class, self.cost_segment, self.cost_iou = cost_class, cost_segment, cost_iou
+        self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
 
     @torch.no_grad()
     def cost_matrices(self, outputs: dict, targets: list[dict]) -> list[torch.Tensor]:
         """The [Nq, N_b] cost matrix of each window (float32, CPU)."""
-        c = self.costs
         prob = outputs["pred_logits"].float().softmax(-1)  # [B, Nq, K]
         segments = outputs["pred_segments"].float()  # [B, Nq, 2]
         matrices = []
@@ -58,12 +49,12 @@ class HungarianMatcher:
                 matrices.append(torch.zeros(prob.shape[1], 0))
                 continue
             p = prob[b][:, labels]  # [Nq, N]
-            pos = c.focal_alpha * (1 - p) ** c.focal_gamma * -(p + 1e-8).log()
-            neg = (1 - c.focal_alpha) * p**c.focal_gamma * -(1 - p + 1e-8).log()
+            pos = self.focal_alpha * (1 - p) ** self.focal_gamma * -(p + 1e-8).log()
+            neg = (1 - self.focal_alpha) * p**self.focal_gamma * -(1 - p + 1e-8).log()
             cost_cls = pos - neg
             cost_l1 = torch.cdist(segments[b], tgt, p=1)
             cost_iou = -pairwise_iou(segment_cw_to_se(segments[b]), segment_cw_to_se(tgt))
-            cost = c.cost_class * cost_cls + c.cost_segment * cost_l1 + c.cost_iou * cost_iou
+            cost = self.cost_class * cost_cls + self.cost_segment * cost_l1 + self.cost_iou * cost_iou
             matrices.append(cost.cpu())
         return matrices
 
@@ -73,6 +64,13 @@ class HungarianMatcher:
         for cost in self.cost_matrices(outputs, targets):
             indices.append(assign(cost))
         return indices
+
+
+def build_matcher(train_cfg: Any) -> HungarianMatcher:
+    """The matcher of a run, from the ``train`` section of its config (``set_cost_*``, ``focal_*``)."""
+    return HungarianMatcher(cost_class=train_cfg.set_cost_class, cost_segment=train_cfg.set_cost_seg,
+                            cost_iou=train_cfg.set_cost_iou, focal_alpha=train_cfg.focal_alpha,
+                            focal_gamma=train_cfg.focal_gamma)
 
 
 def assign(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -173,15 +173,17 @@ def test_command_module_does_not_import_torch():
     assert proc.stdout.strip() == "False", proc.stderr
 
 
-def test_ctrl_c_in_any_command_exits_130_with_one_line(capsys):
-    import typer
+def test_ctrl_c_in_any_command_exits_130_with_one_line(files, monkeypatch):
+    import importlib
 
-    from psftr_cli.main import _interruptible
+    # (the package attribute ``evaluate`` is the command function, not its module)
+    evaluate_command = importlib.import_module("psftr_cli.commands.evaluate")
 
-    def interrupted() -> None:
+    def interrupted(*args, **kwargs) -> None:
         raise KeyboardInterrupt
 
-    with pytest.raises(typer.Exit) as exit_info:
-        _interruptible(interrupted)()
-    assert exit_info.value.exit_code == 130
-    assert capsys.readouterr().err == "psftr: interrupted\n"
+    monkeypatch.setattr(evaluate_command, "evaluate_predictions_file", interrupted)
+    preds, gt = files
+    result = _runner().invoke(app, ["evaluate", "--predictions", str(preds), "--ground-truth", str(gt)])
+    assert result.exit_code == 130
+    assert result.stderr == "psftr: interrupted\n" and result.stdout == ""

@@ -58,7 +58,7 @@ def test_train_override_yaml_loads_onto_the_preset_and_builds_a_model_for_the_de
 
     from psftr_core.config import load_config, preset
     from psftr_core.data.datasets import load_dataset
-    from psftr_core.train.engine import resolve_config
+    from psftr_core.train.run import resolve_config
     from psftr_core.model import PSFTR
 
     cfg = load_config(EXAMPLES / "train_override.yaml")
@@ -94,11 +94,11 @@ def test_embedded_demo_is_what_make_demo_generates(tmp_path):
 @pytest.mark.slow
 def test_train_override_trains_a_demo_checkpoint_that_detect_uses(tmp_path):
     from psftr_core.infer.detect import detect
-    from psftr_core.train.engine import TrainRequest, train
+    from psftr_core.train.run import TrainRequest, train
 
     (result,) = train(TrainRequest(dataset=str(EXAMPLES / "demo"), ratio="75_25", split_index=0,
                                    output=tmp_path / "run", epochs=1, device="cpu",
-                                   config_file=EXAMPLES / "train_override.yaml", quiet=True))
+                                   config_file=EXAMPLES / "train_override.yaml"))
     report = detect([], ["diving", "rowing"], features_dir=EXAMPLES / "demo", checkpoint=result.checkpoint,
                     threshold=0.0)
     assert report.stats["model"] == "psftr" and report.stats["videos"] == 18

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,22 +11,41 @@ import pytest
 import yaml
 
 from psftr_core.data.datasets import THUMOS14_EXCLUDED_VIDEOS, load_dataset
-from psftr_core.errors import InputError
+from psftr_core.data.reference_files import reference_json, reference_path
 from psftr_core.data.splits import random_splits
+from psftr_core.errors import InputError
 
 _REF = Path(__file__).resolve().parents[3] / "shared" / "data" / "reference" / "gap" / "data" / "Thumos14"
 # The independent counts read the upstream file when present, else the shipped copy.
 RAW_THUMOS = _REF / "Thumos14_annotations.json"
 if not RAW_THUMOS.is_file():
-    RAW_THUMOS = Path(str(resources.files("psftr_core").joinpath("data", "reference", "thumos14_annotations.json")))
+    RAW_THUMOS = reference_path("thumos14_annotations.json")
 EXCLUDED_NUMBERS = (270, 1292, 1496, 814, 504)
 
-
-def _package_json(name: str):
-    return json.loads(resources.files("psftr_core").joinpath("data", "reference", name).read_text("utf-8"))
+THUMOS_INFO = reference_json("thumos14_feature_info_8frame.json")
 
 
-THUMOS_INFO = _package_json("thumos14_feature_info_8frame.json")
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def warnings_logged():
+    """Warning messages the dataset loader logs (the CLI prints each as "psftr: warning: ...").
+
+    The handler sits on the module's own logger, so it sees the records whether or not
+    the CLI's logging setup stopped them from reaching the root logger.
+    """
+    handler = _Messages()
+    logger = logging.getLogger("psftr_core.data.datasets")
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
 
 
 def _raw_thumos() -> dict:
@@ -150,11 +169,11 @@ def _tiny_thumos_root(root: Path, ids=FEW, dim: int = 16, features_name: str = "
     return root
 
 
-def test_builtin_thumos_tiny_root(tmp_path, capsys):
+def test_builtin_thumos_tiny_root(tmp_path, warnings_logged):
     root = _tiny_thumos_root(tmp_path / "data")
     ds = load_dataset("thumos14", data_root=root)
     assert sorted(ds.videos) == sorted(FEW)
-    warning = capsys.readouterr().err.strip().splitlines()
+    warning = warnings_logged
     assert len(warning) == 1 and "404 of 408 videos have no feature file" in warning[0]
     feats = ds.load_features("video_validation_0000151")
     assert feats.dtype == np.float32 and feats.shape == (125, 16)
@@ -328,10 +347,10 @@ def _yaml_dataset(root: Path, config: dict | None = None, info: dict | None = No
     return root
 
 
-def test_yaml_dataset_loads_with_feature_fps(tmp_path, capsys):
+def test_yaml_dataset_loads_with_feature_fps(tmp_path, warnings_logged):
     root = _yaml_dataset(tmp_path / "toy", {"feature_fps": 2.0, "colour": "blue"})
     ds = load_dataset(root)
-    err = capsys.readouterr().err
+    err = "\n".join(warnings_logged)
     assert "ignoring unknown keys: colour" in err
     assert "1 of 4 videos have no feature file" in err
     assert "dropped 1 instances whose label is not a dataset class: dance" in err
@@ -415,16 +434,16 @@ def test_yaml_dataset_own_splits_and_text_embeddings(tmp_path):
         load_dataset(root)
 
 
-def test_yaml_dataset_can_reuse_standard_splits(tmp_path, capsys):
+def test_yaml_dataset_can_reuse_standard_splits(tmp_path, warnings_logged):
     root = _tiny_thumos_root(tmp_path / "own")
-    raw = Path(str(resources.files("psftr_core").joinpath("data", "reference", "thumos14_annotations.json")))
+    raw = reference_path("thumos14_annotations.json")
     config = {"annotations": str(raw), "features": "features", "splits": "thumos14",
               "train_subset": "val", "test_subset": "test", "feature_fps": 3.75}
     (root / "dataset.yaml").write_text(yaml.safe_dump(config))
     ds = load_dataset(root)
     assert ds.split_source == "standard:thumos14"
     assert ds.split("50_50", 3) == load_dataset("thumos14", data_root=root).split("50_50", 3)
-    assert "409 of 413 videos have no feature file" in capsys.readouterr().err
+    assert "409 of 413 videos have no feature file" in "\n".join(warnings_logged)
     np.testing.assert_allclose(ds.snippet_times("video_test_0000004")[:2], [0.4 / 3, 0.4])
 
 
@@ -434,7 +453,7 @@ def test_yaml_dataset_standard_splits_keyword(tmp_path):
         load_dataset(_yaml_dataset(tmp_path / "toy", {"splits": "thumos14"}))
 
 
-def test_yaml_dataset_bad_inputs(tmp_path, capsys):
+def test_yaml_dataset_bad_inputs(tmp_path):
     root = _yaml_dataset(tmp_path / "toy")
     config = yaml.safe_load((root / "dataset.yaml").read_text())
     del config["features"]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from psftr_core.errors import InputError
+from psftr_core.data.reference_files import reference_lines
 from psftr_core.data.splits import (
     RATIOS,
     Split,
+    SplitTable,
     check_ratio,
     load_splits_file,
     random_splits,
@@ -19,19 +19,15 @@ from psftr_core.data.splits import (
     standard_splits,
     validate_split,
 )
+from psftr_core.errors import InputError
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "reference"
 if not REFERENCE.is_dir():
     REFERENCE = Path("/work/shared/data/reference")
 
 
-def _package_lines(name: str) -> list[str]:
-    text = resources.files("psftr_core").joinpath("data", "reference", name).read_text("utf-8")
-    return [line for line in text.splitlines() if line]
-
-
-THUMOS_CLASSES = _package_lines("thumos14_classes.txt")
-ANET_CLASSES = _package_lines("activitynet13_classes.txt")
+THUMOS_CLASSES = reference_lines("thumos14_classes.txt")
+ANET_CLASSES = reference_lines("activitynet13_classes.txt")
 
 SIZES = {
     ("thumos14", "75_25"): (15, 5),
@@ -155,3 +151,21 @@ def test_validate_split_and_select_split():
     with pytest.raises(InputError, match="integer"):
         select_split(splits, "50_50", "all", "x")
     assert RATIOS == ("75_25", "50_50")
+
+
+def test_split_table_fixed_or_random(tmp_path):
+    classes = ["a", "b", "c", "d"]
+    assert SplitTable().splits("50_50", classes, "dataset x") == random_splits(classes, "50_50")
+    path = tmp_path / "splits.json"
+    path.write_text(json.dumps({"75_25": [{"seen": ["a", "b", "c"], "unseen": ["d"]}]}))
+    table = SplitTable.from_file(path)
+    assert table.source == str(path)
+    assert table.splits("75_25", classes, "dataset x") == [Split("75_25", 0, ["a", "b", "c"], ["d"])]
+    with pytest.raises(InputError, match=r"^dataset x: .*splits\.json has no 50_50 splits \(it has 75_25\)$"):
+        table.splits("50_50", classes, "dataset x")
+    table.validate(classes)
+    with pytest.raises(InputError, match="'d', which is not a class"):
+        table.validate(["a", "b", "c"])
+    standard = SplitTable.standard("thumos14")
+    assert standard.source == "standard:thumos14"
+    assert standard.splits("50_50", THUMOS_CLASSES, "x") == standard_splits("thumos14", "50_50")

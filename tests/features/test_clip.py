@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fixtures_clip import TINY_CLIP_CONFIG
-from psftr_core.features import clip as clip_models
+from psftr_core.features import clip_weights
 from psftr_core.features.clip import FramePreprocess, encode_texts, load_clip
 from psftr_core.errors import InputError
 
@@ -45,8 +45,8 @@ def test_openai_offline_without_cache_fails_fast(monkeypatch, tmp_path):
 def test_unreachable_hub_fails_fast_without_offline_flag(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    monkeypatch.setattr(clip_models, "_hub_offline", lambda: False)
-    monkeypatch.setattr(clip_models, "_host_reachable", lambda host, timeout=3.0: False)
+    monkeypatch.setattr(clip_weights, "hub_offline", lambda: False)
+    monkeypatch.setattr(clip_weights, "host_reachable", lambda host, timeout=3.0: False)
     with pytest.raises(InputError, match="cannot be reached"):
         load_clip("ViT-B-16", "openai")
 
@@ -72,7 +72,7 @@ def _fake_openai_tag(monkeypatch, weights_path):
         return real(model, tag)
 
     monkeypatch.setattr(open_clip, "get_pretrained_cfg", get_pretrained_cfg)
-    monkeypatch.setattr(clip_models, "_cached_tag_file", lambda cfg: str(weights_path))
+    monkeypatch.setattr(clip_weights, "cached_tag_file", lambda cfg: str(weights_path))
 
 
 def test_openai_tag_switches_to_quickgelu(monkeypatch, tmp_path, tiny_clip_files):

@@ -15,23 +15,18 @@ import pytest
 import torch
 import yaml
 
-from psftr_core.features import extract as extract_module
 from psftr_core.errors import PartialFailure, PsftrError
-from psftr_core.features.extract import ExtractOptions, extract_features
+from psftr_core.features import extract as extract_module
+from psftr_core.features import pipeline
+from psftr_core.features.extract import ExtractListener, ExtractOptions, extract_features
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def quiet_console():
-    from rich.console import Console
-
-    return Console(stderr=True, quiet=True)
-
-
 def run(inputs, out, handle, **options):
     opts = ExtractOptions(**{"device": "cpu", **options})
-    return extract_features([str(i) for i in inputs], out, opts, handle=handle, console=quiet_console(), progress=False)
+    return extract_features([str(i) for i in inputs], out, opts, handle=handle)
 
 
 def direct_features(handle, path: Path, indices) -> np.ndarray:
@@ -102,6 +97,49 @@ def test_default_float16_and_fps_sampling(tmp_path, tiny_clip, video_folder):
     assert dataset["feature_fps"] == 4.0
 
 
+class Recorder(ExtractListener):
+    def __init__(self):
+        self.events = []
+
+    def inputs_collected(self, notes):
+        self.events.append(("notes", [note.split(":")[0] for note in notes]))
+
+    def shard_selected(self, shard, selected, total):
+        self.events.append(("shard", shard, selected, total))
+
+    def run_started(self, videos):
+        self.events.append(("run", videos))
+
+    def video_progress(self, video_id, encoded, total):
+        self.events.append(("progress", video_id, encoded, total))
+
+    def video_done(self, result):
+        self.events.append(("done", result.video_id, result.status, result.frames))
+
+
+def test_listener_hears_notes_progress_and_results(tmp_path, tiny_clip, make_video):
+    videos = tmp_path / "videos"
+    make_video(videos / "a.mp4", 40)  # 5 features at stride 8
+    make_video(videos / "b.mp4", 16)  # 2 features
+    (videos / "b.txt").write_text("not a video")
+    out = tmp_path / "out"
+    opts = ExtractOptions(device="cpu", batch_size=2, shard="0/1")
+    recorder = Recorder()
+    extract_features([str(videos)], out, opts, handle=tiny_clip, listener=recorder)
+    assert recorder.events == [
+        ("notes", [f"skipped {videos / 'b.txt'}"]),
+        ("shard", (0, 1), 2, 2),
+        ("run", 2),
+        ("progress", "a", 0, 5), ("progress", "a", 2, 5), ("progress", "a", 4, 5), ("progress", "a", 5, 5),
+        ("done", "a", "done", 5),
+        ("progress", "b", 0, 2), ("progress", "b", 2, 2),
+        ("done", "b", "done", 2),
+    ]
+    again = Recorder()
+    extract_features([str(videos / "a.mp4")], out, opts, handle=tiny_clip, listener=again)
+    assert again.events == [("notes", []), ("shard", (0, 1), 1, 1)]  # complete: nothing to run
+
+
 def test_rerun_skips_without_decoding_and_redoes_on_new_settings(tmp_path, tiny_clip, video_folder, monkeypatch):
     out = tmp_path / "out"
     run([video_folder], out, tiny_clip)
@@ -112,7 +150,7 @@ def test_rerun_skips_without_decoding_and_redoes_on_new_settings(tmp_path, tiny_
             raise AssertionError("a finished video was decoded again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(extract_module, "VideoSource", NoDecoding)
+        patch.setattr(pipeline, "VideoSource", NoDecoding)
         summary = run([video_folder], out, tiny_clip)
     assert summary.ids("skipped") == ["alpha", "beta"] and summary.ids("done") == []
     assert {p: p.stat().st_mtime_ns for p in (out / "features").iterdir()} == mtimes
@@ -157,12 +195,12 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, tiny_clip
     for name in ("v1", "v2", "v3"):
         make_video(videos / f"{name}.mp4", 40)
     out = tmp_path / "out"
-    real_encode = extract_module.encode_images
+    real_encode = pipeline.encode_images
     written = []
-    real_write = extract_module._Engine._write
+    real_write = extract_module.write_video_files
 
-    def write(self, video, *args):
-        real_write(self, video, *args)
+    def write(out, video, *args, **kwargs):
+        real_write(out, video, *args, **kwargs)
         written.append(video.video_id)
 
     def encode(handle, batch):
@@ -171,8 +209,8 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, tiny_clip
         return real_encode(handle, batch)
 
     with monkeypatch.context() as patch:
-        patch.setattr(extract_module, "encode_images", encode)
-        patch.setattr(extract_module._Engine, "_write", write)
+        patch.setattr(pipeline, "encode_images", encode)
+        patch.setattr(extract_module, "write_video_files", write)
         with pytest.raises(KeyboardInterrupt):
             run([videos], out, tiny_clip, batch_size=2)
     assert written == ["v1"]

@@ -186,7 +186,7 @@ def test_release_readahead_between_chunks_keeps_frames_right(tmp_path, make_vide
     frames = np.concatenate(frames)
     reference = decord.VideoReader(str(path)).get_batch(indices).asnumpy()
     assert np.array_equal(frames, reference)
-    assert source._reader is None  # released after the last chunk
+    assert not source.is_open  # released after the last chunk
 
 
 def test_collect_does_not_search_the_excluded_output_folder(tmp_path):

@@ -241,7 +241,7 @@ def test_second_run_with_other_actions_hits_the_cache_without_decoding(bikes, cl
     def no_decoding(*args, **kwargs):
         raise AssertionError("the video was decoded again")
 
-    monkeypatch.setattr(detect_module, "_extract_video_features", no_decoding)
+    monkeypatch.setattr(detect_module, "extract_video_features", no_decoding)
     monkeypatch.setattr(video_module, "VideoSource", no_decoding)
     second = detect([bikes], ["walking", "juggling"], threshold=0.0, **clip_kwargs)
     assert second.stats["decoded"] == 0 and second.stats["cache_hits"] == 1
@@ -262,14 +262,14 @@ def test_fps_sampling_has_its_own_cache_entry(bikes, clip_kwargs):
 
 def test_cached_features_equal_fresh_extraction(bikes, clip_kwargs):
     from psftr_core.features.clip import load_clip
-    from psftr_core.infer.detect import _extract_video_features
+    from psftr_core.infer.detect import extract_video_features
 
     detect([bikes], ["x"], **clip_kwargs)
     (entry,) = (Path(clip_kwargs["cache_dir"]) / "features").rglob("*.npz")
     with np.load(entry) as data:
         cached, times = data["features"], data["times"]
     handle = load_clip(clip_kwargs["clip_model"], clip_kwargs["clip_pretrained"], clip_kwargs["clip_config"])
-    fresh, fresh_times, meta = _extract_video_features(handle, bikes, ("stride", 8))
+    fresh, fresh_times, meta = extract_video_features(handle, bikes, ("stride", 8))
     assert np.allclose(cached.astype(np.float32), fresh, atol=1e-2 * np.abs(fresh).max())
     assert np.array_equal(times, fresh_times) and meta["frame_length"] == 250
 
@@ -400,8 +400,7 @@ def test_checkpoint_inference_matches_the_evaluation_pipeline(tmp_path):
     from psftr_core.train.checkpoint import build_model, load_checkpoint
     from psftr_core.data.windows import WindowDataset, windowing_from_config
     from psftr_core.data.datasets import load_dataset
-    from psftr_core.infer.detect import _psftr_predict_video
-    from psftr_core.infer.predict import predict_dataset
+    from psftr_core.infer.predict import predict_dataset, predict_video
 
     path = _tiny_checkpoint(tmp_path / "last.pt", 256, None)
     net, cfg = build_model(load_checkpoint(path))
@@ -415,7 +414,7 @@ def test_checkpoint_inference_matches_the_evaluation_pipeline(tmp_path):
         expected = predict_dataset(net, windows, torch.as_tensor(text), topk=cfg.inference.topk,
                                    nms_iou=cfg.inference.nms_iou, scoring=scoring,
                                    nms_within_windows=cfg.inference.nms == "all")[video]
-        got = _psftr_predict_video(net, cfg, ds.load_features(video), ds.snippet_times(video),
+        got = predict_video(net, cfg, ds.load_features(video), ds.snippet_times(video),
                                    ds.videos[video].duration, text, names, "cpu")
         assert len(got) == len(expected) > 0
         for a, b in zip(got, expected):
@@ -439,7 +438,7 @@ def test_extracted_feature_folder_gives_the_same_segments_as_the_videos(bikes, c
 
     options = ExtractOptions(clip_model=clip_kwargs["clip_model"], clip_pretrained=clip_kwargs["clip_pretrained"],
                              clip_config=clip_kwargs["clip_config"], device="cpu")
-    extract_features([str(bikes)], tmp_path / "feats", options, progress=False)
+    extract_features([str(bikes)], tmp_path / "feats", options)
     direct = detect([bikes], ["riding a bike", "walking"], threshold=0.0, **clip_kwargs)
     via_folder = detect([], ["riding a bike", "walking"], features_dir=tmp_path / "feats", threshold=0.0,
                         clip_config=clip_kwargs["clip_config"], cache_dir=clip_kwargs["cache_dir"])

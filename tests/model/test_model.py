@@ -9,18 +9,14 @@ import torch
 
 from psftr_core.config import ModelConfig, preset
 from psftr_core.errors import InputError
+from psftr_core.infer.scoring import PostProcess, class_probabilities
 from psftr_core.model import PAD_SALIENCY_LOGIT, PSFTR
 
 D = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is ~50x faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny tensors: one intra-op thread is much faster than two on a busy shared machine.
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny_config(**changes) -> ModelConfig:
@@ -37,6 +33,11 @@ def tiny_config(**changes) -> ModelConfig:
         dropout=0.0,
     )
     return dataclasses.replace(base, **changes)
+
+
+def post(model: PSFTR) -> PostProcess:
+    """The post-processing of ``model`` (its ROI-CLIP settings)."""
+    return PostProcess.from_config(model.cfg)
 
 
 def tiny_model(seed: int = 0, **changes) -> PSFTR:
@@ -146,8 +147,8 @@ def test_padding_length_does_not_change_outputs():
     memory_batch, text_batch = model.encode(features, mask, text)
     assert torch.allclose(memory_alone[0], memory_batch[0, :9], atol=1e-5)
     assert torch.allclose(text_alone[0], text_batch[0], atol=1e-5)
-    roi_alone = model.inference_scores(out_alone, alone, None, text)
-    roi_batch = model.inference_scores(out_batch, features, mask, text)
+    roi_alone = post(model).class_scores(out_alone, alone, None, text)
+    roi_batch = post(model).class_scores(out_batch, features, mask, text)
     assert torch.allclose(roi_alone[0], roi_batch[0], atol=1e-5)
 
 
@@ -162,8 +163,8 @@ def test_class_order_permutes_logits():
         assert torch.allclose(b["pred_segments"], a["pred_segments"], atol=1e-5)
         assert torch.allclose(b["pred_actionness"], a["pred_actionness"], atol=1e-5)
     assert torch.allclose(
-        model.inference_scores(out_perm, features, None, text[perm]),
-        model.inference_scores(out, features, None, text)[..., perm],
+        post(model).class_scores(out_perm, features, None, text[perm]),
+        post(model).class_scores(out, features, None, text)[..., perm],
         atol=1e-5,
     )
 
@@ -182,12 +183,12 @@ def test_vocabulary_sizes_1_and_1000():
     one = model(features, None, torch.randn(1, D))
     assert one["pred_logits"].shape == (1, 8, 1)
     # With one class the softmax is 1, so the score is the actionness probability.
-    assert torch.allclose(PSFTR.scores(one), one["pred_actionness"].sigmoid(), atol=1e-6)
+    assert torch.allclose(class_probabilities(one), one["pred_actionness"].sigmoid(), atol=1e-6)
     many = model(features, None, torch.randn(1000, D))
     assert many["pred_logits"].shape == (1, 8, 1000)
     assert all(layer["pred_logits"].shape == (1, 8, 1000) for layer in many["aux_outputs"])
     assert torch.isfinite(many["pred_logits"]).all()
-    scores = model.inference_scores(many, features, None, torch.randn(1000, D))
+    scores = post(model).class_scores(many, features, None, torch.randn(1000, D))
     assert scores.shape == (1, 8, 1000)
 
 
@@ -270,8 +271,8 @@ def test_scores_without_actionness_are_softmax():
     model = tiny_model(use_actionness=False, use_roi_logits=False)
     features, text = inputs()
     out = model(features, None, text)
-    assert torch.allclose(PSFTR.scores(out), out["pred_logits"].softmax(-1))
-    assert torch.allclose(model.inference_scores(out, features, None, text), out["pred_logits"].softmax(-1))
+    assert torch.allclose(class_probabilities(out), out["pred_logits"].softmax(-1))
+    assert torch.allclose(post(model).class_scores(out, features, None, text), out["pred_logits"].softmax(-1))
 
 
 def test_scores_formula():
@@ -279,7 +280,7 @@ def test_scores_formula():
     features, text = inputs()
     out = model(features, None, text)
     want = out["pred_actionness"].sigmoid() * out["pred_logits"].softmax(-1)
-    assert torch.allclose(PSFTR.scores(out), want)
+    assert torch.allclose(class_probabilities(out), want)
 
 
 @pytest.mark.parametrize("heads", [1, 8])
@@ -299,7 +300,7 @@ def test_roi_logits_known_answer():
     # [1, 9] and [11, 19] in snippet units sample only inside one half (index 0.5..8.5 and
     # 10.5..18.5); [9, 11] straddles the boundary symmetrically.
     segments = torch.tensor([[[0.25, 0.4], [0.75, 0.4], [0.5, 0.1]]])
-    logits = model.roi_logits(features, None, segments, text)
+    logits = post(model).roi_logits(features, None, segments, text)
     assert torch.allclose(logits[0, 0], torch.tensor([100.0, 0.0]), atol=1e-4)
     assert torch.allclose(logits[0, 1], torch.tensor([0.0, 100.0]), atol=1e-4)
     # The middle segment [9, 11] straddles both halves symmetrically: equal logits 100/√2.
@@ -307,22 +308,23 @@ def test_roi_logits_known_answer():
     # Padding after the valid part (a 20-snippet video padded to 26) changes nothing.
     padded = torch.cat((features, torch.full((1, 6, D), 9.0)), dim=1)
     mask = torch.tensor([[False] * 20 + [True] * 6])
-    assert torch.allclose(model.roi_logits(padded, mask, segments, text), logits, atol=1e-4)
+    assert torch.allclose(post(model).roi_logits(padded, mask, segments, text), logits, atol=1e-4)
 
 
 def test_inference_mixes_learned_and_roi_logits():
     model = tiny_model(roi_logit_weight=0.25)
     features, text = inputs()
     out = model(features, None, text)
-    roi = model.roi_logits(features, None, out["pred_segments"], text)
-    mixed = model.inference_logits(out, features, None, text)
+    roi = post(model).roi_logits(features, None, out["pred_segments"], text)
+    mixed = post(model).class_logits(out, features, None, text)
     assert torch.allclose(mixed, 0.75 * out["pred_logits"] + 0.25 * roi, atol=1e-5)
-    assert torch.allclose(model.inference_scores(out, features, None, text), PSFTR.scores(out, mixed))
-    predicted = model.predict(features, None, text)
-    assert torch.allclose(predicted["scores"], model.inference_scores(out, features, None, text), atol=1e-6)
+    assert torch.allclose(post(model).class_scores(out, features, None, text), class_probabilities(out, mixed))
+    with torch.no_grad():
+        predicted = {"scores": post(model).class_scores(model(features, None, text), features, None, text)}
+    assert torch.allclose(predicted["scores"], post(model).class_scores(out, features, None, text), atol=1e-6)
     off = tiny_model(use_roi_logits=False)
     out_off = off(features, None, text)
-    assert torch.equal(off.inference_scores(out_off, features, None, text), PSFTR.scores(out_off))
+    assert torch.equal(post(off).class_scores(out_off, features, None, text), class_probabilities(out_off))
 
 
 def test_bad_inputs_raise_input_error():
@@ -361,4 +363,4 @@ def test_feature_width_can_differ_from_hidden_width():
     out = model(features, None, text)
     assert out["pred_logits"].shape == (2, 8, 3)
     assert model.input_proj.weight.shape == (32, 48) and model.class_proj.weight.shape == (48, 32)
-    assert model.inference_scores(out, features, None, text).shape == (2, 8, 3)
+    assert post(model).class_scores(out, features, None, text).shape == (2, 8, 3)

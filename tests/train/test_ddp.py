@@ -19,14 +19,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from psftr_core.train import engine
+from psftr_core.train.metrics_log import read_metrics
+from psftr_core.train.run import resolve_config, train
 from train_helpers import TINY_OVERRIDES, make_tiny_dataset, one_thread, request
 
 DDP_OVERRIDES = TINY_OVERRIDES + ["model.dropout=0.0"]
 
 
 def _iter_losses(run_dir: Path) -> list[float]:
-    return [r["loss"] for r in engine.read_metrics(run_dir / "metrics.jsonl", "iter")]
+    return [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl", "iter")]
 
 
 def _batch_size_without_single_tail(data: Path) -> int:
@@ -36,7 +37,7 @@ def _batch_size_without_single_tail(data: Path) -> int:
     from psftr_core.data.datasets import load_dataset
 
     dataset = load_dataset(data)
-    cfg, _ = engine.resolve_config(dataset, None, None, DDP_OVERRIDES, 1, 0)
+    cfg, _ = resolve_config(dataset, None, None, DDP_OVERRIDES, 1, 0)
     split = dataset.split("75_25", 0)
     count = len(WindowDataset(dataset, dataset.train_videos(split), split.seen, windowing_from_config(cfg.data),
                               training=True))
@@ -53,7 +54,7 @@ def test_two_cpu_processes_match_single_process(tmp_path):
     overrides = DDP_OVERRIDES + [f"train.batch_size={_batch_size_without_single_tail(data)}"]
 
     with one_thread():
-        engine.train(request(data, tmp_path / "single", epochs=1, overrides=overrides))
+        train(request(data, tmp_path / "single", epochs=1, overrides=overrides))
 
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(psftr), "train",
            "--dataset", str(data), "--split", "75_25", "--split-index", "0", "--output", str(tmp_path / "ddp"),

@@ -1,4 +1,4 @@
-"""Training engine: reproducibility, Ctrl-C + resume, run layout, checkpoint evaluation, CLI glue."""
+"""Training: reproducibility, Ctrl-C + resume, run layout, checkpoint evaluation, CLI glue."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from psftr_core.train import engine
+from psftr_core.evaluation import protocol
+from psftr_core.train import engine, optimizer, run
+from psftr_core.train.metrics_log import read_metrics
 from psftr_core.errors import InputError
 from train_helpers import make_tiny_dataset, one_thread, request
 
@@ -28,18 +30,18 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def _epoch_losses(run_dir: Path) -> list[float]:
-    return [r["loss"] for r in engine.read_metrics(run_dir / "metrics.jsonl", "epoch")]
+    return [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl", "epoch")]
 
 
 def _iter_losses(run_dir: Path) -> list[tuple[int, int, float]]:
-    return [(r["epoch"], r["iter"], r["loss"]) for r in engine.read_metrics(run_dir / "metrics.jsonl", "iter")]
+    return [(r["epoch"], r["iter"], r["loss"]) for r in read_metrics(run_dir / "metrics.jsonl", "iter")]
 
 
 @pytest.fixture(scope="module")
 def reference_run(tiny_data, tmp_path_factory) -> Path:
     """Three uninterrupted epochs, seed 0."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    engine.train(request(tiny_data, out, epochs=3))
+    run.train(request(tiny_data, out, epochs=3))
     return out
 
 
@@ -53,23 +55,23 @@ def test_run_layout_and_checkpoint_contents(reference_run, tiny_data):
     assert ckpt["config"]["model"]["hidden_dim"] == 32 and ckpt["config"]["model"]["feature_dim"] == 32
     assert ckpt["preset"] == "thumos14" and "loss" in ckpt["metrics"]["train"]
     assert json.loads((reference_run / "run.json").read_text())["split_indices"] == [0]
-    epochs = engine.read_metrics(reference_run / "metrics.jsonl", "epoch")
+    epochs = read_metrics(reference_run / "metrics.jsonl", "epoch")
     assert [r["epoch"] for r in epochs] == [1, 2, 3]
     assert {"loss_cls", "loss_seg", "loss_iou", "loss_actionness", "loss_saliency"} <= set(epochs[0])
 
 
 def test_same_seed_same_losses_and_other_seed_differs(reference_run, tiny_data, tmp_path):
-    engine.train(request(tiny_data, tmp_path / "again", epochs=2))
+    run.train(request(tiny_data, tmp_path / "again", epochs=2))
     assert _iter_losses(tmp_path / "again") == [x for x in _iter_losses(reference_run) if x[0] <= 2]
-    engine.train(request(tiny_data, tmp_path / "seed1", epochs=1, seed=1))
+    run.train(request(tiny_data, tmp_path / "seed1", epochs=1, seed=1))
     assert _epoch_losses(tmp_path / "seed1")[0] != _epoch_losses(reference_run)[0]
 
 
 def test_ctrl_c_keeps_last_checkpoint_and_resume_reproduces_losses(reference_run, tiny_data, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    real_step = engine._train_step
+    real_step = engine.train_step
     calls = {"n": 0}
-    iters_per_epoch = engine.read_metrics(reference_run / "metrics.jsonl", "epoch")[0]["iters"]
+    iters_per_epoch = read_metrics(reference_run / "metrics.jsonl", "epoch")[0]["iters"]
 
     def interrupting_step(*args, **kwargs):
         calls["n"] += 1
@@ -77,35 +79,35 @@ def test_ctrl_c_keeps_last_checkpoint_and_resume_reproduces_losses(reference_run
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_train_step", interrupting_step)
+    monkeypatch.setattr(engine, "train_step", interrupting_step)
     with pytest.raises(KeyboardInterrupt):
-        engine.train(request(tiny_data, out, epochs=3))
-    monkeypatch.setattr(engine, "_train_step", real_step)
+        run.train(request(tiny_data, out, epochs=3))
+    monkeypatch.setattr(engine, "train_step", real_step)
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1  # the complete epoch survives
     assert not list(out.glob(".*.tmp"))
 
     with pytest.raises(InputError, match="--resume"):
-        engine.train(request(tiny_data, out, epochs=3))  # no silent overwrite
-    engine.train(request(tiny_data, out, epochs=3, resume=True))
+        run.train(request(tiny_data, out, epochs=3))  # no silent overwrite
+    run.train(request(tiny_data, out, epochs=3, resume=True))
     assert _iter_losses(out) == _iter_losses(reference_run)  # exactly, on CPU
     assert _epoch_losses(out) == _epoch_losses(reference_run)
     a = torch.load(out / "last.pt", weights_only=True)["model_state"]
     b = torch.load(reference_run / "last.pt", weights_only=True)["model_state"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     # resuming a finished run is a no-op
-    (res,) = engine.train(request(tiny_data, out, epochs=3, resume=True))
+    (res,) = run.train(request(tiny_data, out, epochs=3, resume=True))
     assert res.skipped
 
 
 def test_lr_schedule_and_parameter_groups():
-    assert [engine.lr_factor(e, (2, 4), 0.1) for e in range(5)] == [1, 1, pytest.approx(0.1), pytest.approx(0.1),
-                                                                      pytest.approx(0.01)]
+    assert [optimizer.lr_factor(e, (2, 4), 0.1) for e in range(5)] == [1, 1, pytest.approx(0.1), pytest.approx(0.1),
+                                                                         pytest.approx(0.01)]
     from psftr_core.config import apply_overrides, preset
     from psftr_core.model import PSFTR
     from train_helpers import TINY_OVERRIDES
 
     cfg = apply_overrides(preset("thumos14"), TINY_OVERRIDES + ["model.feature_dim=32", "model.text_dim=32"])
-    groups = engine.param_groups(PSFTR(cfg.model), cfg.train)
+    groups = optimizer.param_groups(PSFTR(cfg.model), cfg.train)
     by_name = {g["name"]: g for g in groups}
     assert by_name["linear_proj"]["lr"] == pytest.approx(cfg.train.lr * 0.1)
     assert by_name["base"]["lr"] == cfg.train.lr
@@ -126,11 +128,11 @@ def test_evaluate_checkpoint_predictions_scored_by_predictions_mode(reference_ru
     from psftr_cli.main import app
     from psftr_core.data.datasets import load_dataset
 
-    ev = engine.evaluate_checkpoint(reference_run / "last.pt", str(tiny_data), "75_25", 0, device="cpu")
+    ev = protocol.evaluate_checkpoint(reference_run / "last.pt", str(tiny_data), "75_25", 0, device="cpu")
     assert ev.epoch == 3 and ev.result.tious == [0.3, 0.4, 0.5, 0.6, 0.7]
     assert set(ev.result.per_class) <= set(torch.load(reference_run / "last.pt", weights_only=True)["split"]["unseen"])
     # loading the checkpoint again gives identical predictions
-    again = engine.evaluate_checkpoint(reference_run / "last.pt", str(tiny_data), "75_25", 0, device="cpu")
+    again = protocol.evaluate_checkpoint(reference_run / "last.pt", str(tiny_data), "75_25", 0, device="cpu")
     assert again.predictions == ev.predictions and sum(map(len, ev.predictions.values())) > 0
 
     preds = tmp_path / "preds.json"
@@ -207,19 +209,17 @@ def test_evaluation_overrides_change_only_the_inference(reference_run, tiny_data
     from psftr_core.data.datasets import load_dataset
 
     dataset = load_dataset(tiny_data)
-    paper = engine.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu",
-                                       overrides=["inference.scoring=model", "inference.nms=cross_window"])
+    paper = protocol.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu",
+                                         overrides=["inference.scoring=model", "inference.nms=cross_window"])
     model, cfg = build_model(load_checkpoint(reference_run / "last.pt"))
     cfg.inference.scoring, cfg.inference.nms = "model", "cross_window"
-    expected: dict = {}
-    engine._evaluate_model(model, cfg, dataset, dataset.split("75_25", 0), feature_spec_of(dataset), "cpu", None,
-                           engine.default_tious("thumos14"), predictions_out=expected)
+    expected = protocol.predict_split(model, cfg, dataset, dataset.split("75_25", 0), feature_spec_of(dataset), "cpu")
     assert paper.predictions == expected
-    default = engine.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu")
+    default = protocol.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu")
     assert default.predictions != paper.predictions
     with pytest.raises(InputError, match=r"only change inference\.\* settings"):
-        engine.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu",
-                                   overrides=["model.hidden_dim=8"])
+        protocol.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu",
+                                     overrides=["model.hidden_dim=8"])
 
 
 def test_evaluation_refuses_leaking_split(reference_run, tiny_data):
@@ -229,41 +229,41 @@ def test_evaluation_refuses_leaking_split(reference_run, tiny_data):
     ckpt_seen = set(torch.load(reference_run / "last.pt", weights_only=True)["vocabulary"])
     other = next(i for i in range(2) if set(dataset.split("50_50", i).unseen) & ckpt_seen)
     with pytest.raises(InputError, match="trained on class"):
-        engine.evaluate_checkpoint(reference_run / "last.pt", dataset, "50_50", other, device="cpu")
+        protocol.evaluate_checkpoint(reference_run / "last.pt", dataset, "50_50", other, device="cpu")
 
 
 def test_all_splits_layout_and_mean_std(tiny_data, tmp_path, capsys):
-    from psftr_cli.commands.evaluate_checkpoint import run_checkpoint_evaluation
+    from psftr_cli.commands.evaluate import evaluate_on_protocol
 
     out = tmp_path / "all"
-    results = engine.train(request(tiny_data, out, epochs=1, split_index="all"))
+    results = run.train(request(tiny_data, out, epochs=1, split_index="all"))
     assert [r.split_index for r in results] == [0, 1]
     assert (out / "split_0" / "last.pt").is_file() and (out / "split_1" / "last.pt").is_file()
-    agg = engine.evaluate_all_splits(out, str(tiny_data), "75_25", device="cpu")
+    agg = protocol.evaluate_all_splits(out, str(tiny_data), "75_25", device="cpu")
     maps = np.array([e.result.mAP for e in agg.per_split])
     assert agg.mean == pytest.approx(maps.mean(0).tolist()) and agg.std == pytest.approx(maps.std(0).tolist())
     assert agg.selection == "last" and [e.split_index for e in agg.per_split] == [0, 1]
 
     capsys.readouterr()
-    run_checkpoint_evaluation(out, str(tiny_data), "75_25", "all", as_json=True,
-                              save_predictions=tmp_path / "p.json")
+    evaluate_on_protocol(out, str(tiny_data), "75_25", "all", as_json=True,
+                         save_predictions=tmp_path / "p.json")
     doc = json.loads(capsys.readouterr().out)
     assert doc["num_splits"] == 2 and doc["selection"] == "last" and doc["mAP_mean"] == pytest.approx(agg.mean)
     assert (tmp_path / "p_split0.json").is_file() and (tmp_path / "p_split1.json").is_file()
     with pytest.raises(InputError, match="best.pt"):
-        run_checkpoint_evaluation(out, str(tiny_data), "75_25", "all", select="best")
+        evaluate_on_protocol(out, str(tiny_data), "75_25", "all", select="best")
 
 
 def test_eval_every_writes_best_and_select_best_says_so(tiny_data, tmp_path, capsys):
-    from psftr_cli.commands.evaluate_checkpoint import run_checkpoint_evaluation
+    from psftr_cli.commands.evaluate import evaluate_on_protocol
 
     out = tmp_path / "run"
-    engine.train(request(tiny_data, out, epochs=1, eval_every=1))
+    run.train(request(tiny_data, out, epochs=1, eval_every=1))
     assert (out / "best.pt").is_file()
-    evals = engine.read_metrics(out / "metrics.jsonl", "eval")
+    evals = read_metrics(out / "metrics.jsonl", "eval")
     assert len(evals) == 1 and len(evals[0]["mAP"]) == 5
     capsys.readouterr()
-    run_checkpoint_evaluation(out, str(tiny_data), "75_25", "0", select="best")
+    evaluate_on_protocol(out, str(tiny_data), "75_25", "0", select="best")
     captured = capsys.readouterr()
     assert "best-on-test" in captured.out and "best-on-test" in captured.err
 
@@ -318,7 +318,7 @@ def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
     overrides = ["model.hidden_dim=64", "model.num_groups=8", "model.dim_feedforward=64", "model.enc_layers=1",
                  "model.dec_layers=2", "model.num_queries=10", "model.dropout=0.0", "train.batch_size=8",
                  "train.lr=5e-4", "train.lr_drop_epochs=6"]
-    (res,) = engine.train(request(data, tmp_path / "run", epochs=6, overrides=overrides, log_every=0))
+    (res,) = run.train(request(data, tmp_path / "run", epochs=6, overrides=overrides, log_every=0))
     assert res.epoch_losses[-1] < 0.5 * res.epoch_losses[0]
 
     dataset = load_dataset(data)
@@ -327,11 +327,11 @@ def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
     torch.manual_seed(0)
     untrained = PSFTR(cfg.model).eval()
     spec = feature_spec_of(dataset)
-    tious = engine.default_tious("thumos14")
+    tious = protocol.default_tious("thumos14")
 
     def average(model, classes):
         view, _ = _chance_predictions(dataset, split, classes)
-        return engine._evaluate_model(model, cfg, dataset, view, spec, "cpu", None, tious).average
+        return protocol.evaluate_model(model, cfg, dataset, view, spec, "cpu", tious).average
 
     def chance(classes):
         view, preds = _chance_predictions(dataset, split, classes)
@@ -348,9 +348,9 @@ def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
 
 def test_resize_mode_trains_and_predicts_in_video_time(tiny_data, tmp_path):
     out = tmp_path / "run"
-    engine.train(request(tiny_data, out, epochs=1, overrides=list(request(tiny_data, out).overrides)
+    run.train(request(tiny_data, out, epochs=1, overrides=list(request(tiny_data, out).overrides)
                          + ["data.resize_length=48"]))
-    ev = engine.evaluate_checkpoint(out / "last.pt", str(tiny_data), "75_25", 0, device="cpu")
+    ev = protocol.evaluate_checkpoint(out / "last.pt", str(tiny_data), "75_25", 0, device="cpu")
     from psftr_core.data.datasets import load_dataset
 
     durations = {v: r.duration for v, r in load_dataset(tiny_data).videos.items()}
@@ -374,7 +374,7 @@ def test_text_from_clip_text_tower_when_the_dataset_has_no_embeddings(tmp_path, 
         "model_name": tiny_clip_files.name, "pretrained": str(tiny_clip_files.weights),
         "weights_id": f"sha256:{sha}"}}))
     cache = tmp_path / "cache"
-    engine.train(request(root, tmp_path / "run", epochs=1, text_cache_dir=cache,
+    run.train(request(root, tmp_path / "run", epochs=1, text_cache_dir=cache,
                          overrides=list(request(root, tmp_path).overrides) + ["model.hidden_dim=64"]))
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert ckpt["feature_spec"]["clip_model"] == tiny_clip_files.name

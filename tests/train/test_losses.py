@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from psftr_core.train.losses import LossWeights, SetCriterion, sigmoid_focal_loss, softmax_focal_loss
+from psftr_core.config import TrainConfig
+from psftr_core.train.losses import build_criterion, loss_weights, sigmoid_focal_loss, softmax_focal_loss
 
 
 def _outputs(logits, segments, actionness, saliency):
@@ -28,7 +29,7 @@ def test_perfect_prediction_has_zero_losses():
     targets = [{"labels": torch.tensor([1]), "segments": torch.tensor([[0.3, 0.2]])}]
     sal = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
     mask = torch.zeros(1, 4, dtype=torch.bool)
-    losses = SetCriterion(LossWeights(aux_loss=False))(out, targets, sal, mask)
+    losses = build_criterion(TrainConfig(aux_loss=False))(out, targets, sal, mask)
     for name in ("loss_cls", "loss_seg", "loss_iou", "loss_actionness", "loss_saliency", "loss"):
         assert abs(losses[name].item()) < 1e-6, name
 
@@ -39,8 +40,7 @@ def test_hand_computed_values_and_weighting():
     targets = [{"labels": torch.tensor([0]), "segments": torch.tensor([[0.5, 0.4]])}]
     sal = torch.tensor([[1.0, 0.0, 0.0]])
     mask = torch.tensor([[False, False, True]])  # padded frame ignored
-    w = LossWeights(aux_loss=False)
-    losses = SetCriterion(w)(out, targets, sal, mask)
+    losses = build_criterion(TrainConfig(aux_loss=False))(out, targets, sal, mask)
     log2 = math.log(2)
     expected = {
         "loss_seg": 0.2,
@@ -55,6 +55,18 @@ def test_hand_computed_values_and_weighting():
     assert abs(losses["loss"].item() - total) < 1e-5
 
 
+def test_coefficients_come_from_the_config():
+    # The same example with train.salient_loss_coef 3 -> 1 and cls_loss_coef 2 -> 0: the
+    # total drops by 2 log 2 (saliency) + 2 * 0.25 log 2 (classification).
+    out = _outputs([[[0.0, 0.0]]], [[[0.5, 0.2]]], [[0.0]], [[0.0, 0.0, 5.0]])
+    targets = [{"labels": torch.tensor([0]), "segments": torch.tensor([[0.5, 0.4]])}]
+    sal, mask = torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[False, False, True]])
+    default = build_criterion(TrainConfig(aux_loss=False))(out, targets, sal, mask)["loss"].item()
+    lighter = build_criterion(TrainConfig(aux_loss=False, salient_loss_coef=1.0, cls_loss_coef=0.0))
+    log2 = math.log(2)
+    assert abs(lighter(out, targets, sal, mask)["loss"].item() - (default - 2 * log2 - 0.5 * log2)) < 1e-5
+
+
 def test_normalised_by_number_of_instances_in_the_batch():
     # two windows, three instances; every matched query has L1 error 0.1 in width
     out = _outputs(
@@ -67,7 +79,7 @@ def test_normalised_by_number_of_instances_in_the_batch():
         {"labels": torch.tensor([0, 1]), "segments": torch.tensor([[0.2, 0.2], [0.6, 0.2]])},
         {"labels": torch.tensor([1]), "segments": torch.tensor([[0.5, 0.2]])},
     ]
-    crit = SetCriterion(LossWeights(aux_loss=False))
+    crit = build_criterion(TrainConfig(aux_loss=False))
     losses = crit(out, targets, torch.zeros(2, 1), torch.zeros(2, 1, dtype=torch.bool))
     assert abs(losses["loss_seg"].item() - 0.1) < 1e-6  # 0.3 / 3 instances
     # an explicit (e.g. global DDP) normaliser replaces the local count
@@ -81,13 +93,12 @@ def test_aux_losses_use_separate_matching_per_layer():
     aux = {k: final[k].flip(1) for k in ("pred_logits", "pred_segments", "pred_actionness")}
     final["aux_outputs"] = [aux]
     targets = [{"labels": torch.tensor([0]), "segments": torch.tensor([[0.8, 0.2]])}]
-    losses = SetCriterion(LossWeights())(final, targets, torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.bool))
+    losses = build_criterion(TrainConfig())(final, targets, torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.bool))
     assert losses["loss_seg"].item() < 1e-6 and losses["loss_seg_0"].item() < 1e-6
     assert set(losses) >= {"loss_cls_0", "loss_iou_0", "loss_actionness_0"}
-    w = LossWeights()
-    manual = w.saliency * losses["loss_saliency"] + sum(
-        c * (losses[n] + losses[n + "_0"])
-        for n, c in (("loss_cls", w.cls), ("loss_seg", w.seg), ("loss_iou", w.iou), ("loss_actionness", w.actionness))
+    w = loss_weights(TrainConfig())
+    manual = w["loss_saliency"] * losses["loss_saliency"] + sum(
+        w[n] * (losses[n] + losses[n + "_0"]) for n in ("loss_cls", "loss_seg", "loss_iou", "loss_actionness")
     )
     assert abs(losses["loss"].item() - manual.item()) < 1e-6
 
@@ -97,7 +108,7 @@ def test_losses_backpropagate_to_all_outputs():
     for v in out.values():
         v.requires_grad_(True)
     targets = [{"labels": torch.tensor([1]), "segments": torch.tensor([[0.4, 0.3]])}]
-    SetCriterion()(out, targets, torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2, dtype=torch.bool))["loss"].backward()
+    build_criterion(TrainConfig())(out, targets, torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2, dtype=torch.bool))["loss"].backward()
     for name, v in out.items():
         assert v.grad is not None and v.grad.abs().sum() > 0, name
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from psftr_core.segments import pairwise_iou, segment_cw_to_se
-from psftr_core.train.matcher import HungarianMatcher, MatchCosts, assign
+from psftr_core.config import TrainConfig
+from psftr_core.train.matcher import assign, build_matcher
 
 
 def test_assign_hand_cost_matrix():
@@ -35,10 +36,10 @@ def test_matcher_follows_segments_and_classes():
     logits = torch.tensor([[[0.0, 5.0], [0.0, 0.0], [5.0, 0.0]]])
     outputs = {"pred_logits": logits, "pred_segments": segments}
     targets = [{"labels": torch.tensor([0, 1]), "segments": torch.tensor([[0.2, 0.1], [0.8, 0.2]])}]
-    (rows, cols), = HungarianMatcher(MatchCosts())(outputs, targets)
+    (rows, cols), = build_matcher(TrainConfig())(outputs, targets)
     assert rows.tolist() == [0, 2] and cols.tolist() == [1, 0]
     # with only the class cost, the classes decide
-    (rows, cols), = HungarianMatcher(MatchCosts(cost_segment=0, cost_iou=0))(outputs, targets)
+    (rows, cols), = build_matcher(TrainConfig(set_cost_seg=0, set_cost_iou=0))(outputs, targets)
     assert dict(zip(rows.tolist(), cols.tolist())) == {0: 1, 2: 0}
 
 
@@ -46,7 +47,7 @@ def test_matcher_window_without_targets():
     outputs = {"pred_logits": torch.zeros(2, 3, 2), "pred_segments": torch.full((2, 3, 2), 0.5)}
     targets = [{"labels": torch.zeros(0, dtype=torch.long), "segments": torch.zeros(0, 2)},
                {"labels": torch.tensor([1]), "segments": torch.tensor([[0.5, 0.5]])}]
-    out = HungarianMatcher()(outputs, targets)
+    out = build_matcher(TrainConfig())(outputs, targets)
     assert out[0][0].numel() == 0 and out[1][0].numel() == 1
 
 

@@ -1,14 +1,16 @@
-"""Segment utilities shared by the training-free localizer, inference and ``detect``.
+"""Score curves over the snippets of one video, and the segments they give.
 
-Everything here is plain numpy (torch tensors are accepted where noted), so it runs
-anywhere without compiled ops:
+A curve is one value per snippet ([T], or [T, K] for K classes); snippet ``i`` is
+centred at ``snippet_times[i]`` seconds. Plain numpy (torch tensors are accepted where
+noted):
 
-- :func:`tiou_matrix`: 1-D temporal IoU between two sets of segments.
-- :func:`nms`: greedy non-maximum suppression, class-wise when labels are given.
 - :func:`smooth_1d`: moving-average smoothing along time.
-- :func:`contiguous_runs` / :func:`multi_threshold_runs`: group a score curve into runs.
+- :func:`contiguous_runs` / :func:`multi_threshold_runs`: group a curve into runs of
+  snippets (proposals).
 - :func:`outer_inner_contrast`: score a run by its mean minus the mean of its flanks.
-- :func:`runs_to_seconds`: snippet index runs -> segments in seconds.
+- :func:`snippet_bounds` / :func:`runs_to_seconds`: snippet index runs -> seconds.
+- :func:`segment_means` / :func:`segment_contrast`: the mean and the outer-inner
+  contrast of class curves over any segment given in seconds.
 """
 
 from __future__ import annotations
@@ -17,75 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from psftr_core.segments import tiou_matrix, to_numpy as _to_numpy
-
-
-def nms(
-    segments: Any,
-    scores: Any,
-    labels: Any = None,
-    iou_threshold: float = 0.5,
-    max_keep: int | None = None,
-) -> Any:
-    """Greedy 1-D non-maximum suppression.
-
-    Args:
-        segments: [N, 2] (start, end), numpy or torch.
-        scores: [N]. NaN scores rank below every finite score.
-        labels: [N] class ids or names, or None. With labels, a segment only suppresses
-            segments of the same label (class-wise NMS); without, all segments compete.
-        iou_threshold: a segment is dropped when its tIoU with an already kept segment
-            (of the same label) is strictly greater than this.
-        max_keep: stop after keeping this many (None = no limit).
-
-    Returns:
-        Indices of the kept segments in decreasing score order; ties in score are broken
-        by the original index (lower first), so the result is deterministic. A numpy
-        int64 array, or a torch long tensor on the input's device when ``segments`` is a
-        torch tensor.
-    """
-    seg = _to_numpy(segments, np.float64).reshape(-1, 2)
-    sc = _to_numpy(scores, np.float64).reshape(-1)
-    if len(sc) != len(seg):
-        raise ValueError(f"nms: {len(seg)} segments but {len(sc)} scores")
-    sc = np.where(np.isnan(sc), -np.inf, sc)
-    if labels is None:
-        lab = np.zeros(len(seg), dtype=np.int64)
-    else:
-        raw = _to_numpy(labels).reshape(-1)
-        if len(raw) != len(seg):
-            raise ValueError(f"nms: {len(seg)} segments but {len(raw)} labels")
-        _, lab = np.unique(raw, return_inverse=True)
-        lab = lab.reshape(-1)
-
-    order = np.argsort(-sc, kind="stable")  # stable: equal scores keep index order
-    start, end = seg[:, 0], np.maximum(seg[:, 1], seg[:, 0])
-    length = end - start
-    alive = np.ones(len(seg), dtype=bool)
-    keep: list[int] = []
-    limit = len(seg) if max_keep is None else max(int(max_keep), 0)
-    for pos, i in enumerate(order):
-        if len(keep) >= limit:
-            break
-        if not alive[i]:
-            continue
-        keep.append(int(i))
-        rest = order[pos + 1 :]
-        rest = rest[alive[rest] & (lab[rest] == lab[i])]
-        if len(rest) == 0:
-            continue
-        inter = np.clip(np.minimum(end[i], end[rest]) - np.maximum(start[i], start[rest]), 0.0, None)
-        union = length[i] + length[rest] - inter
-        iou = np.zeros_like(inter)
-        np.divide(inter, union, out=iou, where=union > 0)
-        alive[rest[iou > iou_threshold]] = False
-
-    kept = np.asarray(keep, dtype=np.int64)
-    if type(segments).__module__.startswith("torch"):
-        import torch
-
-        return torch.as_tensor(kept, dtype=torch.long, device=segments.device)
-    return kept
+from psftr_core.segments import to_numpy
 
 
 def smooth_1d(x: Any, window: int) -> np.ndarray:
@@ -95,7 +29,7 @@ def smooth_1d(x: Any, window: int) -> np.ndarray:
     is in snippets; even windows are rounded up to the next odd size; ``window <= 1``
     returns a float copy.
     """
-    x = _to_numpy(x, np.float64)
+    x = to_numpy(x, np.float64)
     if window <= 1 or x.shape[0] == 0:
         return x.copy()
     half = int(window) // 2
@@ -109,7 +43,7 @@ def smooth_1d(x: Any, window: int) -> np.ndarray:
 
 def contiguous_runs(mask: Any) -> list[tuple[int, int]]:
     """Runs of True in a 1-D boolean ``mask`` as (first, last) indices, inclusive."""
-    m = _to_numpy(mask, bool).reshape(-1).astype(np.int8)
+    m = to_numpy(mask, bool).reshape(-1).astype(np.int8)
     if m.size == 0:
         return []
     edges = np.diff(np.concatenate([[0], m, [0]]))
@@ -124,7 +58,7 @@ def multi_threshold_runs(curve: Any, thresholds: Sequence[float], min_length: in
     Returns (first, last) inclusive index pairs in order of first appearance (lowest
     threshold first), keeping runs of at least ``min_length`` snippets.
     """
-    c = _to_numpy(curve, np.float64).reshape(-1)
+    c = to_numpy(curve, np.float64).reshape(-1)
     seen: set[tuple[int, int]] = set()
     runs: list[tuple[int, int]] = []
     for thr in thresholds:
@@ -143,7 +77,7 @@ def outer_inner_contrast(curve: Any, first: int, last: int, ratio: float = 0.25,
     edge counts as background, so a run covering the whole sequence scores its mean
     minus ``pad_value``.
     """
-    c = _to_numpy(curve, np.float64).reshape(-1)
+    c = to_numpy(curve, np.float64).reshape(-1)
     length = last - first + 1
     flank = max(1, int(round(ratio * length)))
     inner = float(c[first : last + 1].mean())
@@ -161,7 +95,7 @@ def snippet_bounds(snippet_times: Any, snippet_seconds: float | None = None) -> 
     ``snippet_seconds`` overrides the spacing at the edges (needed when T = 1; without
     it a single snippet at time t is taken to cover [0, 2t]).
     """
-    t = _to_numpy(snippet_times, np.float64).reshape(-1)
+    t = to_numpy(snippet_times, np.float64).reshape(-1)
     if t.size == 0:
         return t.copy(), t.copy()
     mids = (t[1:] + t[:-1]) / 2.0
@@ -195,3 +129,61 @@ def runs_to_seconds(
     seg = np.stack([starts[r[:, 0]], ends[r[:, 1]]], axis=1)
     upper = np.inf if duration is None else float(duration)
     return np.clip(seg, 0.0, upper)
+
+
+def _curve_arrays(curves: Any, times: Any, segments: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float64 curves [T, K], times [T] and segments [N, 2]."""
+    return (np.asarray(curves, dtype=np.float64), np.asarray(times, dtype=np.float64).reshape(-1),
+            np.asarray(segments, dtype=np.float64).reshape(-1, 2))
+
+
+def _no_snippets(curves: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """[N, K] zeros: the value of every segment of a video without snippets."""
+    return np.zeros((len(segments), curves.shape[1] if curves.ndim == 2 else 0))
+
+
+def segment_means(curves: np.ndarray, times: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Mean of the class curves over each segment: curves [T, K], times [T] (seconds,
+    increasing), segments [N, 2] (start, end seconds) -> [N, K].
+
+    A segment averages the snippets whose centre time lies in [start, end]; one that
+    holds no centre takes the snippet nearest to its midpoint.
+    """
+    curves, times, segments = _curve_arrays(curves, times, segments)
+    if len(times) == 0:
+        return _no_snippets(curves, segments)
+    cumulative = np.concatenate([np.zeros((1, curves.shape[1])), np.cumsum(curves, axis=0)])
+    first = np.searchsorted(times, segments[:, 0], side="left")
+    last = np.searchsorted(times, segments[:, 1], side="right")
+    count = last - first
+    means = (cumulative[last] - cumulative[first]) / np.maximum(count, 1)[:, None]
+    empty = count <= 0
+    if empty.any():
+        mid = segments[empty].mean(axis=1)
+        nearest = np.abs(times[None, :] - mid[:, None]).argmin(axis=1)  # ties: the earlier snippet
+        means[empty] = curves[nearest]
+    return means
+
+
+def segment_contrast(curves: np.ndarray, times: np.ndarray, segments: np.ndarray,
+                     ratio: float = 0.25) -> np.ndarray:
+    """Outer-inner contrast of the class curves for segments in seconds -> [N, K].
+
+    ``max(0, mean inside − mean of the two flanks)``, each flank ``ratio`` × the
+    segment's length: :func:`outer_inner_contrast` for any segment in seconds, not only
+    runs of snippets. Beyond the video the curve counts as 0. curves [T, K], times [T],
+    segments [N, 2] (start, end).
+    """
+    curves, times, segments = _curve_arrays(curves, times, segments)
+    if len(times) == 0:
+        return _no_snippets(curves, segments)
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    edge = np.zeros((1, curves.shape[1]))
+    padded = np.concatenate([edge, curves, edge])
+    padded_times = np.concatenate([[times[0] - step], times, [times[-1] + step]])
+    inner = segment_means(curves, times, segments)
+    start, end = segments[:, 0], segments[:, 1]
+    flank = ratio * np.maximum(end - start, 0.0)
+    left = segment_means(padded, padded_times, np.stack([start - flank, start], axis=-1))
+    right = segment_means(padded, padded_times, np.stack([end, end + flank], axis=-1))
+    return np.maximum(inner - 0.5 * (left + right), 0.0)

@@ -1,61 +1,20 @@
-"""Segment utilities: tIoU, NMS, smoothing, grouping, contrast, index -> seconds."""
+"""Score curves: smoothing, runs, contrast, snippet index runs -> seconds, segment means."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from psftr_core.infer.segment_ops import (
+from psftr_core.infer.curves import (
     contiguous_runs,
     multi_threshold_runs,
-    nms,
     outer_inner_contrast,
     runs_to_seconds,
+    segment_contrast,
+    segment_means,
     smooth_1d,
     snippet_bounds,
-    tiou_matrix,
 )
-
-
-def test_tiou_matrix_hand_computed():
-    a = [[0, 10], [5, 15]]
-    b = [[0, 10], [10, 20], [2, 4]]
-    expected = [[1.0, 0.0, 0.2], [1 / 3, 1 / 3, 0.0]]
-    np.testing.assert_allclose(tiou_matrix(a, b), expected)
-    assert tiou_matrix(a, b).shape == (2, 3)
-    # zero-length against itself: 0, not NaN; empty inputs give empty matrices
-    assert tiou_matrix([[3, 3]], [[3, 3]])[0, 0] == 0.0
-    assert tiou_matrix(np.zeros((0, 2)), b).shape == (0, 3)
-
-
-def test_nms_classwise_versus_global():
-    segments = [[0, 10], [1, 11], [20, 30], [0, 10]]
-    scores = [0.9, 0.8, 0.7, 0.6]
-    labels = ["a", "a", "a", "b"]
-    # [1, 11] overlaps [0, 10] with tIoU 9/11 > 0.5 -> suppressed; [0, 10] of class b
-    # survives only class-wise.
-    assert nms(segments, scores, None, 0.5).tolist() == [0, 2]
-    assert nms(segments, scores, labels, 0.5).tolist() == [0, 2, 3]
-    assert nms(segments, scores, labels, 0.5, max_keep=2).tolist() == [0, 2]
-    # the threshold is strict: tIoU exactly 0.5 is kept
-    assert nms([[0, 10], [0, 5]], [1.0, 0.9], None, 0.5).tolist() == [0, 1]
-    assert nms([[0, 10], [0, 5]], [1.0, 0.9], None, 0.49).tolist() == [0]
-
-
-def test_nms_ties_are_deterministic_by_index():
-    # equal scores: the lower index wins and comes first
-    assert nms([[0, 10], [0, 10]], [0.5, 0.5], None, 0.5).tolist() == [0]
-    assert nms([[0, 1], [5, 6], [9, 10]], [0.5, 0.5, 0.9], None, 0.5).tolist() == [2, 0, 1]
-    # integer class ids work the same as names; NaN scores rank last
-    assert nms([[0, 1], [5, 6]], [float("nan"), 0.1], [0, 1], 0.5).tolist() == [1, 0]
-    assert nms(np.zeros((0, 2)), np.zeros(0), None, 0.5).tolist() == []
-
-
-def test_nms_accepts_torch_and_returns_torch():
-    keep = nms(torch.tensor([[0.0, 10.0], [1.0, 11.0]]), torch.tensor([0.2, 0.9]), torch.tensor([0, 0]), 0.5)
-    assert isinstance(keep, torch.Tensor) and keep.dtype == torch.long
-    assert keep.tolist() == [1]
 
 
 def test_smooth_1d():
@@ -95,3 +54,26 @@ def test_snippet_times_to_seconds():
     np.testing.assert_allclose(starts, [0.5, 1.5, 3.0])
     np.testing.assert_allclose(ends, [1.5, 3.0, 5.0])
     assert runs_to_seconds([], times).shape == (0, 2)
+
+
+def test_segment_means_average_the_snippets_inside():
+    times = np.array([0.5, 1.5, 2.5, 3.5])
+    curves = np.array([[0.0, 1.0], [0.2, 0.8], [0.4, 0.6], [0.6, 0.4]])
+    got = segment_means(curves, times, np.array([[1.0, 3.0], [0.0, 4.0], [1.9, 2.1], [3.4, 3.6]]))
+    # [1, 3] holds snippets 1, 2; all four; [1.9, 2.1] holds none -> nearest to 2.0 is
+    # snippet 1 (1.5, tie with 2.5 goes left); [3.4, 3.6] holds snippet 3.
+    np.testing.assert_allclose(got, [[0.3, 0.7], [0.3, 0.7], [0.2, 0.8], [0.6, 0.4]])
+
+
+def test_segment_contrast_prefers_the_segment_that_matches_the_evidence():
+    times = np.arange(40) + 0.5
+    curves = np.zeros((40, 1))
+    curves[10:20, 0] = 1.0  # evidence on [10, 20) s
+    got = segment_contrast(curves, times, np.array([[10.0, 20.0], [12.0, 16.0], [5.0, 25.0], [0.0, 8.0]]))[:, 0]
+    # exact: inside 1, flanks 0 -> 1; too short: flanks [11, 12] and [16, 17] are inside the
+    # action -> 1 - 1 = 0; too long: inside 10/20, flanks 0 -> 0.5; no evidence -> 0
+    np.testing.assert_allclose(got, [1.0, 0.0, 0.5, 0.0])
+    # the video edge counts as 0: a segment covering the whole evidence at the start
+    edge = np.zeros((40, 1))
+    edge[0:8, 0] = 1.0
+    assert segment_contrast(edge, times, np.array([[0.0, 8.0]]))[0, 0] == pytest.approx(1.0)

@@ -1,0 +1,261 @@
+"""The feature dataset folder that ``psftr extract`` writes: per-video files, resume checks,
+and the merged files that make it a dataset.
+
+Folder (``OUT``)::
+
+    features/<id>.npy      [T, D] float16 (or float32), image features, not L2-normalised
+    timestamps/<id>.npy    [T] float64, seconds each feature stands for (decoder timestamps)
+    info/<id>.json         per-video record; written last, so it marks the video complete
+    feature_info.json      {id: {snippet_length, snippet_duration, video_fps, frame_length,
+                                  frame_duration, timestamps_file}}
+    annotations.json       {"classes": [], "database": {id: {subset: "test", duration,
+                                  fps, annotations: []}}, "generated_by": "psftr extract"}
+    manifest.json          model, weights, transform, sampling, dtype, versions, counts
+    dataset.yaml           makes the folder a dataset (formats.md)
+
+Every file is written atomically. ``info/<id>.json`` carries the hash of the settings
+that determine the features: a video is complete when its record has the current hash
+and its arrays have the recorded shapes. Several processes may write into one folder:
+each writes only its own videos' files, and the merged files are rebuilt from all
+``info/*.json`` records under a lock (the last process to finish sees every record). A
+``dataset.yaml`` or ``annotations.json`` that was not written by ``psftr extract`` is
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+
+from psftr_core import __version__
+from psftr_core.errors import InputError
+from psftr_core.features.clip import ClipHandle
+from psftr_core.features.video import SamplePlan, VideoInput
+from psftr_core.io.atomic import save_npy, write_json, write_text
+from psftr_core.io.json_file import read_json_file
+from psftr_core.io.npy import read_npy_header
+
+if TYPE_CHECKING:
+    from psftr_core.features.extract import ExtractOptions
+
+GENERATED_BY = "psftr extract"
+DATASET_YAML_MARKER = "# written by psftr extract"
+SUBFOLDERS = ("features", "timestamps", "info")
+
+
+def make_folders(out: Path) -> None:
+    for sub in SUBFOLDERS:
+        (out / sub).mkdir(parents=True, exist_ok=True)
+
+
+def video_state(out: Path, video: VideoInput, settings_hash: str) -> str:
+    """"complete", "other-settings" or "missing" for one video's outputs in ``out``."""
+    record = _json_or_none(out / "info" / f"{video.video_id}.json")
+    if record is None:
+        return "missing"
+    if not isinstance(record, dict) or record.get("settings_sha256") != settings_hash:
+        return "other-settings"
+    try:
+        if record.get("source_size") != video.path.stat().st_size:
+            return "other-settings"  # the video file itself changed
+        num, dim = int(record["num_features"]), int(record["feature_dim"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return "missing"
+    feats = _array_header(out / "features" / f"{video.video_id}.npy")
+    times = _array_header(out / "timestamps" / f"{video.video_id}.npy")
+    if feats is None or feats.shape != (num, dim) or feats.dtype != np.dtype(record.get("dtype")):
+        return "missing"
+    if times is None or times.shape != (num,):
+        return "missing"
+    return "complete"
+
+
+def write_video_files(
+    out: Path,
+    video: VideoInput,
+    plan: SamplePlan,
+    features: np.ndarray,
+    *,
+    dtype: str,
+    settings_hash: str,
+    seconds: float,
+) -> None:
+    """Features [T, D], timestamps [T], then the info record (the completion marker)."""
+    vid = video.video_id
+    save_npy(out / "features" / f"{vid}.npy", features.astype(dtype))
+    save_npy(out / "timestamps" / f"{vid}.npy", plan.times.astype(np.float64))
+    record = {
+        "video_id": vid,
+        "source": str(video.path),
+        "source_size": video.path.stat().st_size,
+        "settings_sha256": settings_hash,
+        "num_features": plan.num_features,
+        "feature_dim": int(features.shape[1]),
+        "dtype": dtype,
+        "feature_info": {
+            "snippet_length": plan.num_features,
+            "snippet_duration": plan.snippet_duration,
+            "video_fps": plan.video_fps,
+            "frame_length": plan.frame_length,
+            "frame_duration": plan.duration,
+            "timestamps_file": f"timestamps/{vid}.npy",
+        },
+        "duration": plan.duration,
+        "fps": plan.video_fps,
+        "extract_seconds": round(seconds, 3),
+        "psftr_version": __version__,
+    }
+    write_json(out / "info" / f"{vid}.json", record)
+
+
+def rebuild_dataset_files(
+    out: Path,
+    settings: dict,
+    settings_hash: str,
+    handle: ClipHandle,
+    options: ExtractOptions,
+    drift: dict | None = None,
+) -> dict:
+    """Rebuild feature_info.json, annotations.json, manifest.json, dataset.yaml from info/.
+
+    Only records made with the current settings are published; others are listed in the
+    manifest as ``other_settings``. Runs under an exclusive lock on ``OUT/.extract.lock``
+    so concurrent shards do not interleave. Returns the feature_info mapping.
+    """
+    with _locked(out / ".extract.lock"):
+        feature_info, database, other = _collect_records(out, settings_hash)
+        write_json(out / "feature_info.json", feature_info)
+
+        annotations_path = out / "annotations.json"
+        if _generated_by_us_json(annotations_path):
+            write_json(
+                annotations_path, {"classes": [], "database": database, "generated_by": GENERATED_BY}
+            )
+        dataset_yaml = out / "dataset.yaml"
+        if _generated_by_us_yaml(dataset_yaml):
+            write_text(dataset_yaml, _dataset_yaml_text(out, options))
+
+        manifest_path = out / "manifest.json"
+        previous = _json_or_none(manifest_path)
+        if drift is None and isinstance(previous, dict) and previous.get("settings_sha256") == settings_hash:
+            drift = (previous.get("quantize") or {}).get("drift")
+        manifest = {
+            "generated_by": GENERATED_BY,
+            "psftr_version": __version__,
+            "settings_sha256": settings_hash,
+            "settings": settings,
+            "clip": handle.describe(),
+            "sampling": options.sampling,
+            "dtype": options.dtype,
+            "feature_dim": handle.embed_dim,
+            "features_normalized": False,
+            "quantize": {"mode": options.quantize, "drift": drift} if options.quantize else None,
+            "num_videos": len(feature_info),
+            "other_settings": other,
+            "versions": _versions(),
+        }
+        manifest["clip"]["quantized"] = options.quantize
+        write_json(manifest_path, manifest)
+        return feature_info
+
+
+def _collect_records(out: Path, settings_hash: str) -> tuple[dict[str, dict], dict[str, dict], list[str]]:
+    """(feature_info, annotations database, ids made with other settings) from ``info/*.json``."""
+    feature_info: dict[str, dict] = {}
+    database: dict[str, dict] = {}
+    other: list[str] = []
+    for info_path in sorted((out / "info").glob("*.json")):
+        record = _json_or_none(info_path)
+        try:
+            vid = record["video_id"]
+        except (KeyError, TypeError):
+            continue
+        if record.get("settings_sha256") != settings_hash:
+            other.append(vid)
+            continue
+        if not (out / "features" / f"{vid}.npy").is_file():
+            continue
+        feature_info[vid] = record["feature_info"]
+        database[vid] = {
+            "subset": "test",
+            "duration": record["duration"],
+            "fps": record["fps"],
+            "annotations": [],
+        }
+    return feature_info, database, other
+
+
+def _dataset_yaml_text(out: Path, options: ExtractOptions) -> str:
+    lines = [
+        DATASET_YAML_MARKER,
+        f"name: {json.dumps(out.resolve().name)}",
+        "annotations: annotations.json",
+        "features: features",
+        "feature_info: feature_info.json",
+        "test_subset: test",
+    ]
+    if options.fps is not None:
+        lines.append(f"feature_fps: {float(options.fps)}")
+    return "\n".join(lines) + "\n"
+
+
+def _generated_by_us_json(path: Path) -> bool:
+    if not path.exists():
+        return True
+    data = _json_or_none(path)
+    return isinstance(data, dict) and data.get("generated_by") == GENERATED_BY
+
+
+def _generated_by_us_yaml(path: Path) -> bool:
+    if not path.exists():
+        return True
+    try:
+        return path.read_text(encoding="utf-8").startswith(DATASET_YAML_MARKER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _json_or_none(path: Path) -> Any:
+    """The parsed file, or None when it is absent or damaged (then it is redone or rewritten)."""
+    try:
+        return read_json_file(path, "extract record")
+    except InputError:
+        return None
+
+
+def _array_header(path: Path) -> Any:
+    """The .npy header of a complete file; None when absent, damaged or truncated."""
+    try:
+        header = read_npy_header(path)
+    except (OSError, ValueError):
+        return None
+    return header if header.complete else None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock (fcntl) where available; a no-op elsewhere."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _versions() -> dict:
+    versions = {"psftr": __version__}
+    for name, module in (("torch", "torch"), ("open_clip", "open_clip"), ("decord", "decord")):
+        with contextlib.suppress(Exception):
+            versions[name] = __import__(module).__version__
+    return versions

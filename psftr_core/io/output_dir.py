@@ -1,0 +1,208 @@
+"""Per-video output files in one folder: ``DIR/<video>.<ext>`` plus a completion manifest.
+
+File names (:func:`safe_stem`, :class:`OutputDir`):
+
+- The video id is kept as it is, Unicode included; only what some file system forbids
+  becomes ``_``: ``/``, ``\\``, NUL and other control characters, the Windows-reserved
+  ``< > : " | ? *``. Trailing dots and spaces (dropped by Windows) become ``_``; a
+  leading dot becomes ``_`` (no hidden files, no clash with the manifest); Windows device
+  names (``CON``, ``PRN``, ``AUX``, ``NUL``, ``COM1``-``COM9``, ``LPT1``-``LPT9``, any
+  case, with or without an extension) get a leading ``_``. Names are cut to
+  :data:`MAX_STEM_BYTES` bytes of UTF-8 so ``<stem>~<hash>.<ext>`` fits the usual
+  255-byte limit.
+- Two ids must never share a file, also on case-insensitive file systems (macOS,
+  Windows) and ones that normalise Unicode (macOS): names are compared after NFC
+  normalisation and case folding. When an id's name is taken, it gets ``~`` and the
+  first 8 hex digits of the SHA-256 of the id (``a:b`` -> ``a_b~1f0e3dad``); ids are
+  named in sorted order, so the same set of ids always gets the same names. The manifest
+  saves the names (with each finished video), so a later run keeps them even for
+  another set of ids or other settings.
+
+Completion (the manifest ``DIR/.psftr-detect.json``, written atomically): it records a
+hash of the run's settings and the videos finished with them. A re-run with the same
+settings skips a finished video whose file is still there; a re-run with other settings
+starts afresh (the manifest is reset when the folder is opened, before any file is
+rewritten, so an interrupted run never mixes settings). Only one process should write a
+folder at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from psftr_core.errors import InputError
+from psftr_core.io.atomic import write_json
+
+MANIFEST_NAME = ".psftr-detect.json"
+MANIFEST_VERSION = 1
+MAX_STEM_BYTES = 200  # + "~" + 8 hex digits + "." + extension stays under 255 bytes
+HASH_DIGITS = 8
+
+# Control characters (C0, DEL, C1), path separators and the Windows-reserved characters.
+_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f-\x9f/\\<>:"|?*]')
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def id_hash(video: str, digits: int = HASH_DIGITS) -> str:
+    """First ``digits`` hex digits of the SHA-256 of ``video`` (UTF-8)."""
+    return hashlib.sha256(video.encode("utf-8", "surrogatepass")).hexdigest()[:digits]
+
+
+def _cut_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` that is at most ``max_bytes`` of UTF-8."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= max_bytes:
+        return text
+    return data[:max_bytes].decode("utf-8", "ignore")
+
+
+def safe_stem(video: str) -> str:
+    """A file-name stem for ``video`` that every common file system accepts.
+
+    Not unique by itself: :meth:`OutputDir.path_for` resolves collisions.
+    """
+    stem = _FORBIDDEN.sub("_", video)
+    stem = "".join("_" if unicodedata.category(ch) == "Cs" else ch for ch in stem)  # lone surrogates
+    stem = _cut_utf8(stem, MAX_STEM_BYTES)
+    if not stem:
+        return "_"
+    if stem.startswith("."):
+        stem = "_" + stem[1:]
+    stripped = stem.rstrip(". ")
+    stem = stripped + "_" * (len(stem) - len(stripped))
+    if stem.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
+        stem = "_" + stem
+    return stem
+
+
+def name_key(stem: str) -> str:
+    """What two names are compared by: NFC-normalised and case-folded."""
+    return unicodedata.normalize("NFC", stem).casefold()
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """SHA-256 of ``settings`` as canonical JSON (sorted keys; non-JSON values as ``str``)."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+class OutputDir:
+    """A folder of per-video outputs ``<stem>.<extension>`` with a completion manifest.
+
+    ``settings`` is everything that changes the outputs (actions, thresholds, model,
+    checkpoint, sampling, format...); only its hash is compared. Typical use::
+
+        out = OutputDir(folder, "srt", settings)
+        out.assign(video_ids)                 # optional: names in sorted order
+        for video in video_ids:
+            if out.is_complete(video):
+                continue
+            write_video_file(out.path_for(video), "srt", video, segments)
+            out.mark_complete(video)
+
+    Opening creates the folder and (re)writes the manifest when it is missing, unreadable
+    or was written with other settings. Raises InputError when ``directory`` is a file.
+    """
+
+    def __init__(self, directory: str | os.PathLike, extension: str, settings: Mapping[str, Any]) -> None:
+        self.directory = Path(directory)
+        self.extension = extension.lstrip(".")
+        if not self.extension or _FORBIDDEN.search(self.extension):
+            raise ValueError(f"bad file extension {extension!r}")
+        self.settings_hash = settings_hash(settings)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise InputError(f"output folder {self.directory} is a file, expected a folder")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.manifest_path = self.directory / MANIFEST_NAME
+        stems, finished, same_settings = self._read_manifest()
+        self._stems: dict[str, str] = stems
+        self._taken: dict[str, str] = {name_key(stem): video for video, stem in stems.items()}
+        self._finished: dict[str, str] = finished if same_settings else {}
+        if not same_settings:
+            self._write_manifest()
+
+    # -- manifest
+
+    def _read_manifest(self) -> tuple[dict[str, str], dict[str, str], bool]:
+        """``(stems, finished, same_settings)``; an unusable manifest counts as none."""
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return {}, {}, False
+        if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+            return {}, {}, False
+        stems = data.get("stems")
+        finished = data.get("finished")
+        if not (_is_str_map(stems) and _is_str_map(finished)):
+            return {}, {}, False
+        stems = {video: stem for video, stem in stems.items() if stem and safe_stem(stem) == stem}
+        if len({name_key(stem) for stem in stems.values()}) != len(stems):
+            return {}, {}, False  # hand-edited into a collision: rename everything
+        finished = {video: name for video, name in finished.items() if video in stems}
+        return stems, finished, data.get("settings_hash") == self.settings_hash
+
+    def _write_manifest(self) -> None:
+        write_json(
+            self.manifest_path,
+            {
+                "version": MANIFEST_VERSION,
+                "settings_hash": self.settings_hash,
+                "stems": self._stems,
+                "finished": self._finished,
+            },
+        )
+
+    # -- names
+
+    def assign(self, videos: Iterable[str]) -> dict[str, Path]:
+        """Give names to ``videos`` in sorted order (stable); returns ``{video: path}``."""
+        return {video: self.path_for(video) for video in sorted(set(videos))}
+
+    def path_for(self, video: str) -> Path:
+        """The output file of ``video``: its remembered name, else a new unique one."""
+        stem = self._stems.get(video)
+        if stem is None:
+            stem = self._new_stem(video)
+            self._stems[video] = stem
+            self._taken[name_key(stem)] = video
+        return self.directory / f"{stem}.{self.extension}"
+
+    def _new_stem(self, video: str) -> str:
+        base = safe_stem(video)
+        if name_key(base) not in self._taken:
+            return base
+        for digits in range(HASH_DIGITS, 65, 4):  # longer only on a clash of hash prefixes
+            stem = f"{base}~{id_hash(video, digits)}"
+            if name_key(stem) not in self._taken:
+                return stem
+        raise RuntimeError(f"no free file name for video {video!r}")  # needs a SHA-256 collision
+
+    # -- completion
+
+    def is_complete(self, video: str) -> bool:
+        """Was ``video`` finished with these settings, and is its file still there?"""
+        name = self._finished.get(video)
+        return name is not None and (self.directory / name).is_file()
+
+    def mark_complete(self, video: str) -> None:
+        """Record ``video`` as finished (after its file was written); saves the manifest."""
+        path = self.path_for(video)
+        if not path.is_file():
+            raise FileNotFoundError(f"output of video {video!r} was not written: {path}")
+        self._finished[video] = path.name
+        self._write_manifest()
+
+    def finished(self) -> list[str]:
+        """Videos finished with these settings whose file is still there (sorted)."""
+        return sorted(video for video in self._finished if self.is_complete(video))
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())

@@ -1,0 +1,52 @@
+"""What one zero-shot split feeds the model: windows of its videos and its classes' text.
+
+Training uses the split's training videos with the seen classes; evaluation uses its
+evaluation videos with the unseen classes as the vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from psftr_core.data.windows import WindowDataset, windowing_from_config
+from psftr_core.errors import InputError
+from psftr_core.features.text import class_text_embeddings
+
+
+def training_windows(dataset: Any, split: Any, data_cfg: Any) -> WindowDataset:
+    """Training windows of ``split`` (seen-class targets); InputError when there are none."""
+    windows = WindowDataset(dataset, dataset.train_videos(split), split.seen, windowing_from_config(data_cfg),
+                            training=True)
+    if len(windows) == 0:
+        raise InputError(
+            f"dataset {dataset.name}, split {split.ratio}/{split.index}: no training window holds a seen-class "
+            f"instance (subset {dataset.train_subset!r}); check the annotations and the split"
+        )
+    return windows
+
+
+def evaluation_windows(dataset: Any, split: Any, data_cfg: Any) -> WindowDataset:
+    """Inference windows of the evaluation videos of ``split`` (unseen-class vocabulary)."""
+    return WindowDataset(dataset, dataset.eval_videos(split), split.unseen, windowing_from_config(data_cfg),
+                         training=False)
+
+
+def class_text(dataset: Any, class_names: Sequence[str], feature_spec: dict, prompt: str | None,
+               cache_dir: Any = None) -> torch.Tensor:
+    """[K, D] float32 CPU tensor of the classes' text embeddings.
+
+    From the dataset's embeddings file, else the text tower of the CLIP model that made
+    the features (``feature_spec``), on ``prompt``.
+    """
+    array = class_text_embeddings(
+        dataset,
+        class_names,
+        clip_model=feature_spec.get("clip_model"),
+        clip_pretrained=feature_spec.get("clip_pretrained"),
+        cache_dir=cache_dir,
+        prompt=prompt,
+    )
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))

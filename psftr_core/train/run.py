@@ -1,0 +1,369 @@
+"""``psftr train`` as a library call: train PSFTR on the seen classes of zero-shot splits.
+
+:func:`train` trains one split into ``RUN_DIR`` or every split into ``RUN_DIR/split_K``
+(layout: ``psftr_core.train.run_dir``). :func:`train_split` is the recipe for one split:
+maybe resume → data → model, loss, optimiser → for each epoch: train one epoch
+(``psftr_core.train.engine``), evaluate if due, save ``last.pt``.
+
+- Config (:func:`resolve_config`): preset (by dataset) → ``--config`` YAML → ``--set``
+  overrides → ``--epochs``/``--seed``/``--batch-size``; the input widths follow the data.
+- Reproducibility: python/numpy/torch are seeded from ``train.seed``; the model is
+  initialised right after seeding; the window order of an epoch depends on (seed,
+  epoch) only. Same seed → same losses on CPU. Each checkpoint stores the optimiser,
+  AMP scaler and RNG states at the end of its epoch, so ``resume=True`` continues with
+  exactly the losses of an uninterrupted run.
+- Mixed precision (float16 autocast + GradScaler) on CUDA; float32 on CPU.
+- DistributedDataParallel when started by ``torchrun`` (``WORLD_SIZE`` > 1); how batches
+  are dealt to the ranks is in ``psftr_core.train.engine``. Only rank 0 writes files and
+  reports progress.
+- Progress: ``on_progress(TrainEvent)`` if given, and ``RUN_DIR/metrics.jsonl``
+  (``psftr_core.train.progress``).
+- Periodic evaluation (``eval_every``) scores the split's test videos and keeps
+  ``best.pt``: selection on the test set, so report last-epoch numbers unless asked.
+- Ctrl-C: checkpoints are written atomically after complete epochs, so an interrupted
+  run keeps the last complete ``last.pt``; ``resume=True`` continues from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from psftr_core.config import (PSFTRConfig, apply_overrides, config_from_dict, config_to_dict, load_config, preset,
+                               preset_for_dataset, validate_config)
+from psftr_core.data.datasets import load_dataset
+from psftr_core.data.splits import check_ratio
+from psftr_core.device import resolve_device
+from psftr_core.errors import InputError
+from psftr_core.evaluation.protocol import default_tious, evaluate_model, parse_split_index, split_indices
+from psftr_core.model import PSFTR
+from psftr_core.train.checkpoint import (capture_rng_state, check_feature_spec, feature_spec_of, load_checkpoint,
+                                         make_checkpoint, restore_rng_state, save_checkpoint)
+from psftr_core.train.distributed import DistributedContext
+from psftr_core.train.engine import epoch_order, global_batches, rank_batches, train_one_epoch
+from psftr_core.train.inputs import class_text, training_windows
+from psftr_core.train.losses import build_criterion
+from psftr_core.train.metrics_log import MetricsLog
+from psftr_core.train.optimizer import build_optimizer, set_epoch_lr
+from psftr_core.train.progress import ProgressCallback, TrainingReporter
+from psftr_core.train.run_dir import check_fresh_run, split_run_dirs, write_run_info
+
+
+@dataclass
+class TrainRequest:
+    """What ``psftr train`` was asked to do (CLI flags, or library use).
+
+    split_index: an int or ``"all"``. epochs/seed/batch_size: override ``train.epochs``
+    / ``seed`` / ``batch_size``. eval_every: evaluate on the split's test videos every N
+    epochs (0 = never) and keep ``best.pt`` by average mAP (this is selection on the test
+    set: report last-epoch numbers unless you ask for it). log_every: iterations between
+    ``metrics.jsonl`` lines (0 = per epoch only).
+    """
+
+    dataset: str
+    ratio: str
+    split_index: int | str
+    output: str | os.PathLike
+    epochs: int | None = None
+    device: str = "auto"
+    seed: int | None = None
+    preset: str | None = None
+    config_file: str | os.PathLike | None = None
+    overrides: Sequence[str] = ()
+    resume: bool = False
+    data_root: str | os.PathLike | None = None
+    eval_every: int = 0
+    log_every: int = 10
+    batch_size: int | None = None
+    text_cache_dir: str | os.PathLike | None = None
+
+
+@dataclass
+class SplitTrainResult:
+    split_index: int
+    run_dir: Path
+    checkpoint: Path
+    epochs_done: int
+    epoch_losses: list[float]
+    seconds: float
+    skipped: bool = False
+
+
+# ------------------------------------------------------------------ set-up
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_config(
+    dataset: Any,
+    preset_name: str | None,
+    config_file: str | os.PathLike | None,
+    overrides: Sequence[str],
+    epochs: int | None,
+    seed: int | None,
+    batch_size: int | None = None,
+) -> tuple[PSFTRConfig, str]:
+    """The run's ``PSFTRConfig`` and the preset it starts from.
+
+    Order: preset (default by dataset) → ``--config`` YAML → ``--set`` overrides →
+    ``--epochs``/``--seed``/``--batch-size``. The feature and text widths are taken from
+    the dataset.
+    """
+    name = preset_name or preset_for_dataset(dataset.name)
+    cfg = preset(name)
+    if config_file is not None:
+        cfg = load_config(config_file, base=cfg)
+    dim = int(dataset.feature_dim)
+    text_dim = dim
+    if getattr(dataset, "text_embeddings", None):
+        text_dim = int(np.asarray(next(iter(dataset.text_embeddings.values()))).reshape(-1).shape[0])
+    cfg.model = dataclasses.replace(cfg.model, feature_dim=dim, text_dim=text_dim)
+    cfg = apply_overrides(cfg, list(overrides))
+    if cfg.model.feature_dim != dim:
+        raise InputError(
+            f"model.feature_dim={cfg.model.feature_dim} but dataset {dataset.name} has {dim}-d features; "
+            "leave model.feature_dim unset (it follows the features)"
+        )
+    if epochs is not None:
+        if epochs < 1:
+            raise InputError(f"--epochs must be >= 1, got {epochs}")
+        cfg.train = dataclasses.replace(cfg.train, epochs=int(epochs))
+    if seed is not None:
+        cfg.train = dataclasses.replace(cfg.train, seed=int(seed))
+    if batch_size is not None:
+        cfg.train = dataclasses.replace(cfg.train, batch_size=int(batch_size))
+    return validate_config(cfg), name
+
+
+@dataclass
+class SplitRun:
+    """What stays fixed while one split trains."""
+
+    dataset: Any
+    split: Any  # psftr_core.data.splits.Split
+    cfg: PSFTRConfig
+    preset_name: str
+    feature_spec: dict
+    run_dir: Path
+    device: str
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+
+@dataclass
+class TrainingState:
+    """What changes while a split trains; a checkpoint's ``train_state`` restores it."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    epochs_done: int = 0
+    best_score: float = -math.inf
+    epoch_losses: list[float] = field(default_factory=list)
+
+    def restore(self, ckpt: dict) -> None:
+        """Weights, optimiser, scaler and RNG states as they were at the end of ``ckpt``'s epoch."""
+        self.model.load_state_dict(ckpt["model_state"])
+        state = ckpt["train_state"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        self.epochs_done = int(ckpt["epoch"])
+        self.best_score = float(state.get("best_score", -math.inf))
+        self.epoch_losses = list(state.get("epoch_losses", []))
+
+    def train_state(self, seed: int) -> dict:
+        """A checkpoint's ``train_state`` (what resuming needs)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "rng": capture_rng_state(),
+            "seed": seed,
+            "best_score": self.best_score,
+            "epoch_losses": list(self.epoch_losses),
+        }
+
+
+def build_training_state(cfg: PSFTRConfig, device: str) -> TrainingState:
+    """A freshly initialised model (the caller seeds first), its optimiser and AMP scaler."""
+    model = PSFTR(cfg.model).to(device)
+    optimizer = build_optimizer(model, cfg.train)
+    scaler = torch.amp.GradScaler("cuda", enabled=str(device).startswith("cuda"))
+    return TrainingState(model, optimizer, scaler)
+
+
+def load_resume_checkpoint(run: SplitRun, resume: bool) -> dict | None:
+    """``last.pt`` of ``run`` when resuming from it (checked against the run), else None."""
+    path = run.last_path
+    if not resume or not path.exists():
+        return None
+    ckpt = load_checkpoint(path)
+    if "train_state" not in ckpt:
+        raise InputError(f"{path} has no training state to resume from")
+    trained = ckpt["split"]
+    ratio, index = run.split.ratio, run.split.index
+    if trained.get("ratio") != ratio or int(trained.get("index", -1)) != index:
+        raise InputError(
+            f"{path} was trained on split {trained.get('ratio')}/{trained.get('index')}, not {ratio}/{index}; "
+            "resume with the same --split and --split-index"
+        )
+    if str(trained.get("dataset")) != str(run.dataset.name):
+        raise InputError(f"{path} was trained on dataset {trained.get('dataset')!r}, not {run.dataset.name!r}")
+    check_feature_spec(ckpt, run.feature_spec, f"dataset {run.dataset.name}")
+    return ckpt
+
+
+def resumed_run(run: SplitRun, ckpt: dict, epochs: int | None) -> SplitRun:
+    """The run continues with its own config and preset; only the epoch count may be raised."""
+    cfg = config_from_dict(ckpt["config"])
+    if epochs is not None:
+        cfg.train = dataclasses.replace(cfg.train, epochs=int(epochs))
+    return dataclasses.replace(run, cfg=cfg, preset_name=ckpt.get("preset", run.preset_name))
+
+
+# ------------------------------------------------------------------ per epoch
+
+
+def evaluation_due(eval_every: int, epoch: int, epochs: int) -> bool:
+    """Evaluate after (0-based) ``epoch``: every ``eval_every`` epochs and after the last."""
+    return bool(eval_every) and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs)
+
+
+def evaluate_for_best(run: SplitRun, state: TrainingState, reporter: TrainingReporter,
+                      text_cache_dir: Any) -> tuple[dict, bool]:
+    """Score the model on the split's test videos; (the result as a dict, whether it is the best so far)."""
+    result = evaluate_model(state.model, run.cfg, run.dataset, run.split, run.feature_spec, run.device,
+                            default_tious(run.preset_name), text_cache_dir)
+    reporter.evaluation(result)
+    is_best = result.average > state.best_score
+    if is_best:
+        state.best_score = result.average
+    return result.to_dict(), is_best
+
+
+def save_epoch(run: SplitRun, state: TrainingState, epoch_metrics: dict, is_best: bool) -> None:
+    """``last.pt`` (and ``best.pt`` when ``is_best``) after ``state.epochs_done`` epochs."""
+    split = run.split
+    ckpt = make_checkpoint(
+        model=state.model,
+        config=config_to_dict(run.cfg),
+        preset=run.preset_name,
+        feature_spec=run.feature_spec,
+        vocabulary=list(split.seen),
+        split={"dataset": run.dataset.name, "ratio": split.ratio, "index": split.index,
+               "seen": list(split.seen), "unseen": list(split.unseen)},
+        epoch=state.epochs_done,
+        epochs_total=run.cfg.train.epochs,
+        metrics=epoch_metrics,
+        train_state=state.train_state(int(run.cfg.train.seed)),
+    )
+    save_checkpoint(run.last_path, ckpt)
+    if is_best:
+        save_checkpoint(run.best_path, ckpt)
+
+
+# ------------------------------------------------------------------ training
+
+
+def train(request: TrainRequest, on_progress: ProgressCallback | None = None) -> list[SplitTrainResult]:
+    """Run ``psftr train``: one split, or every split into ``RUN_DIR/split_K``."""
+    check_ratio(request.ratio)
+    dataset = load_dataset(request.dataset, data_root=request.data_root)
+    indices = split_indices(dataset, request.ratio, request.split_index)
+    cfg, preset_name = resolve_config(dataset, request.preset, request.config_file, request.overrides,
+                                      request.epochs, request.seed, request.batch_size)
+    root = Path(request.output)
+    every_split = parse_split_index(request.split_index) is None
+    run_dirs = split_run_dirs(root, indices, every_split)
+    for run_dir in run_dirs.values():  # refuse before touching anything in RUN_DIR
+        check_fresh_run(run_dir, request.resume)
+    dist = DistributedContext()
+    device = dist.init(resolve_device(request.device))
+    try:
+        if dist.is_main:
+            write_run_info(root, request, preset_name, cfg, indices, every_split)
+        runs = [SplitRun(dataset, dataset.split(request.ratio, index), cfg, preset_name, feature_spec_of(dataset),
+                         run_dir, device) for index, run_dir in run_dirs.items()]
+        return [train_split(run, request, dist, on_progress) for run in runs]
+    finally:
+        dist.close()
+
+
+def train_split(run: SplitRun, request: TrainRequest, dist: DistributedContext | None = None,
+                on_progress: ProgressCallback | None = None) -> SplitTrainResult:
+    """Train one split into ``run.run_dir`` (resuming from its ``last.pt`` if asked)."""
+    dist = dist or DistributedContext()
+    started = time.time()
+    check_fresh_run(run.run_dir, request.resume)
+    resume_from = load_resume_checkpoint(run, request.resume)
+    if resume_from is not None:
+        run = resumed_run(run, resume_from, request.epochs)
+    tcfg, split = run.cfg.train, run.split
+
+    seed_everything(tcfg.seed)
+    windows = training_windows(run.dataset, split, run.cfg.data)
+    text = class_text(run.dataset, split.seen, run.feature_spec, run.cfg.data.prompt, request.text_cache_dir)
+    text = text.to(run.device)
+    seed_everything(tcfg.seed)  # the model's initial weights depend on the seed only
+    state = build_training_state(run.cfg, run.device)
+    criterion = build_criterion(tcfg)
+    if resume_from is not None:
+        state.restore(resume_from)
+
+    metrics = MetricsLog(run.run_dir / "metrics.jsonl", dist.is_main)
+    if dist.is_main:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        metrics.truncate_after(state.epochs_done)
+    reporter = TrainingReporter(metrics, on_progress if dist.is_main else None, request.log_every, split.index,
+                                tcfg.epochs)
+    if state.epochs_done >= tcfg.epochs:
+        reporter.already_trained(state.epochs_done, run.last_path)
+        return SplitTrainResult(split.index, run.run_dir, run.last_path, state.epochs_done, state.epoch_losses, 0.0,
+                                skipped=True)
+
+    # Without auxiliary losses the earlier layers' segment heads get no gradient (their
+    # output only feeds the next layer's detached reference): DDP must allow that.
+    net = dist.wrap(state.model, run.device, find_unused_parameters=not tcfg.aux_loss)
+    for epoch in range(state.epochs_done, tcfg.epochs):
+        lr = set_epoch_lr(state.optimizer, epoch, tcfg)
+        batches = global_batches(epoch_order(len(windows), tcfg.seed, epoch), tcfg.batch_size, dist.world_size)
+        if not batches:
+            raise InputError(f"fewer training windows ({len(windows)}) than processes ({dist.world_size})")
+        reporter.epoch_start(epoch + 1, len(batches), lr)
+        means = train_one_epoch(net, criterion, rank_batches(windows, batches, dist), state.optimizer, state.scaler,
+                                text, run.device, tcfg.clip_max_norm, dist, on_iteration=reporter.iteration)
+        state.epochs_done = epoch + 1
+        state.epoch_losses.append(means["loss"])
+        reporter.epoch_trained(means)
+
+        epoch_metrics, is_best = {"train": means}, False
+        if evaluation_due(request.eval_every, epoch, tcfg.epochs):
+            if dist.is_main:
+                epoch_metrics["eval"], is_best = evaluate_for_best(run, state, reporter, request.text_cache_dir)
+            dist.barrier()
+        reporter.epoch_end(means)
+        if dist.is_main:
+            save_epoch(run, state, epoch_metrics, is_best)
+        dist.barrier()
+    return SplitTrainResult(split.index, run.run_dir, run.last_path, tcfg.epochs, state.epoch_losses,
+                            time.time() - started)

