@@ -11,7 +11,8 @@ chance level).
 Prints one JSON object: training time, loss per epoch, and seen / unseen mAP (THUMOS
 thresholds 0.3-0.7 and their average) on the test videos of
 
-- the trained model with the default inference (``inference.scoring=calibrated``), and
+- the trained model with its default inference (chosen by the run's calibration on
+  held-out seen classes; ``--no-calibrate``: the config's, ``inference.scoring=calibrated``), and
   with the paper's (``scoring=model``, ``nms=cross_window``: learned logits mixed with
   ROI-CLIP logits by ``model.roi_logit_weight``), with learned logits only, and with ROI
   weights 0.8 / 1.0;
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--no-calibrate", action="store_true", help="skip the calibration (psftr train --no-calibrate)")
     args = parser.parse_args()
 
     import torch
@@ -59,7 +61,7 @@ def main() -> None:
     from psftr_core.evaluation.protocol import default_tious, evaluate_model
     from psftr_core.train.inputs import class_text
     from psftr_core.train.run import TrainRequest, train
-    from psftr_core.train.checkpoint import build_model, feature_spec_of, load_checkpoint
+    from psftr_core.train.checkpoint import build_model, load_checkpoint
     from psftr_core.data.datasets import load_dataset
     from psftr_core.data.splits import Split
     from psftr_core.data.synthetic import SyntheticConfig, generate_dataset
@@ -72,7 +74,8 @@ def main() -> None:
     drop = args.lr_drop if args.lr_drop is not None else max(1, args.epochs - 1)
     overrides = list(SMALL_MODEL) + [f"train.lr_drop_epochs={drop}"] + args.overrides
     request = TrainRequest(dataset=str(data_dir), ratio=args.split, split_index=args.split_index,
-                           output=out / "run", epochs=args.epochs, seed=args.seed, overrides=overrides, device="cpu")
+                           output=out / "run", epochs=args.epochs, seed=args.seed, overrides=overrides, device="cpu",
+                           calibrate=not args.no_calibrate)
     started = time.time()
     (result,) = train(request)
     train_seconds = time.time() - started
@@ -84,7 +87,7 @@ def main() -> None:
     from psftr_core.model import PSFTR
 
     untrained = PSFTR(cfg.model).eval()
-    spec = feature_spec_of(dataset)
+    tower = None  # the dataset's text_embeddings
 
     import dataclasses
 
@@ -93,7 +96,7 @@ def main() -> None:
         view = Split(split.ratio, split.index, seen=[], unseen=list(classes))
         used = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, **inference))
         t0 = time.time()
-        res = evaluate_model(model, used, dataset, view, spec, "cpu", default_tious("thumos14"))
+        res = evaluate_model(model, used, dataset, view, tower, "cpu", default_tious("thumos14"))
         return {"mAP": [round(100 * v, 2) for v in res.mAP], "average": round(100 * res.average, 2),
                 "seconds": round(time.time() - t0, 1)}
 
@@ -108,7 +111,7 @@ def main() -> None:
 
     def baseline(classes):
         view = Split(split.ratio, split.index, seen=[], unseen=list(classes))
-        text = class_text(dataset, classes, spec, None).numpy()
+        text = class_text(dataset, classes, tower).numpy()
         preds = {}
         for video in dataset.eval_videos(view):
             feats = dataset.load_features(video.video_id)
@@ -134,18 +137,18 @@ def main() -> None:
     from psftr_core.infer.predict import predict_dataset
 
     all_classes = list(dataset.classes)
-    all_text = class_text(dataset, all_classes, spec, None)
+    all_text = class_text(dataset, all_classes, tower)
 
     def score_full_vocabulary(model, classes):
         """Vocabulary = every class (seen + unseen); AP of ``classes`` only."""
         view = Split(split.ratio, split.index, seen=[], unseen=list(classes))
         windows = WindowDataset(dataset, dataset.eval_videos(view), all_classes, windowing_from_config(cfg.data),
                                 training=False)
-        preds = predict_dataset(model, windows, all_text, topk=cfg.inference.topk, nms_iou=cfg.inference.nms_iou,
-                                scoring=cfg.inference.scoring, nms_within_windows=cfg.inference.nms == "all")
+        preds = predict_dataset(model, windows, all_text, inference=cfg.inference)
         return score_predictions(preds, classes)
 
-    PAPER = {"scoring": "model", "nms": "cross_window"}
+    PAPER = {"scoring": "model", "contrast_weight": None, "roi_weight": None, "nms": "cross_window",
+             "method": "psftr"}
     learned_only = PSFTR(dataclasses.replace(cfg.model, use_roi_logits=False)).eval()
     learned_only.load_state_dict(trained.state_dict())
 
@@ -162,6 +165,7 @@ def main() -> None:
         "epochs": args.epochs,
         "train_seconds": round(train_seconds, 1),
         "epoch_losses": [round(v, 4) for v in result.epoch_losses],
+        "calibration": (ckpt.get("calibration") or {}).get("chosen"),
         "trained": {"seen": score(trained, split.seen), "unseen": score(trained, split.unseen)},
         "trained_paper_inference": {"seen": score(trained, split.seen, **PAPER),
                                     "unseen": score(trained, split.unseen, **PAPER)},

@@ -13,12 +13,22 @@ naming the key and listing the valid ones. This module does not import torch.
 
 Choices not fixed by the method text (documented here once):
 
-- ``train.set_cost_*`` (Hungarian matching costs) follow the TadTR defaults 6 / 5 / 2.
+- ``train.set_cost_*`` (Hungarian matching costs) follow the TadTR defaults 6 / 5 / 2;
+  GAP matches with a class cost of 2 (``train.set_cost_class=2``).
+- ``train.cls_loss``: the method text trains the class logits with cross-entropy
+  (``"ce"``); the default is the softmax focal loss (``"focal"``, γ = ``focal_gamma``),
+  which down-weights queries already classified well. The matcher's class cost follows
+  it (focal-style cost, or DETR's ``-p`` for ``"ce"``).
 - ``train.lr_drop_epochs`` (one step decay ×0.1) are our choice: epoch 25 of 30 on
   THUMOS14, 16 of 20 on ActivityNet.
-- ``train.lr_backbone`` keeps the Table 5 value; it applies only to parameters whose
-  name contains one of ``train.lr_backbone_names``. The model reads precomputed CLIP
-  features, so that list is empty and the value is inert unless a backbone is added.
+- ``train.lr_backbone``: the learning rate of the parameters whose name contains one of
+  ``train.lr_backbone_names`` (the temporal convolution, the one layer that reads the
+  raw CLIP features: PSFTR's stand-in for a backbone, the CLIP encoder itself being
+  frozen). Table 5 lists 1e-5 (THUMOS14) and 1e-2 (ActivityNet) for the backbone; the
+  presets leave it null, i.e. the base ``train.lr``, as earlier versions trained it.
+- ``train.calibration_epochs``: epochs of the calibration model that chooses the
+  inference settings on held-out seen classes (``psftr_core.train.calibration``); null =
+  ``train.epochs``.
 - ``data.resize_length`` for ActivityNet is 128 = ``slice_size`` of Table 5: every
   video is resized (nearest) to one window of 128 snippets.
 - ``model.dim_feedforward`` 1024 and ``model.dropout`` 0.1 follow TadTR's THUMOS14
@@ -45,6 +55,9 @@ SPDE_VARIANTS = ("none", "concat_mlp", "residual", "mlp_residual")
 PRESET_NAMES = ("thumos14", "anet")
 SCORINGS = ("calibrated", "model")  # inference.scoring (psftr_core.infer.scoring)
 NMS_MODES = ("all", "cross_window")  # inference.nms
+INFERENCE_METHODS = ("psftr", "localizer")  # inference.method
+CLS_LOSSES = ("focal", "ce")  # train.cls_loss
+SCORING_KEYS = ("scoring", "contrast_weight", "roi_weight")  # inference keys that score the model's detections
 
 
 @dataclass
@@ -100,8 +113,8 @@ class TrainConfig:
     """
 
     lr: float = 1e-4
-    lr_backbone: float = 1e-5
-    lr_backbone_names: tuple[str, ...] = ()
+    lr_backbone: float | None = None  # null = lr (see the module docstring)
+    lr_backbone_names: tuple[str, ...] = ("temporal_conv",)
     lr_linear_proj_names: tuple[str, ...] = ("sampling_offsets", "reference_points")
     lr_linear_proj_mult: float = 0.1
     weight_decay: float = 1e-4
@@ -117,11 +130,13 @@ class TrainConfig:
     salient_loss_coef: float = 3.0
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
-    set_cost_class: float = 6.0
+    cls_loss: str = "focal"  # one of CLS_LOSSES: "focal" (softmax focal) or "ce" (cross-entropy, the paper's)
+    set_cost_class: float = 6.0  # GAP: 2
     set_cost_seg: float = 5.0
     set_cost_iou: float = 2.0
     aux_loss: bool = True
     seed: int = 42
+    calibration_epochs: int | None = None  # null = epochs (psftr_core.train.calibration)
 
 
 @dataclass
@@ -139,17 +154,34 @@ class DataConfig:
 
 @dataclass
 class InferenceConfig:
-    """Post-processing of the detections."""
+    """How detections are made from a trained model: one family of scorings
+    (``psftr_core.infer.scoring`` has the formula), NMS and what is kept.
+
+    The score of (query q, class k) is ``σ(actionness_q) · ((1 − w_c)·P + w_c·C)`` with
+    ``P = softmax_k((1 − w_r)·learned logits + w_r·ROI-CLIP logits)`` and ``C`` the
+    video-calibrated CLIP contrast over the segment; ``w_r = roi_weight``,
+    ``w_c = contrast_weight``. Special cases: ``w_c = 1`` the calibrated CLIP scoring;
+    ``w_c = 0`` with ``w_r = 0.5`` the paper's, ``w_r = 1`` ROI-pooled CLIP logits only
+    (GAP-style), ``w_r = 0`` the learned logits only.
+    """
 
     topk: int = 100  # (query, class) pairs kept per window or video
     nms_iou: float = 0.4  # class-wise NMS across window overlaps
-    # How a (query, class) pair is scored (psftr_core.infer.scoring): "calibrated" =
-    # σ(actionness) × the video-calibrated CLIP class curve over the segment (default);
-    # "model" = the paper's σ(actionness) × softmax(learned [+ ROI] logits).
+    # Shorthand for contrast_weight while that is null: "calibrated" = 1 (default),
+    # "model" = 0 (the paper's σ(actionness) × softmax(learned [+ ROI] logits)).
     scoring: str = "calibrated"
     # "all" = class-wise NMS over every detection of a video (default); "cross_window" =
     # the paper's NMS, only between detections of different (overlapping) windows.
     nms: str = "all"
+    # w_r in [0, 1]; null = the model's own mix (model.roi_logit_weight when
+    # model.use_roi_logits, else 0). ROI-CLIP logits need no parameters, so any model can use them.
+    roi_weight: float | None = None
+    # w_c in [0, 1]; null = from scoring. A number here wins over scoring.
+    contrast_weight: float | None = None
+    score_threshold: float = 0.0  # drop detections scoring below this (0 = keep all)
+    # "psftr" = the trained model; "localizer" = the training-free localizer on the same
+    # features and text (the model is not run), e.g. where no scoring of the model beats it.
+    method: str = "psftr"
 
 
 @dataclass
@@ -184,7 +216,7 @@ def preset(name: str) -> PSFTRConfig:
     elif name == "anet":
         cfg = PSFTRConfig(
             model=ModelConfig(dec_layers=2, num_queries=30),
-            train=TrainConfig(lr=5e-5, lr_backbone=1e-2, epochs=20, lr_drop_epochs=(16,), salient_loss_coef=2.0),
+            train=TrainConfig(lr=5e-5, epochs=20, lr_drop_epochs=(16,), salient_loss_coef=2.0),
             data=DataConfig(resize_length=128, feature_stride=16),
         )
     else:
@@ -343,6 +375,10 @@ def _validate_train(t: TrainConfig) -> None:
     _need(t.clip_max_norm >= 0, f"train.clip_max_norm must be >= 0 (0 = off), got {t.clip_max_norm}")
     _need(all(e >= 1 for e in t.lr_drop_epochs), f"train.lr_drop_epochs must be >= 1, got {t.lr_drop_epochs}")
     _need(0.0 <= t.focal_alpha <= 1.0, f"train.focal_alpha must be in [0, 1], got {t.focal_alpha}")
+    _need(t.lr_backbone is None or t.lr_backbone > 0, f"train.lr_backbone must be > 0 or null, got {t.lr_backbone}")
+    _need(t.cls_loss in CLS_LOSSES, f"train.cls_loss must be one of {', '.join(CLS_LOSSES)}, got {t.cls_loss!r}")
+    _need(t.calibration_epochs is None or t.calibration_epochs >= 1,
+          f"train.calibration_epochs must be >= 1 or null, got {t.calibration_epochs}")
 
 
 def _validate_data(d: DataConfig) -> None:
@@ -362,6 +398,12 @@ def _validate_inference(i: InferenceConfig) -> None:
     _need(i.nms in NMS_MODES, f"inference.nms must be one of {', '.join(NMS_MODES)}, got {i.nms!r}")
     _need(i.topk >= 1, f"inference.topk must be >= 1, got {i.topk}")
     _need(0.0 < i.nms_iou <= 1.0, f"inference.nms_iou must be in (0, 1], got {i.nms_iou}")
+    for name in ("roi_weight", "contrast_weight"):
+        value = getattr(i, name)
+        _need(value is None or 0.0 <= value <= 1.0, f"inference.{name} must be in [0, 1] or null, got {value}")
+    _need(i.score_threshold >= 0.0, f"inference.score_threshold must be >= 0, got {i.score_threshold}")
+    _need(i.method in INFERENCE_METHODS,
+          f"inference.method must be one of {', '.join(INFERENCE_METHODS)}, got {i.method!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -423,9 +465,19 @@ def apply_overrides(cfg: PSFTRConfig, overrides: list[str] | tuple[str, ...]) ->
 
     Values are parsed by the field's type: ``true/false`` for booleans, ``null`` for
     optional values, comma-separated (optionally bracketed) lists for tuples, the raw
-    text for strings.
+    text for strings. Two inference rules keep a stored choice (e.g. a calibration's)
+    from silently winning over what is asked: ``inference.scoring`` is the shorthand of
+    a null ``inference.contrast_weight``, so setting it without
+    ``inference.contrast_weight`` also resets that to null; and setting a scoring key
+    (``scoring``, ``contrast_weight``, ``roi_weight``) without ``inference.method``
+    means the model: ``inference.method=psftr``.
     """
     out = copy.deepcopy(cfg)
+    keys = {str(item).split("=", 1)[0].strip() for item in overrides}
+    if "inference.scoring" in keys and "inference.contrast_weight" not in keys:
+        out.inference = dataclasses.replace(out.inference, contrast_weight=None)
+    if keys & {f"inference.{k}" for k in SCORING_KEYS} and "inference.method" not in keys:
+        out.inference = dataclasses.replace(out.inference, method="psftr")
     for item in overrides:
         if "=" not in item:
             raise InputError(f"bad override {item!r}: expected section.key=value, e.g. model.dec_layers=3")

@@ -77,3 +77,15 @@ def tiou_matrix(a: Any, b: Any) -> np.ndarray:
     out = np.zeros_like(inter)
     np.divide(inter, union, out=out, where=union > 0)
     return out
+
+
+def clip_to_video_start(start: float, end: float) -> tuple[float, float] | None:
+    """A ground-truth instance ``[start, end]`` (seconds) as it lies in its video, which
+    starts at 0 s: the start clipped to 0, or None when it ends before 0 s (nothing of it
+    is in the video; ``[-8, -2]`` is such an instance, ``[-2, 5]`` becomes ``[0, 5]``).
+
+    The one rule of every ground-truth loader (files and datasets).
+    """
+    if start < 0 and end <= 0:
+        return None
+    return max(start, 0.0), end

@@ -53,8 +53,9 @@ def collect(work: Path, clip_files=None, video: Path | None = None) -> dict:
     data = make_synthetic(work / "synthetic")
     run = work / "run"
     sets = [x for kv in TINY_MODEL for x in ("--set", kv)]
+    # --no-calibrate: the saved outputs predate calibration (the config's own inference settings).
     psftr("train", "--dataset", data, "--split", "75_25", "--split-index", "0", "--output", run, "--epochs", "2",
-          "--seed", "0", "--device", "cpu", "--log-every", "1", *sets)
+          "--seed", "0", "--device", "cpu", "--log-every", "1", "--no-calibrate", *sets)
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     out["train_losses"] = [{k: v for k, v in m.items() if k not in ("time", "seconds", "elapsed", "wall_s")}
                            for m in metrics if "loss" in m or "losses" in m]

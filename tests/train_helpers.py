@@ -62,6 +62,21 @@ def request(dataset: Path, output: Path, **kwargs):
     from psftr_core.train.run import TrainRequest
 
     params = dict(dataset=str(dataset), ratio="75_25", split_index=0, output=output, epochs=2, seed=0,
-                  overrides=list(TINY_OVERRIDES), device="cpu", log_every=1)
+                  overrides=list(TINY_OVERRIDES), device="cpu", log_every=1, calibrate=False)
     params.update(kwargs)
     return TrainRequest(**params)
+
+
+def psftr_main(argv: list) -> int:
+    """``psftr ARGV`` in-process, as the console script runs it (errors as one
+    ``psftr: error:`` line on stderr); returns the exit code."""
+    import sys
+
+    from psftr_cli.main import run
+
+    sys.argv = ["psftr", *map(str, argv)]
+    try:
+        run()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

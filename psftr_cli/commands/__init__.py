@@ -6,6 +6,7 @@ Modules here must not import torch or open_clip at import time.
 from psftr_cli.commands.detect import detect
 from psftr_cli.commands.evaluate import evaluate
 from psftr_cli.commands.extract import extract
+from psftr_cli.commands.text_embeddings import text_embeddings
 from psftr_cli.commands.train import train
 
 COMMANDS: list = [
@@ -13,4 +14,5 @@ COMMANDS: list = [
     ("train", train),
     ("evaluate", evaluate),
     ("detect", detect),
+    ("text-embeddings", text_embeddings),
 ]

@@ -1,87 +1,37 @@
-"""``psftr detect``: videos (or a feature dataset) + actions → segments as JSON or CSV.
+"""``psftr detect``: videos (or a feature dataset) + actions → segments, written as each
+video finishes.
 
-Data (the results JSON or CSV) goes to stdout when there is no ``--output`` or it is
-``-``; progress, warnings and the summary table go to stderr, so pipes stay clean.
-Output files and timeline PNGs are written atomically. Exit codes: 0 ok, 2 bad input
-(e.g. a missing path, named), 3 some videos failed (the others are written), 1 all
-failed. No torch import at module level.
+Outputs, all fed one video at a time (``psftr_core.io.detect_outputs.DetectOutputs``):
+
+- the data stream: stdout (no ``--output``, or ``--output -``) or ``--output FILE``
+  (streamed to a temporary file, renamed at the end: atomic), in one format (json, csv,
+  jsonl, srt, vtt; srt/vtt hold one video). csv and jsonl on stdout are flushed per video;
+  json is one document, complete when the run ends;
+- ``--output-dir DIR``: ``DIR/<video>.<ext>`` per video and format, each written
+  atomically as the video finishes; a re-run with the same settings skips finished
+  videos before loading their features (``psftr_core.io.output_dir``);
+- ``--report FILE.html`` (the review page) and ``--timeline DIR`` (PNGs) at the end; an
+  interrupted run still writes the report of the videos done.
+
+Progress, warnings and the summary table go to stderr, so pipes stay clean. Exit codes:
+0 ok, 2 bad input (e.g. a missing path, named), 3 some videos failed (the others are
+written), 1 all failed, 130 interrupted. No torch import at module level.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
+from psftr_cli import options
 from psftr_core.errors import InputError
 
 SUMMARY_ACTION_ROWS = 20  # the summary lists at most this many actions
-
-
-def _output_format(fmt: Optional[str], output: Optional[str]) -> str:
-    """``--format``, else from the ``--output`` suffix (``.csv``), else json."""
-    if fmt is not None:
-        value = fmt.strip().lower()
-        if value not in ("json", "csv"):
-            raise InputError(f"--format must be json or csv, got {fmt!r}")
-        return value
-    if output and output != "-" and Path(output).suffix.lower() == ".csv":
-        return "csv"
-    return "json"
-
-
-def write_report(report: Any, output: Optional[str], fmt: str) -> None:
-    """Results as JSON or CSV to ``output`` (atomic file) or stdout (None / ``-``)."""
-    from psftr_core.io.export import write_results_csv, write_results_json
-
-    results = report.results()
-    if output is None or output == "-":
-        # Data is UTF-8 whatever the locale; the csv module writes its own CRLF line ends,
-        # so stdout must not translate newlines (newline="").
-        if hasattr(sys.stdout, "reconfigure"):
-            sys.stdout.reconfigure(encoding="utf-8", newline="" if fmt == "csv" else None)
-        if fmt == "csv":
-            write_results_csv(sys.stdout, results)
-        else:
-            write_results_json(sys.stdout, results, report.details)
-        sys.stdout.flush()
-    elif fmt == "csv":
-        write_results_csv(Path(output), results)
-    else:
-        write_results_json(Path(output), results, report.details)
-
-
-def _print_summary(console: Any, report: Any, output: Optional[str], timeline_dir: Optional[Path]) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    stats = report.stats
-    per_action = report.segments_per_action()
-    table = Table(title="psftr detect", title_justify="left", show_edge=False)
-    table.add_column("action", overflow="fold")
-    table.add_column("segments", justify="right")
-    ranked = sorted(per_action.items(), key=lambda kv: (-kv[1], report.actions.index(kv[0])))
-    for name, count in ranked[:SUMMARY_ACTION_ROWS]:
-        table.add_row(Text(name), str(count))  # Text: a name like "[red]" is not markup
-    if len(ranked) > SUMMARY_ACTION_ROWS:
-        rest = ranked[SUMMARY_ACTION_ROWS:]
-        table.add_row(f"... {len(rest)} more actions", str(sum(c for _, c in rest)))
-    console.print(table)
-    cache = ""
-    if stats.get("decoded") or stats.get("cache_hits"):
-        cache = f", {stats['decoded']} decoded, {stats['cache_hits']} from cache"
-    console.print(
-        f"videos: {stats['videos']}, failed: {stats['failed']}, segments: {stats['segments']}, "
-        f"model: {stats['model']}, threshold: {stats['threshold']:g}{cache}, time: {stats['seconds']:.1f} s",
-        markup=False,
-        soft_wrap=True,
-    )
-    if output and output != "-":
-        console.print(f"wrote {output}", markup=False, soft_wrap=True)
-    if timeline_dir is not None:
-        console.print(f"timelines in {timeline_dir}", markup=False, soft_wrap=True)
 
 
 def detect(
@@ -93,99 +43,211 @@ def detect(
         metavar="INPUTS",
     ),
     actions: Optional[List[str]] = typer.Option(
-        None, "--actions", "-a", metavar="A,B", help='Comma-separated action names, e.g. "diving,pole vault" (repeatable).'
+        None, "--actions", "-a", metavar="A,B", show_default=False,
+        help='Comma-separated action names, e.g. "diving,pole vault" (repeatable).',
     ),
     actions_file: Optional[Path] = typer.Option(
-        None, "--actions-file", metavar="FILE", help="Text file with one action per line (names may contain commas; '#' lines are comments)."
+        None, "--actions-file", metavar="FILE", show_default=False,
+        help="Text file with one action per line (names may contain commas; '#' lines are comments).",
     ),
     checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", metavar="CKPT", help="PSFTR checkpoint from psftr train. Default: the training-free localizer."
+        None, "--checkpoint", metavar="CKPT", show_default="the training-free localizer",
+        help="PSFTR checkpoint from psftr train.",
     ),
     features: Optional[str] = typer.Option(
-        None, "--features", metavar="DIR", help="Run on an extracted feature dataset (folder with dataset.yaml) instead of videos."
+        None, "--features", metavar="DIR", show_default=False,
+        help="Run on an extracted feature dataset (folder with dataset.yaml) instead of videos.",
     ),
-    clip_model: Optional[str] = typer.Option(
-        None, "--clip-model", metavar="NAME", help="open_clip model name [default: ViT-B-16, or the checkpoint's]."
+    clip_model: Optional[str] = options.clip_model(default_text="ViT-B-16, or the checkpoint's"),
+    clip_pretrained: Optional[str] = options.clip_pretrained(default_text="openai, or the checkpoint's"),
+    clip_config: Optional[Path] = options.clip_config(),
+    cache_dir: Optional[Path] = options.cache_dir(),
+    fmt: Optional[List[str]] = typer.Option(
+        None, "--format", metavar="FORMAT", show_default="csv if --output ends in .csv, else json",
+        help="json, csv, jsonl (one segment per line), srt or vtt (subtitles: one video per file). With "
+        "--output-dir: repeatable, or all.",
     ),
-    clip_pretrained: Optional[str] = typer.Option(
-        None, "--clip-pretrained", metavar="TAG|PATH", help="open_clip weights tag or local weights file [default: openai]."
+    output: Optional[str] = typer.Option(
+        None, "--output", "-o", metavar="FILE|-", show_default="stdout, or none with --output-dir",
+        help="Output file (written atomically at the end), or - for stdout.",
     ),
-    clip_config: Optional[Path] = typer.Option(
-        None, "--clip-config", metavar="FILE.json", help="open_clip model-config JSON for a custom architecture."
+    output_dir: Optional[Path] = typer.Option(
+        None, "--output-dir", metavar="DIR", show_default=False,
+        help="Also write DIR/<video>.<format> per video as it finishes; a re-run with the same settings "
+        "skips the finished videos.",
     ),
-    cache_dir: Optional[Path] = typer.Option(
-        None, "--cache-dir", metavar="DIR", help="Feature/text cache folder [default: $PSFTR_CACHE_DIR or ~/.cache/psftr]."
+    report: Optional[Path] = typer.Option(
+        None, "--report", metavar="FILE.html", show_default=False,
+        help="Write an HTML review page: per video the player, one lane per action, score and action filters.",
     ),
-    fmt: Optional[str] = typer.Option(
-        None, "--format", metavar="json|csv", help="json or csv [default: csv if --output ends in .csv, else json]."
-    ),
-    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE|-", help="Output file, or - for stdout [default: stdout]."),
     threshold: Optional[List[str]] = typer.Option(
         None,
         "--threshold",
         metavar="T|NAME=T",
-        help="Minimum score: 0.3 for all actions, or name=0.3 for one action (repeatable) "
-        "[default: 0.3 training-free, 0.03 PSFTR].",
+        help="Minimum score: 0.3 for all actions, or name=0.3 for one action (repeatable).",
+        show_default="0.3 training-free; a checkpoint's calibrated threshold, else 0.03",
     ),
-    top_k: Optional[int] = typer.Option(None, "--top-k", metavar="N", help="Keep at most N segments per video (best scores)."),
-    min_duration: float = typer.Option(0.0, "--min-duration", metavar="S", help="Drop segments shorter than S seconds."),
-    nms_iou: float = typer.Option(0.5, "--nms-iou", metavar="IOU", help="Class-wise NMS tIoU threshold."),
-    timeline: Optional[Path] = typer.Option(None, "--timeline", metavar="DIR", help="Write one timeline PNG per video into DIR."),
-    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="auto, cpu or cuda."),
-    stride: Optional[int] = typer.Option(
-        None, "--stride", metavar="FRAMES", help="Sample one frame every N frames [default: 8, or the checkpoint's rate]."
+    top_k: Optional[int] = typer.Option(
+        None, "--top-k", metavar="N", show_default="no limit", help="Keep at most N segments per video (best scores)."
     ),
-    fps: Optional[float] = typer.Option(None, "--fps", metavar="F", help="Sample F frames per second instead of --stride."),
-    prompt: Optional[str] = typer.Option(
-        None, "--prompt", metavar="TEMPLATE", help='Text prompt template [default: "a video of a person doing {}"].'
+    min_duration: float = typer.Option(
+        0.0, "--min-duration", metavar="S", show_default=True, help="Drop segments shorter than S seconds."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary on stderr."),
+    nms_iou: float = typer.Option(0.5, "--nms-iou", metavar="IOU", show_default=True, help="Class-wise NMS tIoU threshold."),
+    timeline: Optional[Path] = typer.Option(
+        None, "--timeline", metavar="DIR", show_default=False, help="Write one timeline PNG per video into DIR."
+    ),
+    device: str = options.device(),
+    stride: Optional[int] = options.stride(default_text="8, or the checkpoint's rate"),
+    fps: Optional[float] = options.fps(),
+    prompt: Optional[str] = options.prompt(),
+    quiet: bool = options.quiet(),
 ) -> None:
-    """Find actions of a custom vocabulary in videos; write segments as JSON or CSV."""
+    """Find actions of a custom vocabulary in videos; write segments as each video finishes."""
     from psftr_cli.render import stderr_console
-    from psftr_core.infer.detect import detect as run_detect
+    from psftr_core.infer.detect import Failure, start_detection
     from psftr_core.infer.vocabulary import parse_thresholds, parse_vocabulary
 
     vocabulary = parse_vocabulary(actions, actions_file)
     global_threshold, per_action = parse_thresholds(threshold)
-    out_format = _output_format(fmt, output)
-    if output and output != "-" and Path(output).is_dir():
-        raise InputError(f"--output {output} is a folder; give a file name (or - for stdout)")
-    if timeline is not None and timeline.exists() and not timeline.is_dir():
-        raise InputError(f"--timeline {timeline} exists and is not a folder")
+    from psftr_core.io.detect_outputs import DetectOutputs, output_formats
+    from psftr_core.io.paths import prepare_output_dir, prepare_output_file
+
+    dir_formats, stream_format = output_formats(fmt, output, output_dir)
+    stream_to = output if output is not None else (None if output_dir is not None else "-")
+    # Every output is checked before any work: an unwritable path costs no decoding.
+    if stream_to not in (None, "-"):
+        stream_to = str(prepare_output_file(stream_to, "--output"))
+    if output_dir is not None:
+        output_dir = prepare_output_dir(output_dir, "--output-dir")
+    if timeline is not None:
+        timeline = prepare_output_dir(timeline, "--timeline")
+    if report is not None:
+        report = prepare_output_file(report, "--report")
 
     console = stderr_console()
-    report = _with_progress(console, quiet, lambda on_progress: run_detect(
+    run = start_detection(
         list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
         clip_pretrained=clip_pretrained, clip_config=clip_config, cache_dir=cache_dir, threshold=global_threshold,
         per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, nms_iou=nms_iou, stride=stride,
-        fps=fps, device=device, prompt=prompt, on_progress=on_progress,
-    ))
-    for line in report.warnings:
-        console.print(f"warning: {line}", markup=False, soft_wrap=True)
-    for failure in report.failures:
-        console.print(f"failed: {failure.input}: {failure.reason}", markup=False, soft_wrap=True)
-    if not report.videos:
-        report.raise_for_failures()  # all failed: nothing to write
-
-    write_report(report, output, out_format)
+        fps=fps, device=device, prompt=prompt,
+    )
+    _print_lines(console, "warning", run.warnings)
+    warned = len(run.warnings)
+    with contextlib.ExitStack() as stack:
+        outputs = DetectOutputs(run, functools.partial(_open_stream, stack, stream_to), stream_to=stream_to,
+                                stream_format=stream_format, output_dir=output_dir,
+                                dir_formats=dir_formats, collect=report is not None or timeline is not None)
+        if outputs.rerun_note:
+            _print_lines(console, "note", ["finished videos in --output-dir are processed again (from the feature "
+                                           "cache) for the other outputs: add --format jsonl to read them back"])
+        try:
+            with _progress(console, quiet) as on_progress:
+                for result in run.results(skip=outputs.resume, on_progress=on_progress):
+                    if isinstance(result, Failure):
+                        _print_lines(console, "failed", [f"{result.input}: {result.reason}"])
+                    else:
+                        outputs.add(result)
+        except BaseException:
+            if report is not None and outputs.results:  # Ctrl-C or a crash: keep what is done
+                _write_report(report, outputs, run, partial=True)
+                console.print(f"wrote {report} ({len(outputs.results)} of {len(run.inputs)} videos)",
+                              markup=False, soft_wrap=True)
+            raise
+        final = run.report()
+        if not final.videos and not final.stats["skipped"]:
+            final.raise_for_failures()  # all failed: nothing to write (the output file is not created)
+        outputs.close()
+    _print_lines(console, "warning", run.warnings[warned:])
     if timeline is not None:
         from psftr_core.io.timeline import write_timelines
 
-        write_timelines(timeline, report.results(), report.actions, report.durations())
+        write_timelines(timeline, outputs.results, run.actions, outputs.durations)
+    if report is not None:
+        _write_report(report, outputs, run, partial=False)
     if not quiet:
-        _print_summary(console, report, output, timeline)
-    report.raise_for_failures()
+        _print_summary(console, final, outputs, output, output_dir, timeline, report)
+    final.raise_for_failures()
 
 
-def _with_progress(console: Any, quiet: bool, run: Callable[[Any], Any]) -> Any:
-    """``run(on_progress)`` with a rich progress bar on stderr fed by ``on_progress``.
+def _open_stream(stack: contextlib.ExitStack, target: str, fmt: str) -> Any:
+    """stdout, or ``target`` through a temporary file renamed when the stack closes."""
+    newline = None if fmt == "json" else ""  # writers put their own line ends (JSON: the platform's)
+    if target == "-":
+        if hasattr(sys.stdout, "reconfigure"):  # data is UTF-8 whatever the locale
+            sys.stdout.reconfigure(encoding="utf-8", newline=newline)
+        return sys.stdout
+    from psftr_core.io.atomic import atomic_open
+
+    return stack.enter_context(atomic_open(target, "w", encoding="utf-8", newline=newline))
+
+
+def _write_report(path: Path, outputs: Any, run: Any, partial: bool) -> None:
+    from psftr_core.io.report import DEFAULT_TITLE, write_report
+
+    title = DEFAULT_TITLE
+    if partial:
+        title += f" (interrupted: {len(outputs.results)} of {len(run.inputs)} videos)"
+    write_report(path, outputs.report_videos(), run.actions, title=title, details=run.details)
+
+
+def _print_lines(console: Any, kind: str, lines: list[str]) -> None:
+    for line in lines:
+        console.print(f"{kind}: {line}", markup=False, soft_wrap=True)
+
+
+def _print_summary(console: Any, report: Any, outputs: Any, output: Optional[str],
+                   output_dir: Optional[Path], timeline_dir: Optional[Path], report_path: Optional[Path]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from psftr_core.infer.vocabulary import display_name
+
+    stats = report.stats
+    per_action = report.segments_per_action()
+    table = Table(title="psftr detect", title_justify="left", show_edge=False)
+    table.add_column("action", overflow="fold")
+    table.add_column("segments", justify="right")
+    ranked = sorted(per_action.items(), key=lambda kv: (-kv[1], report.actions.index(kv[0])))
+    for name, count in ranked[:SUMMARY_ACTION_ROWS]:
+        table.add_row(Text(display_name(name)), str(count))  # Text: a name like "[red]" is not markup
+    if len(ranked) > SUMMARY_ACTION_ROWS:
+        rest = ranked[SUMMARY_ACTION_ROWS:]
+        table.add_row(f"... {len(rest)} more actions", str(sum(c for _, c in rest)))
+    console.print(table)
+    cache = ""
+    if stats.get("decoded") or stats.get("cache_hits"):
+        cache = f", {stats['decoded']} decoded, {stats['cache_hits']} from cache"
+    skipped = f", already done: {stats['skipped']}" if stats.get("skipped") else ""
+    console.print(
+        f"videos: {stats['videos']}, failed: {stats['failed']}{skipped}, segments: {stats['segments']}, "
+        f"model: {stats['model']}, threshold: {stats['threshold']:g}{cache}, time: {stats['seconds']:.1f} s",
+        markup=False,
+        soft_wrap=True,
+    )
+    written = []
+    if output and output != "-":
+        written.append(str(output))
+    if output_dir is not None:
+        written.append(f"{output_dir}/ ({', '.join(outputs.dir_formats)})")
+    if report_path is not None:
+        written.append(str(report_path))
+    if written:
+        console.print(f"wrote {', '.join(written)}", markup=False, soft_wrap=True)
+    if timeline_dir is not None:
+        console.print(f"timelines in {timeline_dir}", markup=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _progress(console: Any, quiet: bool) -> Iterator[Any]:
+    """An ``on_progress`` callback feeding a rich progress bar on stderr (None: no bar).
 
     The bar is shown on a terminal only and starts with the first video, so argument
     errors print no empty bar.
     """
     if quiet or not console.is_terminal:  # a bar in a log file is noise
-        return run(None)
+        yield None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     state: dict[str, Any] = {}
@@ -207,7 +269,7 @@ def _with_progress(console: Any, quiet: bool, run: Callable[[Any], Any]) -> Any:
         state["progress"].update(state["task"], completed=done, description=label)
 
     try:
-        return run(on_progress)
+        yield on_progress
     finally:
         if "progress" in state:
             state["progress"].stop()

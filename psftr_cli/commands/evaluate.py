@@ -29,10 +29,13 @@ from typing import Any, List, Optional, Sequence
 
 import typer
 
+from psftr_cli import options
 from psftr_core.errors import InputError
 
 DEFAULT_TIOUS_SPEC = "0.3:0.7:0.1"  # THUMOS14
 
+
+_CLIP_MODEL, _CLIP_PRETRAINED, _CLIP_CONFIG = options.text_tower_options()
 
 def evaluate(
     predictions: Optional[Path] = typer.Option(
@@ -76,7 +79,7 @@ def evaluate(
         help="Checkpoint of a run directory: last (reported numbers) or best (best-on-test, optimistic).",
         metavar="last|best",
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.", metavar="auto|cpu|cuda"),
+    device: str = options.device(),
     overrides: Optional[List[str]] = typer.Option(
         None, "--set",
         help="With --checkpoint: change an inference setting, e.g. --set inference.scoring=model (repeatable).",
@@ -84,11 +87,17 @@ def evaluate(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     per_class: bool = typer.Option(False, "--per-class", help="Also print AP per class."),
+    clip_model: Optional[str] = _CLIP_MODEL,
+    clip_pretrained: Optional[str] = _CLIP_PRETRAINED,
+    clip_config: Optional[Path] = _CLIP_CONFIG,
 ) -> None:
     """Score detections: mAP at each tIoU threshold and their average."""
     file_mode = predictions is not None or ground_truth is not None
     if sum([file_mode, checkpoint is not None, baseline]) > 1:
         raise InputError("choose one mode: --predictions/--ground-truth, --checkpoint, or --baseline")
+    clip = (clip_model, clip_pretrained, clip_config)
+    if file_mode and any(v is not None for v in clip):
+        raise InputError("--clip-model/--clip-pretrained/--clip-config apply to --checkpoint and --baseline only")
     if file_mode:
         if predictions is None or ground_truth is None:
             raise InputError("--predictions and --ground-truth go together: give both files")
@@ -105,9 +114,13 @@ def evaluate(
         raise InputError(f"{'--checkpoint' if checkpoint is not None else '--baseline'} needs --dataset and --split")
     if subset is not None:
         raise InputError("--subset applies to --ground-truth files; the protocol modes use the split's test videos")
+    if save_predictions is not None:  # checked before any work (one file per split with --split-index all)
+        from psftr_core.io.paths import prepare_output_file
+
+        save_predictions = prepare_output_file(save_predictions, "--save-predictions")
     evaluate_on_protocol(checkpoint, dataset, split, split_index, save_predictions=save_predictions, as_json=as_json,
                          data_root=data_root, select=select, device=device, tious=tious, per_class=per_class,
-                         overrides=list(overrides or []))
+                         overrides=list(overrides or []), clip=clip)
 
 
 def evaluate_predictions_file(predictions: Path, ground_truth: Path, tious: Optional[str], subset: Optional[str],
@@ -135,15 +148,19 @@ def evaluate_on_protocol(
     tious: Optional[str] = None,
     per_class: bool = False,
     overrides: Sequence[str] = (),
+    clip: Sequence[Any] = (None, None, None),
 ) -> None:
     """Evaluate a checkpoint (or, with ``checkpoint=None``, the training-free localizer) on
-    one split or all splits (``split_index="all"``) and print the result."""
+    one split or all splits (``split_index="all"``) and print the result. ``clip``:
+    (``--clip-model``, ``--clip-pretrained``, ``--clip-config``), None where not given."""
     from psftr_core.data.datasets import load_dataset
     from psftr_core.data.splits import check_ratio
     from psftr_core.evaluation import protocol
     from psftr_core.evaluation.detection_map import parse_tious
+    from psftr_core.train.clip_source import ClipRequest
     from psftr_cli.render import stderr_console
 
+    clip = ClipRequest(*clip)
     if checkpoint is not None:
         protocol.check_selection(select)
     check_ratio(split)
@@ -157,18 +174,18 @@ def evaluate_on_protocol(
             console.print(f"evaluating split {k + 1}/{count}", markup=False)
 
         if checkpoint is None:
-            agg = protocol.evaluate_baseline_all_splits(data, split, on_split=on_split, tious=thresholds)
+            agg = protocol.evaluate_baseline_all_splits(data, split, on_split=on_split, tious=thresholds, clip=clip)
         else:
             agg = protocol.evaluate_all_splits(checkpoint, data, split, selection=select, on_split=on_split,
-                                               device=device, tious=thresholds, overrides=overrides)
+                                               device=device, tious=thresholds, overrides=overrides, clip=clip)
         _show_aggregate(agg, split, save_predictions, as_json)
     elif checkpoint is None:
-        _show_split(protocol.evaluate_baseline(data, split, index, tious=thresholds), split, save_predictions,
-                    as_json, per_class)
+        _show_split(protocol.evaluate_baseline(data, split, index, tious=thresholds, clip=clip), split,
+                    save_predictions, as_json, per_class)
     else:
         path = protocol.resolve_checkpoint(checkpoint, select)
         ev = protocol.evaluate_checkpoint(path, data, split, index, device=device, tious=thresholds,
-                                          selection=select, overrides=overrides)
+                                          selection=select, overrides=overrides, clip=clip)
         _show_split(ev, split, save_predictions, as_json, per_class)
 
 
@@ -195,6 +212,20 @@ def _note_selection(selection: str) -> None:
         stderr_console().print(f"note: {SELECTION_NOTE}", markup=False)
 
 
+def _note_localizer(evaluations: Sequence[Any]) -> None:
+    """Say so on stderr when a checkpoint's inference is the training-free localizer
+    (what a calibration chooses where no scoring of the model beats it)."""
+    from psftr_cli.render import stderr_console
+
+    splits = [str(ev.split_index) for ev in evaluations
+              if ev.checkpoint is not None and getattr(ev.inference, "method", "psftr") == "localizer"]
+    if splits:
+        stderr_console().print(
+            f"note: inference.method=localizer (split {', '.join(splits)}): these numbers are the training-free "
+            "localizer's, as the checkpoint's calibration chose on held-out seen classes; "
+            "--set inference.method=psftr scores the model", markup=False)
+
+
 def _show_result(result: Any, as_json: bool, per_class: bool, document: dict, title: Optional[str],
                  selection: str = "last") -> None:
     """Warnings about ``result`` (and the selection note) on stderr, then ``document`` as
@@ -216,6 +247,7 @@ def _show_split(ev: Any, split: str, save_predictions: Optional[Path], as_json: 
 
     if save_predictions is not None:
         _write_predictions(save_predictions, ev, split)
+    _note_localizer([ev])
     _show_result(ev.result, as_json, per_class, {**ev.to_dict(), "split_ratio": split}, split_title(split, ev),
                  ev.selection)
 
@@ -228,6 +260,7 @@ def _show_aggregate(agg: Any, split: str, save_predictions: Optional[Path], as_j
     if save_predictions is not None:
         for ev in agg.per_split:
             _write_predictions(split_predictions_path(save_predictions, ev.split_index), ev, split)
+    _note_localizer(agg.per_split)
     _note_selection(agg.selection)
     if as_json:
         typer.echo(json.dumps(agg.to_dict(), indent=2))

@@ -32,6 +32,15 @@ def extract(
     quantize: Optional[str] = typer.Option(
         None, "--quantize", help="int8: dynamic quantization of the image tower (CPU); reports drift from fp32."
     ),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto, float32 or float16 (CUDA autocast); auto: float16 on CUDA, float32 on CPU."
+    ),
+    decoder: str = typer.Option(
+        "auto", "--decoder", help="auto, decord or pyav; auto: decord where installed and able, else PyAV."
+    ),
+    decode_workers: int = typer.Option(
+        0, "--decode-workers", help="Videos decoded at once (0: 1 on CPU, up to 4 with a GPU)."
+    ),
     shard: Optional[str] = typer.Option(
         None, "--shard", help="I/N: process the I-th of N parts (default: RANK/WORLD_SIZE when set)."
     ),
@@ -55,6 +64,9 @@ def extract(
         device=device,
         quantize=quantize,
         shard=shard,
+        decoder=decoder,
+        decode_workers=decode_workers,
+        precision=precision,
     )
     console = stderr_console()
     try:

@@ -1,12 +1,14 @@
 """``psftr train``: train PSFTR on the seen classes of a zero-shot split.
 
 Writes ``RUN_DIR/last.pt`` (one split) or ``RUN_DIR/split_K/last.pt`` (``--split-index
-all``), plus ``metrics.jsonl``, ``config.yaml`` and ``run.json`` (layout:
-``psftr_core.train.run_dir``). Progress goes to stderr (:class:`TrainProgress` draws the
-core's ``TrainEvent``s); stdout gets the checkpoint paths, one per line. Ctrl-C keeps the
-last complete checkpoint (exit 130); ``--resume`` continues from it. Under ``torchrun
---nproc_per_node N`` the same command trains with DistributedDataParallel. No torch
-import at module level.
+all``), plus ``metrics.jsonl``, ``config.yaml``, ``run.json`` and ``calibration.json``
+(layout: ``psftr_core.train.run_dir``). Unless ``--no-calibrate``, a calibration model
+first chooses the inference settings on held-out seen classes
+(``psftr_core.train.calibration``). Progress goes to stderr (:class:`TrainProgress`
+draws the core's ``TrainEvent``s, the calibration's grid as a table); stdout gets the
+checkpoint paths, one per line. Ctrl-C keeps the last complete checkpoint (exit 130);
+``--resume`` continues from it. Under ``torchrun --nproc_per_node N`` the same command
+trains with DistributedDataParallel. No torch import at module level.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from psftr_cli import options
 from psftr_core.errors import InputError
 
 
@@ -26,7 +29,9 @@ class TrainProgress:
     On a terminal: a Rich bar per epoch with the iterations, the running epoch mean of
     the loss terms, the lr and the time left in the epoch and in the whole run.
     Otherwise: one line per epoch. Evaluations and skipped splits get a line either way.
-    Use as a context manager so that an interrupted run stops the bar cleanly.
+    Calibration epochs are labelled as such, and the calibration's grid is drawn as a
+    table when it is done. Use as a context manager so that an interrupted run stops the
+    bar cleanly.
     """
 
     SHORT = {"loss": "loss", "loss_cls": "cls", "loss_seg": "l1", "loss_iou": "iou",
@@ -57,11 +62,18 @@ class TrainProgress:
         elif event.kind == "epoch_end":
             self.stop_bar()
             if not self.console.is_terminal:
-                self.console.print(f"epoch {event.epoch}/{event.epochs}: loss {event.losses['loss']:.4f} "
-                                   f"({event.seconds:.1f} s)", markup=False)
+                self.console.print(f"{self.epoch_word(event)} {event.epoch}/{event.epochs}: loss "
+                                   f"{event.losses['loss']:.4f} ({event.seconds:.1f} s)", markup=False)
+        elif event.kind == "calibration":
+            self.stop_bar()
+            render_calibration(self.console, event.calibration, event.reused, f"{self.ratio}/{event.split_index}")
         elif event.kind == "already_trained":
             self.console.print(f"split {self.ratio}/{event.split_index}: already trained for {event.epoch} epochs "
                                f"({event.checkpoint})", markup=False)
+
+    @staticmethod
+    def epoch_word(event: Any) -> str:
+        return "calibration epoch" if event.stage == "calibration" else "epoch"
 
     def start_bar(self, event: Any) -> None:
         self.sums, self.started = {}, time.time()
@@ -70,7 +82,7 @@ class TrainProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(
-            TextColumn("epoch {task.fields[epoch]}"),
+            TextColumn("{task.fields[word]} {task.fields[epoch]}"),
             BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
@@ -80,7 +92,7 @@ class TrainProgress:
         )
         self.bar.start()
         self.task = self.bar.add_task("train", total=event.iterations, epoch=f"{event.epoch}/{event.epochs}",
-                                      terms="", lr="", run_eta="-")
+                                      terms="", lr="", run_eta="-", word=self.epoch_word(event))
 
     def update_bar(self, event: Any) -> None:
         if self.bar is None:
@@ -100,6 +112,8 @@ class TrainProgress:
             self.bar = None
 
 
+_CLIP_MODEL, _CLIP_PRETRAINED, _CLIP_CONFIG = options.text_tower_options()
+
 def train(
     dataset: str = typer.Option(
         ..., "--dataset", help="Built-in dataset (thumos14, anet) or a dataset folder with a dataset.yaml.",
@@ -110,9 +124,9 @@ def train(
         "0", "--split-index", help="Which of the splits (0-9), or 'all' for one run per split.", metavar="K|all"
     ),
     output: Path = typer.Option(..., "--output", help="Run directory for checkpoints and logs.", metavar="RUN_DIR"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the preset's number of epochs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.", metavar="auto|cpu|cuda"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (same seed, same losses on CPU)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", metavar="N", show_default="the preset's", help="Number of epochs."),
+    device: str = options.device(),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="N", show_default="train.seed of the config", help="Random seed (same seed, same losses on CPU)."),
     preset: Optional[str] = typer.Option(
         None, "--preset", help="Hyper-parameters of Table 5: thumos14 or anet (default: by dataset).",
         metavar="thumos14|anet",
@@ -133,11 +147,19 @@ def train(
         0, "--eval-every",
         help="Evaluate on the split's test videos every N epochs and keep best.pt (0 = never).", metavar="N",
     ),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override train.batch_size."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", metavar="N", show_default="train.batch_size", help="Windows per batch."),
     log_every: int = typer.Option(
         10, "--log-every", help="Write the loss terms to RUN_DIR/metrics.jsonl every N iterations (0 = per epoch only).",
         metavar="N",
     ),
+    calibrate: bool = typer.Option(
+        True, "--calibrate/--no-calibrate",
+        help="First choose the inference settings on held-out seen classes with a calibration model "
+             "(about doubles the training time); --no-calibrate keeps the config's.",
+    ),
+    clip_model: Optional[str] = _CLIP_MODEL,
+    clip_pretrained: Optional[str] = _CLIP_PRETRAINED,
+    clip_config: Optional[Path] = _CLIP_CONFIG,
 ) -> None:
     """Train PSFTR on the seen classes of a zero-shot split."""
     from psftr_cli.render import stderr_console
@@ -151,17 +173,24 @@ def train(
     request = TrainRequest(dataset=dataset, ratio=split, split_index=split_index, output=output, epochs=epochs,
                            device=device, seed=seed, preset=preset, config_file=config,
                            overrides=list(overrides or []), resume=resume, data_root=data_root,
-                           eval_every=eval_every, batch_size=batch_size, log_every=log_every)
+                           eval_every=eval_every, batch_size=batch_size, log_every=log_every,
+                           clip_model=clip_model, clip_pretrained=clip_pretrained, clip_config=clip_config,
+                           calibrate=calibrate)
+    from psftr_core.io.paths import prepare_output_dir
+
+    request.output = prepare_output_dir(output, "--output")  # before any work: a file or read-only folder is exit 2
     console = stderr_console()
     try:
         with TrainProgress(console, split) as progress:
             results = train_splits(request, on_progress=progress)
     except KeyboardInterrupt:
-        console.print(
-            f"interrupted: the last complete checkpoint under {output} is intact; "
-            "continue with the same command plus --resume",
-            markup=False,
-        )
+        saved = sorted(Path(output).rglob("last.pt")) if Path(output).is_dir() else []
+        if saved:
+            console.print(f"interrupted: the last complete checkpoint ({', '.join(map(str, saved))}) is intact; "
+                          "continue with the same command plus --resume", markup=False, soft_wrap=True)
+        else:
+            console.print("interrupted before the first epoch ended: no checkpoint was written; run the same "
+                          "command again to start over", markup=False, soft_wrap=True)
         raise typer.Exit(130) from None
     if not is_main_process():
         return
@@ -169,4 +198,39 @@ def train(
         status = "already complete" if r.skipped else f"{r.epochs_done} epochs in {r.seconds:.0f} s"
         last = f", final loss {r.epoch_losses[-1]:.4f}" if r.epoch_losses else ""
         console.print(f"split {split}/{r.split_index}: {status}{last} -> {r.checkpoint}", markup=False)
-        typer.echo(str(r.checkpoint))
+        # stdout: one line per checkpoint file of the run (data only, for scripts)
+        for path in (r.checkpoint, r.run_dir / "best.pt"):
+            if path.is_file():
+                typer.echo(str(path))
+
+
+def render_calibration(console: Any, record: dict, reused: bool, split: str) -> None:
+    """The calibration of one split on ``console``: why it was skipped, or its grid as a
+    table (best first, the chosen setting marked) and the choice."""
+    from rich.table import Table
+
+    from psftr_cli.render import print_table
+    from psftr_core.train.calibration import grid_rows
+
+    if record.get("skipped"):
+        console.print(f"split {split}: calibration skipped: {record['skipped']}", markup=False)
+        return
+    held = record["held_out_classes"]
+    title = (f"calibration of split {split}{' (reused calibration.json)' if reused else ''}: "
+             f"{len(held)} held-out seen classes, {len(record['held_out_videos'])} held-out training videos")
+    table = Table(title=title, title_justify="left")
+    table.add_column("inference setting")
+    table.add_column("held-out avg mAP", justify="right")
+    table.add_column("")
+    for name, value, chosen in grid_rows(record):
+        table.add_row(name, f"{100 * value:.2f}", "chosen" if chosen else "")
+    print_table(console, table)
+    chosen = record["chosen"]
+    threshold = record.get("score_threshold")
+    words = "no match: detect keeps its default" if threshold is None else f"{threshold:.4g}"
+    console.print(f"calibration chose: {chosen['name']} (held-out classes: {', '.join(held)}); "
+                  f"detect threshold {words}; {record.get('seconds', 0):.0f} s", markup=False)
+    if chosen["method"] == "localizer":
+        console.print("note: no scoring of the model beat the training-free localizer on the held-out classes, so "
+                      "this checkpoint's evaluate and detect run the localizer (inference.method=localizer); "
+                      "--set inference.method=psftr runs the model", markup=False)

@@ -2,7 +2,7 @@
 
 ``load_dataset(name_or_dir, data_root=None)`` returns a ``FeatureDataset`` for
 
-- a directory with a ``dataset.yaml`` (formats.md, "Feature dataset directory"), or
+- a directory with a ``dataset.yaml`` (keys in the README), or
 - a built-in dataset, ``thumos14`` or ``anet``, read from the published CLIP-feature
   layout in ``data_root`` (``--data-root DIR``) or ``$PSFTR_DATA/<name>``.
 
@@ -19,6 +19,8 @@ Expected layout of a built-in data root (first match wins for each item)::
         (or Thumos14_info_8frame.json;          (or ActivityNet13_info.json; default:
          default: GAP's 8-frame info,            GAP's 16-frame info, shipped)
          shipped)
+      text_embeddings.npz        optional     text_embeddings.npz         optional
+        (class name -> [D]; replaces the CLIP text tower)
 
 Features are those of the published GAP CLIP (ViT-B/16) release or of ``psftr extract``.
 
@@ -44,8 +46,14 @@ Timing of feature ``i`` of a video (``snippet_times``), first rule that applies:
 
 and the result is clipped to ``[0, duration]``.
 
+Ground-truth instances (every dataset): those with end <= start and those that end
+before 0 s are dropped, a start before 0 s is clipped to 0
+(:func:`~psftr_core.segments.clip_to_video_start`); each kind dropped gets one warning
+with its count.
+
 Videos listed in the annotations without a feature file are skipped with one warning
 (``logging``, this module's logger); a dataset with no usable video is an InputError.
+A feature file with NaN or infinite values is an InputError naming it when it is loaded.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.errors import InputError
 from psftr_core.io.json_file import read_json_file
 from psftr_core.io.npy import read_npy_header
+from psftr_core.segments import clip_to_video_start
 
 if TYPE_CHECKING:  # numpy is imported where used, to keep `psftr --help` fast
     import numpy as np
@@ -272,7 +281,11 @@ class FeatureDataset:
         return self._feature_dim
 
     def load_features(self, video_id: str) -> np.ndarray:
-        """Features of one video, ``[T, D]`` float32 (memory-mapped read, then a copy)."""
+        """Features of one video, ``[T, D]`` float32 (memory-mapped read, then a copy).
+
+        InputError naming the file when it is unreadable, of the wrong shape or dtype, or
+        holds NaN or infinite values (they would poison a whole training run or detection).
+        """
         import numpy as np
 
         path = self.feature_path(video_id)
@@ -288,7 +301,16 @@ class FeatureDataset:
             raise InputError(
                 f"feature file {path} has D={array.shape[1]}, but the dataset's features have D={self.feature_dim}"
             )
-        return np.array(array, dtype=np.float32)
+        features = np.array(array, dtype=np.float32)
+        finite = np.isfinite(features)
+        if not finite.all():
+            bad = int(features.size - np.count_nonzero(finite))
+            row = int(np.flatnonzero(~finite.all(axis=1))[0])
+            raise InputError(
+                f"feature file {path} has {bad} NaN or infinite value{'s' if bad != 1 else ''} "
+                f"(first in feature {row}); re-extract it"
+            )
+        return features
 
     def snippet_times(self, video_id: str) -> np.ndarray:
         """Centre time in seconds of each feature, ``[T]`` float64 (rules in the module doc)."""
@@ -378,7 +400,8 @@ def _parse_annotations(
         raise InputError(f"annotations {path} must be an object with a 'database' mapping video ids to videos")
     known = set(classes)
     parsed: dict[str, tuple[str, dict, list[Annotation]]] = {}
-    counts: dict[str, Any] = {"total": 0, "missing": 0, "unknown": Counter(), "empty": 0}
+    counts: dict[str, Any] = {"total": 0, "missing": 0, "unknown": Counter(), "empty": 0, "before_zero": 0,
+                              "clipped": 0}
     for key in sorted(data["database"]):
         entry = data["database"][key]
         if not isinstance(entry, dict) or not isinstance(entry.get("subset"), str):
@@ -408,7 +431,7 @@ def _feature_id(key: str, rules: _Rules, feature_ids: set[str]) -> str:
 def _video_annotations(
     entry: dict, key: str, path: Path, known: set[str], rules: _Rules, counts: dict[str, Any]
 ) -> list[Annotation]:
-    """The instances of one video that the rules keep; ``counts`` the unknown and empty ones."""
+    """The instances of one video that the rules keep; ``counts`` those dropped or clipped."""
     fps = _number(entry.get("fps"))
     raw = entry.get("annotations", [])
     if not isinstance(raw, list):
@@ -434,10 +457,17 @@ def _video_annotations(
         if label not in known:
             counts["unknown"][label] += 1
             continue
-        length = end - start
-        if length <= 0:
+        if end - start <= 0:
             counts["empty"] += 1
             continue
+        in_video = clip_to_video_start(start, end)
+        if in_video is None:
+            counts["before_zero"] += 1
+            continue
+        if in_video[0] != start:
+            counts["clipped"] += 1
+        start, end = in_video
+        length = end - start
         if rules.min_instance_seconds is not None and length <= rules.min_instance_seconds:
             continue
         if rules.min_instance_frames is not None and fps and length <= rules.min_instance_frames / fps:
@@ -528,7 +558,15 @@ def _usable_videos(
         )
     if counts["empty"]:
         log.warning(f"dataset {name}: dropped {counts['empty']} instances with end <= start")
+    if counts["before_zero"]:
+        log.warning(f"dataset {name}: dropped {_instances(counts['before_zero'])} ending before 0 s")
+    if counts["clipped"]:
+        log.info(f"dataset {name}: clipped the start of {_instances(counts['clipped'])} to 0 s")
     return parsed
+
+
+def _instances(count: int) -> str:
+    return f"{count} instance" if count == 1 else f"{count} instances"
 
 
 @dataclass
@@ -858,7 +896,8 @@ def _load_builtin(spec: _BuiltinSpec, data_root: str | os.PathLike | None) -> Fe
         rules=spec.rules,
         feature_fps=None,
         prompt=DEFAULT_PROMPT,
-        text_embeddings_path=None,
+        # precomputed class text (`psftr text-embeddings`): no CLIP weights needed
+        text_embeddings_path=root / "text_embeddings.npz" if (root / "text_embeddings.npz").is_file() else None,
         split_table=SplitTable.standard(spec.split_key),
     )
 

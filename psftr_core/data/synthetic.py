@@ -38,6 +38,25 @@ of the prototypes make it imperfect; a model that learns the shared map, actionn
 Test videos hold 2-3 classes each, so they also contain seen-class actions (in the
 ground truth; zero-shot evaluation scores only the unseen classes).
 
+Transfer (``transfer`` = tau in [0, 1]) sets what a classifier learned on seen classes can
+know about unseen ones:
+
+- tau = 0 (the geometry above): ``eta_k`` is unrelated to anything, and the text
+  offsets ``o_k`` are mutually orthogonal, so a visual->text map fitted on seen classes
+  knows nothing about the class-specific part of an unseen class (at most its group);
+  the raw frame-text cosine, through ``rho·M s_k``, is the better classifier.
+- tau = 1: the text semantics of every class lie in one shared space of
+  ``max(2, min(K // 3, D // 4))`` dimensions (latent vectors grouped like the texts),
+  which the seen classes of a split span, and every prototype is one fixed linear map
+  of its class's semantics onto directions orthogonal to every text, plus small noise
+  (``TRANSFER_NOISE``); rho = 0. Raw cosine carries no class information, a map
+  learned on seen classes transfers to unseen ones.
+- In between: ``s_k = norm(sqrt(1 - tau)·s_k⁰ + sqrt(tau)·latent_k)``,
+  ``eta_k = norm(sqrt(1 - tau)·eta_k⁰ + sqrt(tau)·mapped_k)`` and
+  ``rho = proto_alignment·(1 - tau)²``. The new directions come from a random stream of
+  their own, so everything else (videos, instances, noise) is the same for every tau,
+  and tau = 0 gives the files of generator version 1 byte for byte.
+
 Everything derives from ``seed``: the same config gives byte-identical files.
 """
 
@@ -56,6 +75,10 @@ from psftr_core.errors import InputError
 from psftr_core.io.atomic import save_npy, write_bytes, write_json, write_text
 
 GENERATOR_VERSION = 1
+TRANSFER_NOISE = 0.25  # at transfer 1: weight of the unpredictable part of a prototype (vs 1 predicted)
+# Keys added after version 1, with the value that reproduces version 1: synthetic_config.json
+# records them only when they differ, so default data stay byte-identical to version 1.
+_LATER_KEYS = {"transfer": 0.0}
 
 
 @dataclass
@@ -112,6 +135,13 @@ class SyntheticConfig:
     #   along any one direction (e.g. a text) and hence the difficulty do not change with D
     noise_ar: float = 0.8  # AR(1) coefficient per feature step (~1.3 s correlation time)
     image_norm: float = 10.0
+    # --- what transfers from seen to unseen classes ("Transfer" in the module docstring) ---
+    # 0: raw frame-text cosine is the better classifier of unseen classes and a
+    # visual->text map learned on seen classes does not transfer; 1: every prototype is a
+    # shared linear map (far from the identity) of its text semantics plus small noise,
+    # raw cosine is near chance and a map learned on seen classes transfers. In between:
+    # interpolated. 0 reproduces generator version 1 byte for byte.
+    transfer: float = 0.0
 
     # --- splits ---
     num_splits: int = 10  # per ratio, in splits.json
@@ -152,7 +182,7 @@ class SyntheticConfig:
         if not 0 <= self.noise_ar < 1:
             raise ValueError("noise_ar must be in [0, 1)")
         for name in ("text_common", "gap_cos", "proto_alignment", "background_class_likeness",
-                     "scene_class_likeness"):
+                     "scene_class_likeness", "transfer"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
         if self.num_background_types < 1 or self.noise_reference_dim < 1 or self.num_splits < 1:
@@ -238,6 +268,9 @@ def _build_world(cfg: SyntheticConfig) -> _World:
     mu_v = cfg.gap_cos * mu_t + np.sqrt(1 - cfg.gap_cos**2) * ortho  # at angle acos(gap_cos) from mu_T
 
     semantics = _unit(cfg.text_group * centroids[groups] + cfg.text_class * offsets)
+    rho = cfg.proto_alignment
+    if cfg.transfer > 0:  # at 0 nothing below is drawn, so version-1 data stay byte-identical
+        semantics, rho, class_specific = _transfer_parts(cfg, groups, dirs, semantics, class_specific)
     a_t = cfg.text_common
     text_unit = _unit(a_t * mu_t + np.sqrt(1 - a_t**2) * semantics)
     text_scale = cfg.text_norm * (1 + 0.03 * rng.standard_normal((K, 1)))
@@ -248,7 +281,6 @@ def _build_world(cfg: SyntheticConfig) -> _World:
     q = q * np.sign(np.diag(r))
     phi = np.deg2rad(cfg.map_rotation_deg)
     mapped = _unit(np.cos(phi) * semantics + np.sin(phi) * semantics @ q.T)
-    rho = cfg.proto_alignment
     prototypes = _unit(rho * mapped + np.sqrt(1 - rho**2) * class_specific)
 
     like = cfg.background_class_likeness
@@ -257,6 +289,37 @@ def _build_world(cfg: SyntheticConfig) -> _World:
     members = [[k for k in range(K) if groups[k] == g] for g in range(num_groups)]
     return _World(text=text, prototypes=prototypes, mu_v=mu_v, u_fg=u_fg,
                   backgrounds=backgrounds, group_members=members)
+
+
+def _transfer_parts(cfg: SyntheticConfig, groups: list[int], dirs: np.ndarray, semantics: np.ndarray,
+                    class_specific: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Text semantics [K, D], alignment rho and class-specific directions eta [K, D] at
+    ``cfg.transfer`` = tau > 0 (see "Transfer" in the module docstring).
+
+    Drawn from a random stream of their own, so the rest of the world is the same as at
+    tau = 0. ``dirs`` [n, D] are the shared directions, which the new ones avoid while D
+    allows.
+    """
+    tau = cfg.transfer
+    rng = np.random.default_rng([cfg.seed, 6])
+    K, D = semantics.shape
+    rank = max(2, min(cfg.num_classes // 3, D // 4))  # the seen classes of a split span it
+    raw = rng.standard_normal((D, 2 * rank))
+    if len(dirs) + 2 * rank <= D:
+        raw -= dirs.T @ (dirs @ raw)
+    q, r = np.linalg.qr(raw)
+    basis = (q * np.sign(np.diag(r))).T  # [2 rank, D] orthonormal
+    text_basis, visual_basis = basis[:rank], basis[rank:]
+    # Latent semantics in R^rank, grouped like the texts; every class lies in their span.
+    num_groups = max(groups) + 1
+    latent = _unit(cfg.text_group * _random_units(rng, num_groups, rank)[groups]
+                   + cfg.text_class * _random_units(rng, K, rank))
+    semantics = _unit(np.sqrt(1 - tau) * semantics + np.sqrt(tau) * latent @ text_basis)
+    # The shared map: text semantics -> visual directions orthogonal to every text.
+    text_to_visual = text_basis.T @ visual_basis  # [D, D]
+    predicted = _unit(_unit(semantics @ text_to_visual) + TRANSFER_NOISE * _random_units(rng, K, D))
+    class_specific = _unit(np.sqrt(1 - tau) * class_specific + np.sqrt(tau) * predicted)
+    return semantics, cfg.proto_alignment * (1 - tau) ** 2, class_specific
 
 
 def _place_instances(rng: np.random.Generator, duration: float, cfg: SyntheticConfig,
@@ -477,8 +540,8 @@ def generate_dataset(out_dir: str | Path, cfg: SyntheticConfig | None = None) ->
     write_bytes(out / "text_embeddings.npz",
                 _npz_bytes({name: world.text[k].astype(np.float32) for k, name in enumerate(names)}))
     write_json(out / "splits.json", make_splits(cfg))
-    write_json(out / "synthetic_config.json",
-               {"generator_version": GENERATOR_VERSION, "config": dataclasses.asdict(cfg)})
+    recorded = {k: v for k, v in dataclasses.asdict(cfg).items() if not (k in _LATER_KEYS and v == _LATER_KEYS[k])}
+    write_json(out / "synthetic_config.json", {"generator_version": GENERATOR_VERSION, "config": recorded})
     write_text(out / "dataset.yaml", _dataset_yaml(cfg))
     return out
 

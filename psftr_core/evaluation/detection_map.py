@@ -36,6 +36,7 @@ predictions that reach no threshold against any ground truth are skipped.
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import os
@@ -47,7 +48,9 @@ from typing import Any
 import numpy as np
 
 from psftr_core.errors import InputError
-from psftr_core.segments import tiou_matrix
+from psftr_core.segments import clip_to_video_start, tiou_matrix
+
+log = logging.getLogger(__name__)
 
 THUMOS_TIOUS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 ANET_TIOUS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
@@ -411,7 +414,9 @@ def load_ground_truth(path: str | os.PathLike, subset: str | None = None) -> dic
     Accepts the ActivityNet / THUMOS14 layout ``{"database": {video_id: {"subset": str,
     "annotations": [{"segment": [s, e], "label": str}]}}}`` (only videos of ``subset``
     when given) or a plain ``{video_id: [{"segment", "label"}]}`` mapping (no subsets).
-    Instances labelled ``Ambiguous`` are dropped; videos left without instances stay
+    Instances labelled ``Ambiguous`` are dropped, and so are those that end before 0 s
+    (one warning with the count; a start before 0 s is clipped to 0, the rule of
+    :func:`~psftr_core.segments.clip_to_video_start`); videos left without instances stay
     (predictions on them are false positives). Raises InputError on a bad file.
     """
     from psftr_core.io.json_file import read_json_file
@@ -449,6 +454,7 @@ def load_ground_truth(path: str | os.PathLike, subset: str | None = None) -> dic
         )
 
     ground_truth: dict[str, list[dict]] = {}
+    before_zero = 0
     for video, entries in records.items():
         kept = []
         for i, entry in enumerate(entries):
@@ -458,8 +464,15 @@ def load_ground_truth(path: str | os.PathLike, subset: str | None = None) -> dic
                 raise InputError(f"ground-truth file {path}: {err}") from None
             if label == AMBIGUOUS_LABEL:
                 continue
-            kept.append({"segment": [start, end], "label": label})
+            in_video = clip_to_video_start(start, end)
+            if in_video is None:
+                before_zero += 1
+                continue
+            kept.append({"segment": list(in_video), "label": label})
         ground_truth[video] = kept
+    if before_zero:
+        log.warning(f"ground-truth file {path}: dropped {before_zero} instance{'s' if before_zero != 1 else ''} "
+                    "ending before 0 s")
     if not any(ground_truth.values()):
         raise InputError(f"ground-truth file {path} has no annotated instances" + (
             f" in subset {subset!r}" if subset is not None else ""))

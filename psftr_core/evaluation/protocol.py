@@ -29,7 +29,9 @@ from psftr_core.errors import InputError
 from psftr_core.evaluation.detection_map import ANET_TIOUS, THUMOS_TIOUS, EvalResult, evaluate_detections
 from psftr_core.infer.localizer import localize
 from psftr_core.infer.predict import predict_dataset
+from psftr_core.features.text import TextTower
 from psftr_core.train.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
+from psftr_core.train.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
 from psftr_core.train.inputs import class_text, evaluation_windows
 
 SELECTIONS = ("last", "best")
@@ -112,19 +114,21 @@ def find_split_checkpoints(run_dir: str | os.PathLike, count: int, selection: st
 # ------------------------------------------------------------------ a model on one split
 
 
-def predict_split(model: Any, cfg: Any, dataset: Any, split: Any, feature_spec: dict, device: str,
+def predict_split(model: Any, cfg: Any, dataset: Any, split: Any, tower: TextTower | None, device: str,
                   text_cache_dir: Any = None, batch_size: int | None = None) -> dict[str, list[dict]]:
     """Detections of ``model`` on the evaluation videos of ``split`` (unseen-class vocabulary).
 
-    ``cfg`` (a ``PSFTRConfig``) gives the windowing, the inference settings, the prompt
-    and the default batch size. The model's train/eval mode is left as it was.
+    ``cfg`` (a ``PSFTRConfig``) gives the windowing, every inference setting
+    (``cfg.inference``, e.g. a checkpoint's calibrated choice with ``--set`` overrides),
+    the prompt and the default batch size; ``tower`` the CLIP text tower of the class names (None:
+    the dataset's table, else the features' CLIP). The model's train/eval mode is left
+    as it was.
     """
     windows = evaluation_windows(dataset, split, cfg.data)
-    text = class_text(dataset, split.unseen, feature_spec, cfg.data.prompt, text_cache_dir)
+    text = class_text(dataset, split.unseen, tower, cfg.data.prompt, text_cache_dir)
     was_training = model.training
-    predictions = predict_dataset(model, windows, text, topk=cfg.inference.topk, nms_iou=cfg.inference.nms_iou,
-                                  batch_size=batch_size or cfg.train.batch_size, device=device,
-                                  scoring=cfg.inference.scoring, nms_within_windows=cfg.inference.nms == "all")
+    predictions = predict_dataset(model, windows, text, batch_size=batch_size or cfg.train.batch_size, device=device,
+                                  inference=cfg.inference)
     model.train(was_training)
     return predictions
 
@@ -134,10 +138,10 @@ def score_split(dataset: Any, split: Any, predictions: dict, tious: Sequence[flo
     return evaluate_detections(dataset.ground_truth(split), predictions, tious=tious, classes=list(split.unseen))
 
 
-def evaluate_model(model: Any, cfg: Any, dataset: Any, split: Any, feature_spec: dict, device: str,
+def evaluate_model(model: Any, cfg: Any, dataset: Any, split: Any, tower: TextTower | None, device: str,
                    tious: Sequence[float], text_cache_dir: Any = None, batch_size: int | None = None) -> EvalResult:
     """:func:`predict_split` scored by :func:`score_split`."""
-    predictions = predict_split(model, cfg, dataset, split, feature_spec, device, text_cache_dir, batch_size)
+    predictions = predict_split(model, cfg, dataset, split, tower, device, text_cache_dir, batch_size)
     return score_split(dataset, split, predictions, tious)
 
 
@@ -155,6 +159,7 @@ class CheckpointEvaluation:
     split_index: int
     epoch: int | None
     selection: str = "last"
+    inference: Any = None  # the InferenceConfig used (checkpoints: its own, with --set overrides)
 
     @property
     def model(self) -> str:
@@ -223,27 +228,34 @@ def evaluate_checkpoint(
     text_cache_dir: Any = None,
     selection: str = "last",
     overrides: Sequence[str] = (),
+    clip: ClipRequest | None = None,
 ) -> CheckpointEvaluation:
     """Score a checkpoint on split ``ratio/split_index`` of ``dataset`` (a name/dir or a loaded dataset).
 
-    ``tious`` default to the thresholds of the checkpoint's preset. ``overrides``:
-    ``inference.KEY=VALUE`` settings that replace the checkpoint's (e.g.
-    ``inference.scoring=model`` for the paper's scoring); other sections are refused.
-    ``selection`` is only recorded in the result.
+    ``tious`` default to the thresholds of the checkpoint's preset. The inference
+    settings are the checkpoint's (for a calibrated run, those chosen on held-out seen
+    classes, ``psftr_core.train.calibration``); ``overrides``: ``inference.KEY=VALUE``
+    settings that replace them (e.g. ``inference.scoring=model`` for the paper's
+    scoring); other sections are refused.
+    ``selection`` is only recorded in the result. The unseen classes are encoded with
+    the text tower the checkpoint was trained with (``text_clip``; older checkpoints:
+    the features' CLIP); ``clip`` (the ``--clip-*`` flags) may point at a local copy of
+    its weights, and naming another model or other weights is an InputError.
     """
     dataset = _loaded(dataset)
     path = Path(checkpoint)
     ckpt = load_checkpoint(path)
     split = dataset.split(ratio, split_index)
     _refuse_trained_classes(ckpt, split, path)
-    spec = feature_spec_of(dataset)
-    check_feature_spec(ckpt, spec, f"dataset {dataset.name}")
+    check_feature_spec(ckpt, feature_spec_of(dataset), f"dataset {dataset.name}")
+    tower = checkpoint_text_tower(ckpt, clip, str(path)) or dataset_text_tower(dataset, clip)
+    tower = prepare_text_tower(dataset, tower)
     device = resolve_device(device)
     model, cfg = build_model(ckpt, device)
     cfg = _with_inference_overrides(cfg, overrides)
-    predictions = predict_split(model, cfg, dataset, split, spec, device, text_cache_dir, batch_size)
+    predictions = predict_split(model, cfg, dataset, split, tower, device, text_cache_dir, batch_size)
     result = score_split(dataset, split, predictions, tious or default_tious(ckpt.get("preset")))
-    return CheckpointEvaluation(result, predictions, path, split_index, int(ckpt["epoch"]), selection)
+    return CheckpointEvaluation(result, predictions, path, split_index, int(ckpt["epoch"]), selection, cfg.inference)
 
 
 def evaluate_baseline(
@@ -254,18 +266,21 @@ def evaluate_baseline(
     localizer: Any = None,
     prompt: str | None = None,
     text_cache_dir: Any = None,
+    clip: ClipRequest | None = None,
 ) -> CheckpointEvaluation:
     """Score the training-free localizer on split ``ratio/split_index`` of ``dataset``.
 
     The same protocol as :func:`evaluate_checkpoint`: evaluation videos of the split,
     vocabulary = its unseen classes, text from the dataset's embeddings file or the CLIP
-    text tower on ``prompt`` (default: the config's prompt). ``localizer`` is a
+    text tower (the features' CLIP, ``clip`` checked against it) on ``prompt``
+    (default: the config's prompt). ``localizer`` is a
     ``psftr_core.infer.localizer.LocalizerConfig`` (defaults when None). Nothing is trained.
     """
     dataset = _loaded(dataset)
     split = dataset.split(ratio, split_index)
     names = list(split.unseen)
-    text = class_text(dataset, names, feature_spec_of(dataset), prompt or DataConfig().prompt, text_cache_dir).numpy()
+    tower = prepare_text_tower(dataset, dataset_text_tower(dataset, clip))
+    text = class_text(dataset, names, tower, prompt or DataConfig().prompt, text_cache_dir).numpy()
     predictions = {
         video.video_id: localize(dataset.load_features(video.video_id), dataset.snippet_times(video.video_id),
                                  text, names, localizer, duration=video.duration)
@@ -280,7 +295,7 @@ def evaluate_all_splits(run_dir: str | os.PathLike, dataset: Any, ratio: str, se
     """:func:`evaluate_checkpoint` of ``RUN_DIR/split_K/last.pt`` (or ``best.pt``) on split K, for every K.
 
     ``settings``: the other keywords of :func:`evaluate_checkpoint` (``device``,
-    ``tious``, ``batch_size``, ``text_cache_dir``, ``overrides``). ``on_split(k, count)``
+    ``tious``, ``batch_size``, ``text_cache_dir``, ``overrides``, ``clip``). ``on_split(k, count)``
     is called before each split.
     """
     dataset = _loaded(dataset)

@@ -19,14 +19,18 @@ Layout (``root`` is ``--cache-dir``, default :func:`default_cache_dir`)::
                                                 #   duration, frame count, fps, source name)
 
 Entries are written atomically; an unreadable entry counts as a miss and is replaced.
-Text embeddings are cached next to it under ``root/text`` by
-``psftr_core.features.clip.encode_texts``. Deleting ``root`` is always safe.
+A cache folder that cannot be written (read-only, or a file) turns the cache off with one
+warning (``logging``); the run goes on without it. Text embeddings are cached next to it
+under ``root/text`` by ``psftr_core.features.clip.encode_texts``. Deleting ``root`` is
+always safe.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,10 +38,24 @@ from typing import Any
 
 import numpy as np
 
+from psftr_core.features.decoders import irregular_file_reason
 from psftr_core.io.atomic import atomic_open, write_json
+
+logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 _CHUNK = 1 << 20  # 1 MiB read from each end of the file
+_unusable_roots: set[str] = set()  # cache roots already warned about in this process
+
+
+def warn_unusable_cache(root: str | os.PathLike, err: OSError) -> None:
+    """Log once per process and cache root that it cannot be written; callers go on without it."""
+    key = os.path.abspath(root)
+    if key in _unusable_roots:
+        return
+    _unusable_roots.add(key)
+    reason = getattr(err, "strerror", None) or str(err)
+    logger.warning("the cache %s cannot be written (%s); continuing without it", root, reason)
 
 
 def default_cache_dir() -> Path:
@@ -56,9 +74,13 @@ def video_fingerprint(path: str | os.PathLike) -> str:
 
     Independent of the path and the modification time. Two files that differ only in
     the middle would collide; video containers put index data at both ends, so in
-    practice any re-encode or cut changes the first or last MiB.
+    practice any re-encode or cut changes the first or last MiB. OSError for anything
+    but a regular file (it is never opened).
     """
     path = Path(path)
+    reason = irregular_file_reason(path)
+    if reason is not None:  # reading a named pipe would block forever
+        raise OSError(errno.EINVAL, reason, str(path))
     size = path.stat().st_size
     digest = hashlib.sha256()
     digest.update(f"psftr-video-v1:{size}:".encode())
@@ -105,7 +127,11 @@ class CachedFeatures:
 
 
 class FeatureCache:
-    """Per-video feature store for one :class:`FeatureSpec` under ``root``."""
+    """Per-video feature store for one :class:`FeatureSpec` under ``root``.
+
+    ``usable`` turns False (with one warning) when the folder cannot be written; from
+    then on ``get`` misses and ``put`` does nothing.
+    """
 
     def __init__(self, root: str | os.PathLike | None, spec: FeatureSpec):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
@@ -113,6 +139,7 @@ class FeatureCache:
         self.folder = self.root / "features" / spec.key()
         self.hits = 0
         self.misses = 0
+        self.usable = True
 
     def entry_path(self, fingerprint: str) -> Path:
         return self.folder / fingerprint[:2] / f"{fingerprint}.npz"
@@ -120,7 +147,7 @@ class FeatureCache:
     def get(self, fingerprint: str) -> CachedFeatures | None:
         """The cached features, or None (missing or unreadable entry)."""
         path = self.entry_path(fingerprint)
-        if not path.is_file():
+        if not self.usable or not path.is_file():
             self.misses += 1
             return None
         try:
@@ -136,16 +163,23 @@ class FeatureCache:
         self.hits += 1
         return CachedFeatures(features, times, meta)
 
-    def put(self, fingerprint: str, features: np.ndarray, times: np.ndarray, meta: dict[str, Any]) -> Path:
-        """Store one video's features atomically; returns the entry path."""
+    def put(self, fingerprint: str, features: np.ndarray, times: np.ndarray, meta: dict[str, Any]) -> Path | None:
+        """Store one video's features atomically; returns the entry path (None: cache unusable)."""
         features = np.asarray(features, dtype=np.dtype(self.spec.dtype))
         times = np.asarray(times, dtype=np.float64).reshape(-1)
         if features.ndim != 2 or times.shape[0] != features.shape[0]:
             raise ValueError(f"features {features.shape} and times {times.shape} do not match")
-        spec_file = self.folder / "spec.json"
-        if not spec_file.is_file():
-            write_json(spec_file, self.spec.to_dict())
+        if not self.usable:
+            return None
         path = self.entry_path(fingerprint)
-        with atomic_open(path, "wb") as handle:
-            np.savez(handle, features=features, times=times, meta=np.array(json.dumps(meta, ensure_ascii=True)))
+        try:
+            spec_file = self.folder / "spec.json"
+            if not spec_file.is_file():
+                write_json(spec_file, self.spec.to_dict())
+            with atomic_open(path, "wb") as handle:
+                np.savez(handle, features=features, times=times, meta=np.array(json.dumps(meta, ensure_ascii=True)))
+        except OSError as err:  # read-only, a file in the way, disk full: go on without the cache
+            self.usable = False
+            warn_unusable_cache(self.root, err)
+            return None
         return path

@@ -27,6 +27,7 @@ import numpy as np
 from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT
 from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PsftrError, error_text
+from psftr_core.features.cache import warn_unusable_cache
 from psftr_core.features.clip_weights import WeightsSource, identify_weights, locate_tag_weights
 from psftr_core.io.atomic import save_npy
 from psftr_core.io.json_file import read_json_file
@@ -193,64 +194,16 @@ def _make_handle(
     )
 
 
-def encode_images(handle: ClipHandle, images: "Any") -> "Any":
-    """Image features of preprocessed images. images: [N, 3, H, W] -> FloatTensor [N, D] (cpu)."""
+def encode_images(handle: ClipHandle, images: "Any", half: bool = False) -> "Any":
+    """Image features of preprocessed images. images: [N, 3, H, W] -> FloatTensor [N, D] (cpu).
+
+    ``half``: run the tower under CUDA autocast in float16 (mixed precision).
+    """
     import torch
 
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
         feats = handle.model.encode_image(images.to(handle.device, non_blocking=True))
     return feats.float().cpu()
-
-
-class FramePreprocess:
-    """The model's own transform, split so that batches of frames can be prepared cheaply.
-
-    open_clip's inference transform is ``Compose([Resize, CenterCrop, MaybeConvertMode,
-    MaybeToTensor, Normalize])``. ``to_uint8`` runs the PIL steps before ``ToTensor``
-    on each frame (uint8 [N, h, w, 3] out, no torch ops, so a decoding thread does not
-    compete with the model's threads); ``to_model_input`` does ``ToTensor`` for a whole
-    batch (HWC uint8 -> CHW float / 255, the same arithmetic) and then applies the
-    transform's remaining steps (``Normalize``) to the batch. The result equals the
-    per-frame PIL transform exactly. A transform of another shape falls back to running
-    the whole transform per frame.
-    """
-
-    def __init__(self, preprocess: Callable) -> None:
-        from torchvision.transforms import Compose, ToTensor
-
-        self.preprocess = preprocess
-        steps = list(getattr(preprocess, "transforms", []))
-        split = next((i for i, t in enumerate(steps) if isinstance(t, ToTensor)), None)
-        self.batched = split is not None
-        self.pil_steps = Compose(steps[:split]) if self.batched else None
-        self.tensor_steps = steps[split + 1 :] if self.batched else []
-
-    def to_uint8(self, frames: np.ndarray) -> "Any":
-        """frames uint8 [N, H, W, 3] RGB -> uint8 [N, h, w, 3] (or float [N, 3, h, w] in fallback)."""
-        import torch
-        from PIL import Image
-
-        if not self.batched:
-            return torch.stack([self.preprocess(Image.fromarray(frame)) for frame in frames])
-        return np.stack([np.asarray(self.pil_steps(Image.fromarray(frame)), dtype=np.uint8) for frame in frames])
-
-    def to_model_input(self, prepared: "Any", device: "Any" = None) -> "Any":
-        """Output of ``to_uint8`` -> float [N, 3, h, w] on ``device``, ready for ``encode_image``.
-
-        On a GPU the uint8 frames are moved first (4x less to copy) and converted there.
-        """
-        import torch
-
-        if not self.batched:
-            return prepared if device is None else prepared.to(device)
-        batch = torch.from_numpy(prepared)
-        if device is not None:
-            batch = batch.to(device)
-        batch = batch.permute(0, 3, 1, 2).contiguous()
-        batch = batch.to(dtype=torch.get_default_dtype()).div(255)
-        for step in self.tensor_steps:
-            batch = step(batch)
-        return batch
 
 
 def quantize_image_tower(handle: ClipHandle) -> None:
@@ -285,7 +238,8 @@ def encode_texts(
     Not L2-normalised (like the stored image features). With ``cache_dir`` each
     embedding is stored as ``<cache_dir>/text/<key>.npy`` where key hashes model id,
     weights id, prompt and class name; written atomically, so concurrent processes
-    can share the cache. Random weights (``weights_id == "random"``) are never cached.
+    can share the cache. Random weights (``weights_id == "random"``) are never cached;
+    a cache folder that cannot be written is skipped with one warning.
     """
     import torch
 
@@ -313,7 +267,11 @@ def encode_texts(
         for row, i in enumerate(chunk):
             out[i] = feats[row]
             if cache_root is not None:
-                save_npy(cache_root / f"{_text_key(handle, prompt, names[i])}.npy", feats[row].copy())
+                try:
+                    save_npy(cache_root / f"{_text_key(handle, prompt, names[i])}.npy", feats[row].copy())
+                except OSError as err:  # an unusable cache folder: go on without it
+                    warn_unusable_cache(cache_dir, err)
+                    cache_root = None
     return out
 
 

@@ -8,8 +8,10 @@
   their original TorchScript file; a local file with ``openai`` in its path, such as
   the hub's converted ``timm/vit_base_patch16_clip_224.openai``, when the model has an
   ``openai`` tag) and marks them so that ``load_clip`` builds the QuickGELU variant.
-* Without network, open_clip retries downloads for ~45 s. ``locate_tag_weights`` looks
-  in the local caches first and fails at once with a message when the weights cannot be had.
+* ``locate_tag_weights`` looks in the local caches first (no network touched); a download
+  goes through the hub client, which honours HF_HUB_OFFLINE, proxy settings
+  (``HTTPS_PROXY``, ...) and its own timeouts and retries; its failure becomes one line
+  saying how to provide the weights.
 
 open_clip and huggingface_hub are imported inside functions (slow imports).
 """
@@ -18,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,25 +142,45 @@ def official_tag_for_hash(architecture: str, sha256: str) -> str | None:
 
 
 def _find_or_fail_tag_weights(architecture: str, tag: str, tag_cfg: dict) -> str:
-    """Local file holding the tag's weights, downloaded if need be; else fail fast.
+    """Local file holding the tag's weights, downloaded if need be; else an InputError.
 
-    Returns the cached file when present (no network touched at all). Otherwise the
-    download only goes ahead when the hub is not in offline mode and its host answers
-    within a few seconds.
+    Returns the cached file when present (no network touched at all). Otherwise hub
+    weights are downloaded with ``hf_hub_download`` (offline mode, proxies, timeouts and
+    retries are the hub client's own); other tags with open_clip's downloader.
     """
     cached = cached_tag_file(tag_cfg)
     if cached is not None:
         return cached
-    host = "huggingface.co" if tag_cfg.get("hf_hub") else _url_host(tag_cfg.get("url", ""))
     how = (
         f"download them once with network access (they are cached under {hf_cache_dir()}), "
         "or pass a local weights file with --clip-pretrained PATH (.pt/.bin/.safetensors)"
     )
-    if hub_offline() and tag_cfg.get("hf_hub"):
-        raise InputError(f"CLIP weights {architecture}/{tag} are not cached and HF_HUB_OFFLINE is set; {how}")
-    if not host or not host_reachable(host):
-        raise InputError(f"CLIP weights {architecture}/{tag} are not cached and {host or 'the server'} cannot be reached; {how}")
+    if tag_cfg.get("hf_hub"):
+        if hub_offline():
+            raise InputError(f"CLIP weights {architecture}/{tag} are not cached and HF_HUB_OFFLINE is set; {how}")
+        return _download_from_hub(f"{architecture}/{tag}", tag_cfg["hf_hub"], how)
     return _download_tag(architecture, tag, tag_cfg)
+
+
+def _download_from_hub(name: str, hf_hub: str, how: str) -> str:
+    """The first of the repo's candidate weights files that the hub serves (now cached)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    repo_id, filename = _split_hub(hf_hub)
+    for candidate in hub_filenames(filename):
+        try:
+            return str(hf_hub_download(repo_id, candidate, cache_dir=hf_cache_dir()))
+        except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
+            # Not cached and the hub did not answer (after the client's own retries); the
+            # cause says why, e.g. "[Errno 111] Connection refused" from a proxy.
+            reason = error_text(err.__cause__ or err, limit=160)
+            raise InputError(f"CLIP weights {name} are not cached and the hub cannot be reached ({reason}); {how}") from None
+        except EntryNotFoundError:
+            continue  # the repo has no file of this name: try the next
+        except Exception as err:  # HTTP errors (gated, missing repo, server): one line
+            raise PsftrError(f"downloading CLIP weights {name} failed: {error_text(err)}") from None
+    raise PsftrError(f"no weights file ({', '.join(hub_filenames(filename))}) in the hub repo {repo_id} of {name}")
 
 
 def _download_tag(architecture: str, tag: str, tag_cfg: dict) -> str:
@@ -185,10 +205,7 @@ def cached_tag_file(tag_cfg: dict) -> str | None:
             try_to_load_from_cache = None
         if try_to_load_from_cache is not None:
             repo_id, filename = _split_hub(hf_hub)
-            candidates = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-            if filename and filename.endswith((".bin", ".pth")):
-                candidates.insert(0, filename[:-4] + ".safetensors")
-            for name in candidates:
+            for name in hub_filenames(filename):
                 found = try_to_load_from_cache(repo_id, name, cache_dir=hf_cache_dir())
                 if isinstance(found, str) and os.path.isfile(found):
                     return found
@@ -198,6 +215,15 @@ def cached_tag_file(tag_cfg: dict) -> str | None:
         if legacy.is_file():
             return str(legacy)
     return None
+
+
+def hub_filenames(filename: str) -> list[str]:
+    """Weights files to look for in a hub repo, preferred first (safetensors before pickles)."""
+    if not filename:
+        return ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    if filename.endswith((".bin", ".pth")):
+        return [filename[:-4] + ".safetensors", filename]
+    return [filename]
 
 
 def _split_hub(hf_hub: str) -> tuple[str, str]:
@@ -226,26 +252,3 @@ def hub_offline() -> bool:
         return bool(getattr(constants, "HF_HUB_OFFLINE", False))
     except ImportError:
         return False
-
-
-def _url_host(url: str) -> str:
-    from urllib.parse import urlparse
-
-    return urlparse(url).hostname or ""
-
-
-def host_reachable(host: str, timeout: float = 3.0) -> bool:
-    """TCP connect to host:443 within ``timeout`` (DNS included, via a helper thread)."""
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((host, 443), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])

@@ -7,6 +7,18 @@ video's files as it finishes, then the merged dataset files
 (``psftr_core.features.feature_folder``, which also describes the folder). An
 interrupted run keeps every finished video; running it again resumes.
 
+Settings: everything that changes the numbers of a feature file (``settings_record``:
+CLIP architecture and config, weights, preprocessing, sampling, dtype, quantization) is
+hashed into every video's record. One folder holds features made one way: a run whose
+settings differ from those of videos it does not cover is refused before anything is
+written (``InputError`` naming them); videos it covers are redone. How the features were
+computed (decoder, float16 autocast, preprocessing implementation) is recorded, not
+compared: the results agree to within decoding and rounding noise.
+
+A re-run with nothing to do does not load the model: each record also keeps a hash of
+the request (the flags and the weights file's size and time), and when every selected
+video is complete under the same request the run stops there.
+
 Nothing is printed: progress and notes go to an ``ExtractListener``; per-video failures
 are collected in the returned ``ExtractSummary``.
 """
@@ -16,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
 import time
@@ -28,12 +41,16 @@ from psftr_core.errors import InputError, PartialFailure, PsftrError
 from psftr_core.features.clip import ClipHandle, load_clip
 from psftr_core.features.feature_folder import (
     make_folders,
+    published_ids,
+    read_records,
     rebuild_dataset_files,
     video_state,
     write_video_files,
 )
-from psftr_core.features.pipeline import EncodedVideo, FeatureEncoder, FrameDecoder, encode_videos
+from psftr_core.features.pipeline import EncodedVideo, PipelineOptions, encode_videos
+from psftr_core.features.preprocess import FramePreprocess
 from psftr_core.features.video import VideoInput, assign_video_ids, collect_videos, parse_shard, shard_videos
+from psftr_core.io.paths import prepare_output_dir
 
 FORMAT_VERSION = 1
 DTYPES = ("float16", "float32")
@@ -41,7 +58,7 @@ DTYPES = ("float16", "float32")
 
 @dataclass
 class ExtractOptions:
-    """Settings of one run (the ``psftr extract`` flags)."""
+    """Settings of one run (the ``psftr extract`` flags; the pipeline's are ``PipelineOptions``')."""
 
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED
@@ -53,26 +70,28 @@ class ExtractOptions:
     device: str = "auto"
     quantize: str | None = None  # None or "int8"
     shard: str | None = None  # "I/N"; None -> RANK/WORLD_SIZE or 0/1
-    prefetch: int = 3  # decoded chunks waiting for the model (bounds memory)
-    decode_threads: int = 1
+    decoder: str = "auto"  # auto | decord | pyav
+    decode_workers: int = 0  # videos decoded at once; 0: 1 on CPU, more with a GPU
+    decode_threads: int = 0  # codec threads per video; 0: auto
+    prefetch: int = 3  # decoded chunks waiting for the model, per worker (bounds memory)
+    precision: str = "auto"  # auto | float32 | float16 (CUDA autocast)
+    preprocess: str = "batched"  # batched (torch) | pil (open_clip's PIL steps, bit-identical)
+
+    def pipeline(self) -> PipelineOptions:
+        return PipelineOptions(
+            stride=self.stride, fps=self.fps, batch_size=self.batch_size, decoder=self.decoder,
+            decode_workers=self.decode_workers, decode_threads=self.decode_threads, prefetch=self.prefetch,
+            precision=self.precision, quantize=self.quantize, preprocess=self.preprocess,
+        )
 
     def validate(self) -> None:
-        if self.fps is not None:
-            self.stride = None
-        if self.stride is None and self.fps is None:
-            raise InputError("give --stride FRAMES or --fps F")
-        if self.stride is not None and self.stride < 1:
-            raise InputError(f"--stride must be at least 1, got {self.stride}")
-        if self.fps is not None and not self.fps > 0:
-            raise InputError(f"--fps must be positive, got {self.fps}")
+        pipeline = self.pipeline()
+        pipeline.validate()
+        self.stride, self.quantize = pipeline.stride, pipeline.quantize
         if self.dtype not in DTYPES:
             raise InputError(f"--dtype must be float16 or float32, got {self.dtype!r}")
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.quantize not in (None, "none", "int8"):
-            raise InputError(f"--quantize must be int8, got {self.quantize!r}")
-        if self.quantize == "none":
-            self.quantize = None
+        if self.device == "cpu":
+            pipeline.for_device("cpu")  # --precision float16 on CPU: say so before loading the model
 
     @property
     def sampling(self) -> dict:
@@ -169,43 +188,64 @@ def extract_features(
 ) -> ExtractSummary:
     """Extract features for every video in ``inputs`` into ``output_dir``.
 
-    Missing inputs -> InputError before anything is written. Per-video failures are
+    Missing inputs, or videos in ``output_dir`` made with other settings that this run
+    does not cover -> InputError before anything is written. Per-video failures are
     collected in the summary (see ``ExtractSummary.raise_for_failures``). A given
     ``handle`` is used instead of loading ``options``' model (it is not modified).
     """
     options = dataclasses.replace(options or ExtractOptions())
     options.validate()
     listener = listener or ExtractListener()
-    out = Path(output_dir)
+    out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise InputError(f"--output {out} exists and is not a folder")
-    videos, notes, shard = _select_videos(inputs, out, options, listener)
+    videos, everything, notes, shard = _select_videos(inputs, out, options, listener)
+    summary = ExtractSummary(output_dir=out, notes=notes, shard=shard)
 
+    request_hash = _sha256_json(request_record(options)) if handle is None else None
+    if request_hash is not None and _all_complete(out, videos, request_hash):
+        summary.results = [VideoResult(v.video_id, str(v.path), "skipped") for v in videos]
+        return summary  # nothing to do: the model is not even loaded
+
+    prepare_output_dir(out, "--output")  # a folder we cannot write in: exit 2 before the model loads
     owns_handle = handle is None
     if handle is None:
         handle = load_clip(options.clip_model, options.clip_pretrained, options.clip_config, options.device)
-    if options.quantize and handle.device.type != "cpu":
-        raise InputError("--quantize int8 runs on CPU only; add --device cpu")
+    pipeline = options.pipeline().for_device(handle.device)  # InputError for int8 on GPU, fp16 on CPU
     settings = settings_record(handle, options)
     settings_hash = _sha256_json(settings)
+    _refuse_mixed_settings(out, everything, settings, settings_hash)
     make_folders(out)
 
-    summary = ExtractSummary(output_dir=out, notes=notes, shard=shard)
     todo, redo = _resume(out, videos, settings_hash, summary)
-    encoder = FeatureEncoder(handle, options.quantize, in_place=owns_handle, on_quantized=listener.quantized)
+    drift: dict[str, dict] = {}
+
+    def quantized(report: dict) -> None:
+        drift["drift"] = report
+        listener.quantized(report)
+
+    provenance = {
+        "settings_sha256": settings_hash,
+        "request_sha256": request_hash,
+        "settings": settings,
+        "precision": pipeline.precision,
+        "preprocess": FramePreprocess(handle.preprocess, pipeline.preprocess).describe(),
+    }
     start = time.perf_counter()
     try:
-        for result in _extract(todo, out, options, encoder, settings_hash, listener):
+        outcomes = encode_videos(todo, handle, pipeline, on_progress=listener.video_progress,
+                                 on_quantized=quantized, quantize_in_place=owns_handle) if todo else iter(())
+        for result in _write_outcomes(outcomes, len(todo), out, options, provenance, listener):
             result.redone = result.video_id in redo
             summary.results.append(result)
     except BaseException:
         # Ctrl-C or a crash: finished videos are complete on disk; publish them.
         with contextlib.suppress(Exception):
-            rebuild_dataset_files(out, settings, settings_hash, handle, options, encoder.drift)
+            rebuild_dataset_files(out, settings, settings_hash, handle, options, pipeline, drift.get("drift"))
         raise
     summary.elapsed = time.perf_counter() - start
-    summary.quantize_drift = encoder.drift
-    rebuild_dataset_files(out, settings, settings_hash, handle, options, encoder.drift)
+    summary.quantize_drift = drift.get("drift")
+    rebuild_dataset_files(out, settings, settings_hash, handle, options, pipeline, drift.get("drift"))
     summary.results.sort(key=lambda r: r.video_id)
     return summary
 
@@ -224,10 +264,98 @@ def settings_record(handle: ClipHandle, options: ExtractOptions) -> dict:
     }
 
 
+def request_record(options: ExtractOptions) -> dict:
+    """What the user asked for, known without loading the model (hashed for the no-op re-run).
+
+    Weights and config files are named by path, size and modification time (hashing a
+    weights file would cost seconds); the open_clip version stands for its model configs.
+    """
+    return {
+        "format": FORMAT_VERSION,
+        "clip_model": options.clip_model,
+        "clip_pretrained": _file_identity(options.clip_pretrained),
+        "clip_config": _file_identity(options.clip_config),
+        "sampling": options.sampling,
+        "dtype": options.dtype,
+        "quantize": options.quantize,
+        "open_clip": _package_version("open_clip_torch"),
+    }
+
+
+def _file_identity(value: str | None) -> Any:
+    if value is None or not os.path.isfile(value):
+        return value
+    info = os.stat(value)
+    return {"path": os.path.abspath(value), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _all_complete(out: Path, videos: Sequence[VideoInput], request_hash: str) -> bool:
+    """Every video is complete under this request and listed in the folder's feature_info.json."""
+    if not out.is_dir():
+        return False
+    listed = published_ids(out)
+    return all(
+        video.video_id in listed and video_state(out, video, {"request_sha256": request_hash}) == "complete"
+        for video in videos
+    )
+
+
+def _refuse_mixed_settings(out: Path, covered: Sequence[VideoInput], settings: dict, settings_hash: str) -> None:
+    """InputError when ``out`` holds videos made with other settings that this run does not redo."""
+    covered_ids = {video.video_id for video in covered}
+    others = {
+        vid: record for vid, record in read_records(out).items()
+        if vid not in covered_ids and record.get("settings_sha256") != settings_hash
+    }
+    if not others:
+        return
+    names = sorted(others)
+    listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    differences = _differences(next(iter(others.values())).get("settings"), settings)
+    raise InputError(
+        f"{out} holds {len(names)} video(s) extracted with other settings ({listed}; {differences}); "
+        "a folder holds features made one way, so these would drop out of it: extract into another --output "
+        "folder, use the folder's settings, or include those videos to re-extract them too"
+    )
+
+
+_SETTING_NAMES = {
+    "architecture": "CLIP model", "config_sha256": "CLIP config", "weights_id": "weights",
+    "preprocess": "preprocessing", "sampling": "sampling", "dtype": "--dtype", "quantize": "--quantize",
+    "format": "format",
+}
+
+
+def _differences(old: Any, new: dict) -> str:
+    """'--dtype float16 there, float32 now' for the settings that differ."""
+    if not isinstance(old, dict):
+        return "written by another psftr version"
+    parts = []
+    for key, label in _SETTING_NAMES.items():
+        if old.get(key) != new.get(key):
+            parts.append(f"{label} {_setting_text(old.get(key))} there, {_setting_text(new.get(key))} now")
+    return "; ".join(parts) or "other settings"
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, dict) and ("stride" in value or "fps" in value):
+        return f"stride {value['stride']}" if "stride" in value else f"fps {value['fps']:g}"
+    if isinstance(value, str) and len(value) > 24:
+        return value[:20] + "..."
+    return "none" if value is None else str(value)
+
+
 def _select_videos(
     inputs: Sequence[str], out: Path, options: ExtractOptions, listener: ExtractListener
-) -> tuple[list[VideoInput], list[str], tuple[int, int]]:
-    """This shard's videos (with their ids), the notes on skipped files, and the shard."""
+) -> tuple[list[VideoInput], list[VideoInput], list[str], tuple[int, int]]:
+    """This shard's videos and all of them (with their ids), the notes on skipped files, the shard."""
     paths, notes = collect_videos(inputs, exclude=[out])
     listener.inputs_collected(notes)
     if not paths:
@@ -236,7 +364,7 @@ def _select_videos(
     shard = parse_shard(options.shard)
     mine = shard_videos(videos, *shard)
     listener.shard_selected(shard, len(mine), len(videos))
-    return mine, notes, shard
+    return mine, videos, notes, shard
 
 
 def _resume(
@@ -249,7 +377,7 @@ def _resume(
     todo: list[VideoInput] = []
     redo: set[str] = set()
     for video in videos:
-        state = video_state(out, video, settings_hash)
+        state = video_state(out, video, {"settings_sha256": settings_hash})
         if state == "complete":
             summary.results.append(VideoResult(video.video_id, str(video.path), "skipped"))
             continue
@@ -259,33 +387,25 @@ def _resume(
     return todo, redo
 
 
-def _extract(
-    videos: Sequence[VideoInput],
+def _write_outcomes(
+    outcomes: Iterator[Any],
+    count: int,
     out: Path,
     options: ExtractOptions,
-    encoder: FeatureEncoder,
-    settings_hash: str,
+    provenance: dict,
     listener: ExtractListener,
 ) -> Iterator[VideoResult]:
-    """Decode, encode and write ``videos``; yields a VideoResult per video as it finishes."""
-    if not videos:
+    """Write each encoded video's files; yields a VideoResult per video as it finishes."""
+    if not count:
         return
-    listener.run_started(len(videos))
-    decoder = FrameDecoder(
-        videos,
-        encoder.frame_preprocess,
-        stride=options.stride,
-        fps=options.fps,
-        chunk=options.batch_size,
-        prefetch=options.prefetch,
-        threads=options.decode_threads,
-    )
-    with contextlib.closing(encode_videos(decoder, encoder, listener.video_progress)) as outcomes:
+    listener.run_started(count)
+    with contextlib.closing(outcomes):
         for outcome in outcomes:
             video = outcome.video
             if isinstance(outcome, EncodedVideo):
+                record = {**provenance, "decoder": outcome.decoder, "note": outcome.note}
                 write_video_files(out, video, outcome.plan, outcome.features, dtype=options.dtype,
-                                  settings_hash=settings_hash, seconds=outcome.seconds)
+                                  seconds=outcome.seconds, provenance=record)
                 result = VideoResult(video.video_id, str(video.path), "done", outcome.encoded, outcome.seconds)
             else:
                 result = VideoResult(video.video_id, str(video.path), "failed", 0, outcome.seconds, outcome.error)

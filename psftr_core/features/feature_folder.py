@@ -14,8 +14,9 @@ Folder (``OUT``)::
     dataset.yaml           makes the folder a dataset (formats.md)
 
 Every file is written atomically. ``info/<id>.json`` carries the hash of the settings
-that determine the features: a video is complete when its record has the current hash
-and its arrays have the recorded shapes. Several processes may write into one folder:
+that determine the features (and the settings themselves, the request hash, the decoder
+used): a video is complete when its record has the current hash and its arrays have the
+recorded shapes. Several processes may write into one folder:
 each writes only its own videos' files, and the merged files are rebuilt from all
 ``info/*.json`` records under a lock (the last process to finish sees every record). A
 ``dataset.yaml`` or ``annotations.json`` that was not written by ``psftr extract`` is
@@ -34,13 +35,15 @@ import numpy as np
 from psftr_core import __version__
 from psftr_core.errors import InputError
 from psftr_core.features.clip import ClipHandle
-from psftr_core.features.video import SamplePlan, VideoInput
+from psftr_core.features.sampling import SamplePlan
+from psftr_core.features.video import VideoInput
 from psftr_core.io.atomic import save_npy, write_json, write_text
 from psftr_core.io.json_file import read_json_file
 from psftr_core.io.npy import read_npy_header
 
 if TYPE_CHECKING:
     from psftr_core.features.extract import ExtractOptions
+    from psftr_core.features.pipeline import PipelineOptions
 
 GENERATED_BY = "psftr extract"
 DATASET_YAML_MARKER = "# written by psftr extract"
@@ -52,12 +55,15 @@ def make_folders(out: Path) -> None:
         (out / sub).mkdir(parents=True, exist_ok=True)
 
 
-def video_state(out: Path, video: VideoInput, settings_hash: str) -> str:
-    """"complete", "other-settings" or "missing" for one video's outputs in ``out``."""
+def video_state(out: Path, video: VideoInput, expected: dict[str, str]) -> str:
+    """"complete", "other-settings" or "missing" for one video's outputs in ``out``.
+
+    ``expected``: record fields that must match, e.g. ``{"settings_sha256": hash}``.
+    """
     record = _json_or_none(out / "info" / f"{video.video_id}.json")
     if record is None:
         return "missing"
-    if not isinstance(record, dict) or record.get("settings_sha256") != settings_hash:
+    if not isinstance(record, dict) or any(record.get(key) != value for key, value in expected.items()):
         return "other-settings"
     try:
         if record.get("source_size") != video.path.stat().st_size:
@@ -74,6 +80,22 @@ def video_state(out: Path, video: VideoInput, settings_hash: str) -> str:
     return "complete"
 
 
+def read_records(out: Path) -> dict[str, dict]:
+    """Every readable ``info/<id>.json`` record in ``out``, by video id."""
+    records = {}
+    for info_path in sorted((out / "info").glob("*.json")):
+        record = _json_or_none(info_path)
+        if isinstance(record, dict) and isinstance(record.get("video_id"), str):
+            records[record["video_id"]] = record
+    return records
+
+
+def published_ids(out: Path) -> set[str]:
+    """The video ids listed in ``out/feature_info.json`` (empty when absent or damaged)."""
+    listed = _json_or_none(out / "feature_info.json")
+    return set(listed) if isinstance(listed, dict) else set()
+
+
 def write_video_files(
     out: Path,
     video: VideoInput,
@@ -81,10 +103,13 @@ def write_video_files(
     features: np.ndarray,
     *,
     dtype: str,
-    settings_hash: str,
     seconds: float,
+    provenance: dict,
 ) -> None:
-    """Features [T, D], timestamps [T], then the info record (the completion marker)."""
+    """Features [T, D], timestamps [T], then the info record (the completion marker).
+
+    ``provenance``: settings hash, settings, request hash, decoder... (kept in the record).
+    """
     vid = video.video_id
     save_npy(out / "features" / f"{vid}.npy", features.astype(dtype))
     save_npy(out / "timestamps" / f"{vid}.npy", plan.times.astype(np.float64))
@@ -92,7 +117,7 @@ def write_video_files(
         "video_id": vid,
         "source": str(video.path),
         "source_size": video.path.stat().st_size,
-        "settings_sha256": settings_hash,
+        **provenance,
         "num_features": plan.num_features,
         "feature_dim": int(features.shape[1]),
         "dtype": dtype,
@@ -118,16 +143,18 @@ def rebuild_dataset_files(
     settings_hash: str,
     handle: ClipHandle,
     options: ExtractOptions,
+    pipeline: PipelineOptions,
     drift: dict | None = None,
 ) -> dict:
     """Rebuild feature_info.json, annotations.json, manifest.json, dataset.yaml from info/.
 
     Only records made with the current settings are published; others are listed in the
-    manifest as ``other_settings``. Runs under an exclusive lock on ``OUT/.extract.lock``
-    so concurrent shards do not interleave. Returns the feature_info mapping.
+    manifest as ``other_settings``. The manifest counts the videos read by each decoder.
+    Runs under an exclusive lock on ``OUT/.extract.lock`` so concurrent shards do not
+    interleave. Returns the feature_info mapping.
     """
     with _locked(out / ".extract.lock"):
-        feature_info, database, other = _collect_records(out, settings_hash)
+        feature_info, database, other, decoders = _collect_records(out, settings_hash)
         write_json(out / "feature_info.json", feature_info)
 
         annotations_path = out / "annotations.json"
@@ -155,25 +182,33 @@ def rebuild_dataset_files(
             "features_normalized": False,
             "quantize": {"mode": options.quantize, "drift": drift} if options.quantize else None,
             "num_videos": len(feature_info),
+            "decoding": {
+                "decoder": pipeline.decoder,
+                "videos_by_decoder": decoders,
+                "precision": pipeline.precision,
+                "preprocess": pipeline.preprocess,
+            },
             "other_settings": other,
             "versions": _versions(),
         }
         manifest["clip"]["quantized"] = options.quantize
+        # A custom architecture's config itself, so train/evaluate can rebuild its text
+        # tower without the original file.
+        custom = options.clip_config
+        manifest["clip"]["config"] = read_json_file(Path(custom), "CLIP config") if custom else None
         write_json(manifest_path, manifest)
         return feature_info
 
 
-def _collect_records(out: Path, settings_hash: str) -> tuple[dict[str, dict], dict[str, dict], list[str]]:
-    """(feature_info, annotations database, ids made with other settings) from ``info/*.json``."""
+def _collect_records(
+    out: Path, settings_hash: str
+) -> tuple[dict[str, dict], dict[str, dict], list[str], dict[str, int]]:
+    """(feature_info, annotations database, ids made with other settings, videos per decoder)."""
     feature_info: dict[str, dict] = {}
     database: dict[str, dict] = {}
     other: list[str] = []
-    for info_path in sorted((out / "info").glob("*.json")):
-        record = _json_or_none(info_path)
-        try:
-            vid = record["video_id"]
-        except (KeyError, TypeError):
-            continue
+    decoders: dict[str, int] = {}
+    for vid, record in read_records(out).items():
         if record.get("settings_sha256") != settings_hash:
             other.append(vid)
             continue
@@ -186,7 +221,9 @@ def _collect_records(out: Path, settings_hash: str) -> tuple[dict[str, dict], di
             "fps": record["fps"],
             "annotations": [],
         }
-    return feature_info, database, other
+        decoder = str(record.get("decoder") or "unknown")
+        decoders[decoder] = decoders.get(decoder, 0) + 1
+    return feature_info, database, other, decoders
 
 
 def _dataset_yaml_text(out: Path, options: ExtractOptions) -> str:
@@ -204,10 +241,17 @@ def _dataset_yaml_text(out: Path, options: ExtractOptions) -> str:
 
 
 def _generated_by_us_json(path: Path) -> bool:
+    """Ours and still unlabelled: once a user adds classes, instances or other subsets, it is theirs."""
     if not path.exists():
         return True
     data = _json_or_none(path)
-    return isinstance(data, dict) and data.get("generated_by") == GENERATED_BY
+    if not isinstance(data, dict) or data.get("generated_by") != GENERATED_BY or data.get("classes"):
+        return False
+    database = data.get("database")
+    return isinstance(database, dict) and all(
+        isinstance(entry, dict) and entry.get("subset") == "test" and not entry.get("annotations")
+        for entry in database.values()
+    )
 
 
 def _generated_by_us_yaml(path: Path) -> bool:
@@ -255,7 +299,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _versions() -> dict:
     versions = {"psftr": __version__}
-    for name, module in (("torch", "torch"), ("open_clip", "open_clip"), ("decord", "decord")):
+    for name, module in (("torch", "torch"), ("open_clip", "open_clip"), ("decord", "decord"), ("av", "av")):
         with contextlib.suppress(Exception):
             versions[name] = __import__(module).__version__
     return versions

@@ -1,6 +1,15 @@
 """Detection: videos (or a feature dataset) + an action vocabulary → segment records.
 
-``detect(inputs, actions, ...)`` is the Python API behind ``psftr detect``:
+``detect(inputs, actions, ...)`` is the Python API behind ``psftr detect``. It runs
+three named steps, which can also be driven one by one to handle each video's segments
+as soon as that video is done (``psftr detect`` writes its outputs this way)::
+
+    run = start_detection(inputs, actions, ...)   # steps 1-4 below; no video touched yet
+    for result in run.results(skip=..., on_progress=...):
+        ...                                       # a VideoResult or a Failure, per video
+    report = run.report()                         # a DetectionReport of what ran
+
+What the steps do:
 
 1. Vocabulary: ``actions`` cleaned and de-duplicated (:mod:`psftr_core.infer.vocabulary`).
 2. Model: with ``checkpoint`` a trained PSFTR, which fixes the CLIP model and the feature
@@ -15,17 +24,19 @@
 6. Post-processing (:func:`postprocess_detections`): clip to the video, per-action score
    thresholds, minimum duration, class-wise NMS, top-k per video, sort by start time.
 
-A video that cannot be read becomes a :class:`Failure` and the others go on; the CLI
-turns failures into exit code 3. Bad arguments raise ``InputError`` before any work.
+Videos are processed in the order of their ids. A video that cannot be read becomes a
+:class:`Failure` and the others go on; the CLI turns failures into exit code 3. Bad
+arguments raise ``InputError`` before any work.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,17 +57,22 @@ from psftr_core.infer.nms import nms
 from psftr_core.infer.vocabulary import normalise_vocabulary, parse_vocabulary, resolve_thresholds
 
 DEFAULT_STRIDE = 8  # frames per feature, the THUMOS14 convention (as in ``psftr extract``)
-# Default score thresholds per model (``--threshold`` overrides). The localizer's score is
-# an inner-outer contrast of class probability; PSFTR's (calibrated scoring) is actionness
-# x that contrast over the segment, a smaller number. Chosen with benchmarks/detect_planted.py
-# (recall of planted unseen actions against the number of segments; see docs/benchmarks.md).
+# Default score thresholds per model (``--threshold`` overrides). A checkpoint trained with
+# calibration (``psftr train``, on by default) carries its own, chosen on held-out seen
+# classes (``psftr_core.train.calibration``); these apply to the localizer and to older
+# checkpoints. The localizer's score is an inner-outer contrast of class probability;
+# PSFTR's calibrated scoring multiplies that by actionness, a smaller number.
 DEFAULT_THRESHOLDS = {"baseline": 0.3, "psftr": 0.03}
 DEFAULT_NMS_IOU = 0.5
 
 ProgressCallback = Callable[[int, int, str, str], None]
 """``on_progress(done, total, video, status)``: status ``"started"`` before a video (done
 = videos finished so far), then one of ``"cached"``, ``"extracted"``, ``"loaded"``
-(feature dataset) or ``"failed"`` after it."""
+(feature dataset), ``"failed"`` or ``"skipped"`` (see :meth:`DetectionRun.results`)
+after it."""
+
+SkipPredicate = Callable[[str], bool]
+"""``skip(video_id)``: True to leave a video out before its features are loaded."""
 
 
 @dataclass(frozen=True)
@@ -84,12 +100,47 @@ class Failure:
 
 @dataclass
 class VideoInfo:
-    """A processed video: its id, where it came from, its duration (seconds, or None)."""
+    """A processed video: its id, where it came from, its duration (seconds, or None).
+
+    ``file`` is the local video file (None for a feature dataset's video).
+    """
 
     video: str
     source: str
     duration: float | None
     num_features: int
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedVideo:
+    """A video a run will process: its id, the input as named (a path or a dataset's
+    video id) and the local video file (None for a feature dataset)."""
+
+    video: str
+    source: str
+    file: str | None
+
+
+@dataclass
+class VideoResult:
+    """One processed video, as :meth:`DetectionRun.results` yields it.
+
+    ``segments`` are the kept ones, sorted by start, then decreasing score, then label;
+    ``status`` says where the features came from (``cached``, ``extracted``, ``loaded``).
+    """
+
+    info: VideoInfo
+    segments: list[Segment]
+    status: str
+
+    @property
+    def video(self) -> str:
+        return self.info.video
+
+    def detections(self) -> list[dict[str, Any]]:
+        """The segments as ActivityNet detection dicts."""
+        return [seg.to_result() for seg in self.segments]
 
 
 @dataclass
@@ -125,14 +176,15 @@ class DetectionReport:
 
     def raise_for_failures(self) -> None:
         """``PsftrError`` when every input failed (nothing to write), ``PartialFailure``
-        (exit 3) when some did; nothing when none did."""
+        (exit 3) when some did; nothing when none did. Skipped videos count as done."""
         if not self.failures:
             return
         first = f"{self.failures[0].input}: {self.failures[0].reason}"
-        if not self.videos:
+        done = len(self.videos) + int(self.stats.get("skipped", 0))
+        if not done:
             raise PsftrError(f"all {len(self.failures)} inputs failed (first: {first}); nothing written")
         raise PartialFailure(
-            f"{len(self.failures)} of {len(self.failures) + len(self.videos)} inputs failed "
+            f"{len(self.failures)} of {len(self.failures) + done} inputs failed "
             f"(first: {first}); the others were written"
         )
 
@@ -200,7 +252,9 @@ class _Model:
     sampling: tuple[str, float] | None = None  # ("stride", 8) or ("fps", 2.0), from a checkpoint
     feature_dim: int | None = None
     prompt: str | None = None
+    threshold: float | None = None  # default score threshold (None: DEFAULT_THRESHOLDS[kind])
     check_dataset: Callable[[Any], None] | None = None  # refuses a feature dataset it cannot use
+    identity: dict[str, Any] = field(default_factory=dict)  # what makes its detections differ
 
 
 def _baseline_model(localizer_config: Any = None) -> _Model:
@@ -212,7 +266,8 @@ def _baseline_model(localizer_config: Any = None) -> _Model:
             names: list[str]) -> list[dict[str, Any]]:
         return localize(features, times, text, names, uncut, duration=duration)
 
-    return _Model("baseline", "training-free localizer (CLIP frame-text similarity, psftr_core.infer.localizer)", run)
+    return _Model("baseline", "training-free localizer (CLIP frame-text similarity, psftr_core.infer.localizer)", run,
+                  identity={"kind": "baseline", "localizer": dataclasses.asdict(uncut)})
 
 
 def _psftr_model(checkpoint: str | os.PathLike, device: str) -> _Model:
@@ -224,6 +279,7 @@ def _psftr_model(checkpoint: str | os.PathLike, device: str) -> _Model:
     checkpoint's windowing and inference settings.
     """
     from psftr_core.infer.predict import predict_video
+    from psftr_core.train.calibration import default_score_threshold
     from psftr_core.train.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
 
     torch_device = resolve_device(device)
@@ -256,9 +312,11 @@ def _psftr_model(checkpoint: str | os.PathLike, device: str) -> _Model:
         sampling=sampling,
         feature_dim=int(spec["feature_dim"]) if spec.get("feature_dim") else None,
         prompt=getattr(cfg.data, "prompt", None),
+        threshold=default_score_threshold(ckpt),  # chosen on held-out seen classes by psftr train
         check_dataset=lambda dataset: check_feature_spec(
             ckpt, feature_spec_of(dataset), where=f"the feature dataset {dataset.root}"
         ),
+        identity={"kind": "psftr", "checkpoint": video_fingerprint(checkpoint)},  # a content id of the file
     )
 
 
@@ -315,7 +373,7 @@ def _sampling_text(sampling: tuple[str, float]) -> str:
 # ----------------------------------------------------------------------------- the API
 
 
-def detect(
+def start_detection(
     inputs: Sequence[str | os.PathLike] | str | os.PathLike = (),
     actions: Sequence[str] | str = (),
     *,
@@ -335,9 +393,11 @@ def detect(
     device: str = "auto",
     prompt: str | None = None,
     localizer_config: Any = None,
-    on_progress: ProgressCallback | None = None,
-) -> DetectionReport:
-    """Detect ``actions`` in videos; returns a :class:`DetectionReport`.
+) -> "DetectionRun":
+    """Check the arguments, list the inputs, load the model and the text embeddings.
+
+    Returns a :class:`DetectionRun` whose :meth:`~DetectionRun.results` processes the
+    videos; no video is decoded or loaded here.
 
     Args:
         inputs: video files, folders (recursive), glob patterns and ``@list.txt`` files;
@@ -360,8 +420,6 @@ def detect(
         prompt: text prompt template (default: the dataset's / checkpoint's / CLIP's
             ``"a video of a person doing {}"``).
         localizer_config: a ``localizer.LocalizerConfig`` for the training-free localizer.
-        on_progress: ``on_progress(done, total, video, status)`` before and after each
-            video (see :data:`ProgressCallback`).
 
     Raises:
         InputError: bad arguments, a missing path (named), an empty vocabulary.
@@ -382,30 +440,169 @@ def detect(
     model = _psftr_model(checkpoint, device) if checkpoint is not None else _baseline_model(localizer_config)
     _follow_model(model, source, clip, sampling)
 
-    default_threshold = DEFAULT_THRESHOLDS[model.kind] if threshold is None else float(threshold)
+    if threshold is not None:
+        default_threshold = float(threshold)
+    else:
+        default_threshold = model.threshold if model.threshold is not None else DEFAULT_THRESHOLDS[model.kind]
     filters = _Filters(resolve_thresholds(vocabulary, default_threshold, dict(per_action_thresholds or {})),
                        min_duration, nms_iou, top_k)
     text, text_note = _text_embeddings(vocabulary, source, clip, prompt or model.prompt)
     feature_dim = _check_widths(source, clip, model, text, text_note)
-
-    segments, failures, videos = _detect_in_videos(source, model, text, vocabulary, filters, feature_dim, on_progress)
     details = (
         f"psftr {__version__} detect: {model.details}; features: {source.describe()}; text: {text_note}; "
         f"score threshold {default_threshold:g}"
         + (f" ({len(per_action_thresholds)} per-action)" if per_action_thresholds else "")
     )
-    stats = {
-        "model": model.kind,
-        "videos": len(videos),
-        "failed": len(failures),
-        "segments": len(segments),
-        "actions": len(vocabulary),
-        "threshold": default_threshold,
-        "decoded": getattr(source, "decoded", 0),
-        "cache_hits": getattr(source, "cache_hits", 0),
-        "seconds": round(time.perf_counter() - started, 3),
+    settings = {
+        "psftr": __version__,
+        "details": details,
+        "model": model.identity,
+        "features": source.identity(),
+        "text": hashlib.sha256(np.ascontiguousarray(text, dtype=np.float32).tobytes()).hexdigest(),
+        "actions": vocabulary,
+        "thresholds": filters.thresholds,
+        "min_duration": filters.min_duration,
+        "nms_iou": filters.nms_iou,
+        "top_k": filters.top_k,
     }
-    return DetectionReport(segments, failures, details, stats, vocabulary, videos, list(source.warnings))
+    return DetectionRun(source, model, text, vocabulary, filters, feature_dim, details, settings,
+                        default_threshold, started)
+
+
+def detect(
+    inputs: Sequence[str | os.PathLike] | str | os.PathLike = (),
+    actions: Sequence[str] | str = (),
+    *,
+    on_progress: ProgressCallback | None = None,
+    **options: Any,
+) -> DetectionReport:
+    """Detect ``actions`` in videos; returns a :class:`DetectionReport`.
+
+    ``inputs``, ``actions`` and the keyword ``options`` (``checkpoint``,
+    ``features_dir``, ``threshold``, ``top_k``, ...) are those of
+    :func:`start_detection`; ``on_progress(done, total, video, status)`` is called
+    before and after each video (see :data:`ProgressCallback`).
+
+    Raises:
+        InputError: bad arguments, a missing path (named), an empty vocabulary.
+    """
+    run = start_detection(inputs, actions, **options)
+    for _ in run.results(on_progress=on_progress):
+        pass
+    return run.report()
+
+
+class DetectionRun:
+    """A prepared detection (:func:`start_detection`): model, text and inputs are ready.
+
+    Attributes:
+        actions: the cleaned vocabulary, in order.
+        details: which model, features and text embeddings make the segments (the results
+            JSON's ``external_data.details``).
+        settings: everything that changes the segments (version, model and checkpoint
+            content, features, text embeddings, actions, thresholds, filters), as plain
+            JSON values: equal settings give equal segments for the same video.
+        inputs: the videos to process, a :class:`PlannedVideo` each, in processing order.
+        warnings: notes on the inputs and the features (skipped files, cache trouble).
+    """
+
+    def __init__(self, source: "_FeatureSource", model: _Model, text: np.ndarray, vocabulary: list[str],
+                 filters: _Filters, feature_dim: int, details: str, settings: dict[str, Any], threshold: float,
+                 started: float) -> None:
+        self._source = source
+        self._model = model
+        self._text = text
+        self._filters = filters
+        self._feature_dim = feature_dim
+        self._threshold = threshold
+        self._started = started
+        self._items = sorted(source.items(), key=lambda item: item.video_id)
+        self.actions = vocabulary
+        self.details = details
+        self.settings = settings
+        self.inputs = [PlannedVideo(item.video_id, item.display, _local_file(item)) for item in self._items]
+        self.segments: list[Segment] = []
+        self.failures: list[Failure] = []
+        self.videos: dict[str, VideoInfo] = {}
+        self.skipped: list[str] = []
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._source.warnings
+
+    def results(
+        self, skip: SkipPredicate | None = None, on_progress: ProgressCallback | None = None
+    ) -> Iterator[VideoResult | Failure]:
+        """Process the videos one by one; yields each one's :class:`VideoResult` (or its
+        :class:`Failure`) as soon as it is done.
+
+        ``skip(video_id)`` is asked before a video's features are loaded or decoded; a
+        skipped video is neither processed nor yielded (``on_progress`` reports it as
+        ``"skipped"``). A video that fails is yielded as a :class:`Failure`, not raised.
+        """
+        total = len(self._items)
+        for done, item in enumerate(self._items, start=1):
+            if skip is not None and skip(item.video_id):
+                self.skipped.append(item.video_id)
+                if on_progress:
+                    on_progress(done, total, item.video_id, "skipped")
+                continue
+            if on_progress:
+                on_progress(done - 1, total, item.video_id, "started")
+            try:
+                result = self._process(item)
+            except VideoFailed as err:
+                failure = Failure(item.display, str(err))
+                self.failures.append(failure)
+                if on_progress:
+                    on_progress(done, total, item.video_id, "failed")
+                yield failure
+                continue
+            self.segments.extend(result.segments)
+            self.videos[item.video_id] = result.info
+            if on_progress:
+                on_progress(done, total, item.video_id, result.status)
+            yield result
+
+    def _process(self, item: "_Item") -> VideoResult:
+        """Features, model and post-processing of one video; ``VideoFailed`` if unreadable."""
+        loaded = self._source.load(item)
+        if loaded.features.shape[1] != self._feature_dim:
+            raise VideoFailed(f"features have D={loaded.features.shape[1]}, expected {self._feature_dim}")
+        raw = self._model.run(loaded.features, loaded.times, loaded.duration, self._text, self.actions)
+        f = self._filters
+        kept = postprocess_detections(raw, f.thresholds, loaded.duration, f.min_duration, f.nms_iou, f.top_k)
+        segments = [
+            # Milliseconds are the precision of the input times; round away float noise.
+            Segment(item.video_id, d["label"], round(d["segment"][0], 3), round(d["segment"][1], 3), d["score"])
+            for d in kept
+        ]
+        segments.sort(key=lambda s: (s.start, -s.score, s.label))
+        info = VideoInfo(item.video_id, item.display, loaded.duration, len(loaded.features), _local_file(item))
+        return VideoResult(info, segments, loaded.status)
+
+    def report(self) -> DetectionReport:
+        """A :class:`DetectionReport` of the videos processed so far (skipped ones left out)."""
+        segments = sorted(self.segments, key=lambda s: (s.video, s.start, -s.score, s.label))
+        stats = {
+            "model": self._model.kind,
+            "videos": len(self.videos),
+            "failed": len(self.failures),
+            "skipped": len(self.skipped),
+            "segments": len(segments),
+            "actions": len(self.actions),
+            "threshold": self._threshold,
+            "decoded": getattr(self._source, "decoded", 0),
+            "cache_hits": getattr(self._source, "cache_hits", 0),
+            "seconds": round(time.perf_counter() - self._started, 3),
+        }
+        return DetectionReport(segments, list(self.failures), self.details, stats, self.actions, dict(self.videos),
+                               list(self._source.warnings))
+
+
+def _local_file(item: "_Item") -> str | None:
+    """The video file of an input (None for a feature dataset's video id)."""
+    return str(item.ref) if isinstance(item.ref, Path) else None
 
 
 def _open_inputs(inputs: list[str], features_dir: str | os.PathLike | None, sampling: tuple[str, float] | None,
@@ -452,47 +649,6 @@ def _check_widths(source: _FeatureSource, clip: _ClipProvider, model: _Model, te
     return feature_dim
 
 
-def _detect_in_videos(
-    source: _FeatureSource, model: _Model, text: np.ndarray, vocabulary: list[str], filters: _Filters,
-    feature_dim: int, on_progress: ProgressCallback | None,
-) -> tuple[list[Segment], list[Failure], dict[str, VideoInfo]]:
-    """Run the model on every video of ``source``; a video that fails is recorded, not raised.
-
-    Returns the kept segments (sorted by video, start, -score, label), the failures and
-    the processed videos.
-    """
-    segments: list[Segment] = []
-    failures: list[Failure] = []
-    videos: dict[str, VideoInfo] = {}
-    items = source.items()
-    total = len(items)
-    for done, item in enumerate(items, start=1):
-        if on_progress:
-            on_progress(done - 1, total, item.video_id, "started")
-        try:
-            loaded = source.load(item)
-            if loaded.features.shape[1] != feature_dim:
-                raise VideoFailed(f"features have D={loaded.features.shape[1]}, expected {feature_dim}")
-        except VideoFailed as err:
-            failures.append(Failure(item.display, str(err)))
-            if on_progress:
-                on_progress(done, total, item.video_id, "failed")
-            continue
-        raw = model.run(loaded.features, loaded.times, loaded.duration, text, vocabulary)
-        kept = postprocess_detections(raw, filters.thresholds, loaded.duration, filters.min_duration,
-                                      filters.nms_iou, filters.top_k)
-        segments.extend(
-            # Milliseconds are the precision of the input times; round away float noise.
-            Segment(item.video_id, d["label"], round(d["segment"][0], 3), round(d["segment"][1], 3), d["score"])
-            for d in kept
-        )
-        videos[item.video_id] = VideoInfo(item.video_id, item.display, loaded.duration, len(loaded.features))
-        if on_progress:
-            on_progress(done, total, item.video_id, loaded.status)
-    segments.sort(key=lambda s: (s.video, s.start, -s.score, s.label))
-    return segments, failures, videos
-
-
 # ----------------------------------------------------------------------------- CLIP and text
 
 
@@ -536,7 +692,9 @@ class _ClipProvider:
             self.pretrained = pretrained
 
     def describe(self) -> str:
-        return f"CLIP {self.model_name} ({self.pretrained})"
+        # Once loaded, the model's own name (a --clip-config architecture is named by its config).
+        name = self._handle.model_name if self._handle is not None else self.model_name
+        return f"CLIP {name} ({self.pretrained})"
 
     def handle(self) -> Any:
         if self._handle is None:
@@ -635,6 +793,10 @@ class _FeatureSource:
     def feature_dim(self, clip: "_ClipProvider") -> int:
         raise NotImplementedError
 
+    def identity(self) -> dict[str, Any]:
+        """What makes this source's features differ (JSON values), for run settings."""
+        raise NotImplementedError
+
 
 class _DatasetSource(_FeatureSource):
     """Videos of an extracted feature dataset (``--features DIR``)."""
@@ -674,6 +836,10 @@ class _DatasetSource(_FeatureSource):
     def feature_dim(self, clip: _ClipProvider) -> int:
         return int(self.dataset.feature_dim)
 
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "dataset", "name": self.dataset.name, "root": str(Path(self.dataset.root).resolve()),
+                "feature_dim": int(self.dataset.feature_dim)}
+
     def clip_model(self) -> tuple[str | None, str | None]:
         """(CLIP model, weights) that made the dataset's features, when recorded."""
         from psftr_core.train.checkpoint import feature_spec_of
@@ -707,21 +873,27 @@ class _VideoSource(_FeatureSource):
     def feature_dim(self, clip: _ClipProvider) -> int:
         return int(clip.handle().embed_dim)
 
+    def feature_spec(self) -> FeatureSpec:
+        """Everything that changes a video's features: CLIP model, weights, transform, sampling."""
+        handle = self.clip.handle()
+        return FeatureSpec(
+            clip_model=handle.model_id,
+            weights=handle.weights_id,
+            sampling=_sampling_text(self.sampling),
+            dtype="float16",
+            extra={"transform": repr(handle.preprocess), "quantized": handle.quantized},
+        )
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "videos", **self.feature_spec().to_dict()}
+
     def cache(self) -> Any:
         """The feature cache for this CLIP model and sampling (None for random weights)."""
         if self._cache is None:
-            handle = self.clip.handle()
-            if handle.weights_id == "random":
+            if self.clip.handle().weights_id == "random":
                 self._cache = False  # random weights differ on every load: never cache
             else:
-                spec = FeatureSpec(
-                    clip_model=handle.model_id,
-                    weights=handle.weights_id,
-                    sampling=_sampling_text(self.sampling),
-                    dtype="float16",
-                    extra={"transform": repr(handle.preprocess), "quantized": handle.quantized},
-                )
-                self._cache = FeatureCache(self.cache_dir, spec)
+                self._cache = FeatureCache(self.cache_dir, self.feature_spec())
         return self._cache or None
 
     def load(self, item: _Item) -> _Loaded:

@@ -13,8 +13,10 @@
 3. Model: batches of ``batch_size`` windows in video order (a batch may hold windows of
    several videos); the model returns raw outputs.
 4. Scoring: :class:`~psftr_core.infer.scoring.PostProcess` keeps the top-k (query,
-   class) pairs of each window, in video seconds.
-5. Merge, per video: class-wise NMS at tIoU ``nms_iou`` (``inference.nms``):
+   class) pairs of each window, in video seconds (``inference.roi_weight`` /
+   ``inference.contrast_weight``: the scoring family of that module).
+5. Merge, per video: class-wise NMS at tIoU ``nms_iou`` (``inference.nms``), then
+   detections scoring below ``inference.score_threshold`` are dropped:
 
    - ``"all"`` (``nms_within_windows=True``, default): plain class-wise NMS over all
      detections of the video.
@@ -27,7 +29,13 @@
      duplicates, so they must compete too.
 
 Output lists are sorted by score (ties: window order, then rank inside the window).
-The paper's inference is ``inference.scoring=model inference.nms=cross_window``.
+The paper's inference is ``inference.contrast_weight=0 inference.roi_weight=0.5
+inference.nms=cross_window`` (``inference.scoring=model`` stands for the first two with
+a model trained with the default ROI mix).
+
+``inference.method=localizer`` replaces steps 1-5 by the training-free localizer
+(:func:`psftr_core.infer.localizer.localize`, default settings) on the same features and
+text, so a checkpoint's evaluation or detection can fall back to it.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import torch.nn.functional as F
 from psftr_core.config import InferenceConfig
 from psftr_core.data.slicing import Windowing, WindowSpec, make_windows, resize_nearest
 from psftr_core.data.windows import input_length, windowing_from_config
+from psftr_core.infer.localizer import LocalizerConfig, localize
 from psftr_core.infer.nms import nms
 from psftr_core.infer.scoring import PostProcess, VideoCurves, WindowBatch, WindowDetections, video_curves
 
@@ -96,10 +105,11 @@ def pad_windows(inputs: Sequence[np.ndarray], length: int) -> tuple[torch.Tensor
 
 def merge_video(
     detections: Sequence[WindowDetections], class_names: Sequence[str], iou_threshold: float = 0.4,
-    within_windows: bool = False,
+    within_windows: bool = False, score_threshold: float = 0.0,
 ) -> list[dict]:
     """One video's window detections -> ``[{"segment", "label", "score"}]`` best first
-    (class-wise NMS across windows, or also within them: see the module docstring)."""
+    (class-wise NMS across windows, or also within them: see the module docstring),
+    without those scoring below ``score_threshold``."""
     if not detections:
         return []
     segments = np.concatenate([d.segments for d in detections]).reshape(-1, 2)
@@ -107,6 +117,8 @@ def merge_video(
     scores = np.concatenate([d.scores for d in detections]).astype(np.float64)
     windows = np.concatenate([np.full(len(d.scores), d.window_index) for d in detections]).astype(np.int64)
     keep = nms(segments, scores, classes, iou_threshold, windows=None if within_windows else windows)
+    if score_threshold > 0:  # after NMS = before it: a weaker detection never suppresses a stronger one
+        keep = [i for i in keep if scores[i] >= score_threshold]
     return [
         {
             "segment": [float(segments[i, 0]), float(segments[i, 1])],
@@ -129,7 +141,7 @@ def window_batches(
     ``batch_size`` at a time (steps 1-2 of the module docstring).
 
     Videos are read one after the other (``videos`` may be a generator); with
-    ``with_curves`` each video's class curves are computed once, for calibrated scoring.
+    ``with_curves`` each video's class curves are computed once (for ``contrast_weight`` > 0).
     """
     text_np = text.detach().cpu().numpy()
     rows: list[tuple[VideoWindows, int, VideoCurves | None]] = []  # (video, window index, its curves)
@@ -172,8 +184,7 @@ def predict_windows(
     model.eval()
     text = torch.as_tensor(text, dtype=torch.float32).to(device)
     found: dict[str, list[WindowDetections]] = {}
-    calibrated = postprocess.scoring == "calibrated"
-    for batch in window_batches(videos, text, input_length, batch_size, calibrated, device):
+    for batch in window_batches(videos, text, input_length, batch_size, postprocess.needs_curves, device):
         outputs = model(batch.features, batch.mask, batch.text)
         for window, detections in zip(batch.windows, postprocess(outputs, batch)):
             found.setdefault(window.video_id, []).append(detections)
@@ -194,13 +205,24 @@ def predict_videos(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     on_batch: Callable[[int], None] | None = None,
+    score_threshold: float = 0.0,
 ) -> dict[str, list[dict]]:
     """Detections of every video that has windows (steps 1-5 of the module docstring):
     video id -> ``[{"segment", "label", "score"}]``; ``text`` row k embeds
     ``class_names[k]``, the other arguments as in :func:`predict_windows` and
     :func:`merge_video`."""
     found = predict_windows(model, videos, text, postprocess, input_length, batch_size, device, on_batch)
-    return {video_id: merge_video(dets, class_names, nms_iou, nms_within_windows) for video_id, dets in found.items()}
+    return {video_id: merge_video(dets, class_names, nms_iou, nms_within_windows, score_threshold)
+            for video_id, dets in found.items()}
+
+
+def localizer_detections(features: np.ndarray, times: np.ndarray, duration: float | None, text: Any,
+                         class_names: Sequence[str], score_threshold: float = 0.0) -> list[dict]:
+    """``inference.method=localizer``: the training-free localizer's detections of one
+    video (default settings), without those scoring below ``score_threshold``."""
+    found = localize(features, times, np.asarray(text, dtype=np.float64), class_names, LocalizerConfig(),
+                     duration=duration)
+    return [d for d in found if d["score"] >= score_threshold] if score_threshold > 0 else found
 
 
 def predict_video(
@@ -210,11 +232,17 @@ def predict_video(
     """Detections of one video: features [T, D], times [T] (seconds), text [K, D] ->
     ``[{"segment", "label", "score"}]``, with the windowing and inference settings of
     ``cfg`` (a ``PSFTRConfig``, e.g. the checkpoint's)."""
+    inference = cfg.inference
+    if inference.method == "localizer":
+        if isinstance(text, torch.Tensor):
+            text = text.detach().cpu().numpy()
+        return localizer_detections(features, times, duration, text, class_names, inference.score_threshold)
     windowing = windowing_from_config(cfg.data)
     video = video_windows("video", features, times, duration, windowing)
     found = predict_videos(
-        model, [video], text, class_names, PostProcess.from_config(cfg.model, cfg.inference), input_length(windowing),
-        float(cfg.inference.nms_iou), cfg.inference.nms == "all", batch_size, device,
+        model, [video], text, class_names, PostProcess.from_config(cfg.model, inference), input_length(windowing),
+        float(inference.nms_iou), inference.nms == "all", batch_size, device,
+        score_threshold=float(inference.score_threshold),
     )
     return found.get("video", [])
 
@@ -231,26 +259,44 @@ def predict_dataset(
     on_batch: Callable[[int], None] | None = None,
     scoring: str = "calibrated",
     nms_within_windows: bool = True,
+    inference: InferenceConfig | None = None,
 ) -> dict[str, list[dict]]:
     """Detections for every video of an inference ``WindowDataset`` (ActivityNet schema).
 
-    The windows, durations and padded length are the dataset's. ``roi_weight`` None
-    takes the model's ROI-CLIP setting (``PostProcess.from_config``); a number overrides
-    it (0 = learned logits only). Every video of the dataset appears in the result, with
-    an empty list when it has no window (no features).
+    ``inference`` (e.g. a checkpoint's ``cfg.inference``) holds every inference setting;
+    without it, ``topk``, ``nms_iou``, ``scoring`` and ``nms_within_windows`` make one
+    (the other settings at their defaults). ``roi_weight``, when given, replaces
+    ``inference.roi_weight`` (None keeps it; there, null = the model's ROI-CLIP mix).
+    The windows, durations and padded length are the dataset's. Every video of the
+    dataset appears in the result, with an empty list when it has no window (no features).
     """
-    postprocess = PostProcess.from_config(model.cfg, InferenceConfig(topk=topk, scoring=scoring))
+    if inference is None:
+        inference = InferenceConfig(topk=topk, nms_iou=nms_iou, scoring=scoring,
+                                    nms="all" if nms_within_windows else "cross_window")
     if roi_weight is not None:
-        postprocess = dataclasses.replace(postprocess, roi_weight=float(roi_weight))
+        inference = dataclasses.replace(inference, roi_weight=float(roi_weight))
     windows_of: dict[str, list[WindowSpec]] = {}
     for window in window_dataset.windows:
         windows_of.setdefault(window.video_id, []).append(window)
     dataset = window_dataset.dataset
-    videos = (
-        VideoWindows(video_id, dataset.load_features(video_id), dataset.snippet_times(video_id),
-                     window_dataset.durations.get(video_id), windows)
-        for video_id, windows in windows_of.items()
-    )
-    found = predict_videos(model, videos, text, window_dataset.class_names, postprocess, window_dataset.length,
-                           nms_iou, nms_within_windows, batch_size, device, on_batch)
+    if inference.method == "localizer":
+        text_np = torch.as_tensor(text).detach().cpu().numpy()
+        found = {}
+        for video_id, windows in windows_of.items():
+            found[video_id] = localizer_detections(
+                dataset.load_features(video_id), dataset.snippet_times(video_id),
+                window_dataset.records[video_id].duration, text_np, window_dataset.class_names,
+                inference.score_threshold)
+            if on_batch is not None:  # progress in windows, as for the model
+                on_batch(len(windows))
+    else:
+        postprocess = PostProcess.from_config(model.cfg, inference)
+        videos = (
+            VideoWindows(video_id, dataset.load_features(video_id), dataset.snippet_times(video_id),
+                         window_dataset.durations.get(video_id), windows)
+            for video_id, windows in windows_of.items()
+        )
+        found = predict_videos(model, videos, text, window_dataset.class_names, postprocess, window_dataset.length,
+                               float(inference.nms_iou), inference.nms == "all", batch_size, device, on_batch,
+                               float(inference.score_threshold))
     return {video_id: found.get(video_id, []) for video_id in window_dataset.records}

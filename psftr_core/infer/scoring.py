@@ -2,28 +2,35 @@
 
 :class:`PostProcess` plays the part of DETR's ``PostProcess``: the model returns raw
 outputs (:class:`psftr_core.model.PSFTR`), and this turns them into the top-k detections
-of each window. Every (query q, class k) pair of a window gets a score, by ``scoring``:
+of each window. Every (query q, class k) pair of a window gets a score from one family
+with two weights, ``w_r`` (``inference.roi_weight``) and ``w_c``
+(``inference.contrast_weight``)::
 
-- ``"calibrated"`` (default): ``σ(actionness_q) · C_k(segment_q)``, where ``C_k`` is
-  the outer-inner contrast (mean inside the segment minus the mean over flanks of a
-  quarter of its length, at least 0) of the *video-calibrated CLIP class curve* of
+    score(q, k) = σ(actionness_q) · ((1 − w_c) · P_k(q) + w_c · C_k(segment_q))
+    P(q)        = softmax_k((1 − w_r) · learned_q + w_r · ROI_q)
+
+Three sources of class evidence:
+
+- ``learned``: the model's class logits ``pred_logits`` (class_proj / SPDE).
+- ``ROI``: ROI-CLIP logits, ``τ · cos(raw CLIP features pooled over the predicted
+  segment, text)`` (:func:`roi_clip_logits`); no parameters, so they are computed for
+  any model, also one trained without them.
+- ``C``: the outer-inner contrast (mean inside the segment minus the mean over flanks of
+  a quarter of its length, at least 0) of the *video-calibrated CLIP class curve* of
   class k: per snippet, CLIP's softmax over the vocabulary of the frame-text cosine
-  (scale 100) times a gate that says whether the frame stands out for that class
-  within the whole video, smoothed (``localizer.class_curves`` and
-  ``curves.segment_contrast``, the training-free localizer's curves and segment
-  score). The model decides where actions are and how action-like they are; CLIP,
-  calibrated per video, decides which vocabulary class they are, and the contrast
-  favours segments whose boundaries match the class evidence. This replaces the
-  ROI-CLIP term of the paper with the same raw-CLIP evidence pooled over the segment,
-  calibrated against the rest of the video, and leaves out the learned class logits:
-  on the synthetic benchmark (docs/benchmarks.md) the learned logits fit the seen
-  classes and transfer poorly to unseen ones, and an uncalibrated softmax assigns any
-  action (also one outside the vocabulary) to some vocabulary class.
-- ``"model"`` (the paper's formula): ``σ(actionness_q) · softmax_k(s_q)`` with the
-  learned logits, optionally mixed with ROI-CLIP logits (cosine of the raw CLIP
-  features pooled over each predicted segment with the text): ``(1 - w)·learned +
-  w·ROI``, ``w = roi_weight`` (``model.roi_logit_weight`` when
-  ``model.use_roi_logits`` is on, else 0).
+  (scale 100) times a gate that says whether the frame stands out for that class within
+  the whole video, smoothed (``localizer.class_curves`` and ``curves.segment_contrast``,
+  the training-free localizer's curves and segment score). It favours segments whose
+  boundaries match the class evidence, and unlike a softmax it can say "none of the
+  vocabulary" for an action outside it.
+
+Special cases: ``w_c = 1`` is the calibrated CLIP scoring (the model decides where
+actions are and how action-like they are, calibrated CLIP which class; the learned
+logits are not used); ``w_c = 0`` is a softmax of logits as in the paper, with
+``w_r = 0.5`` the paper's mix, ``w_r = 1`` ROI-pooled CLIP logits only (as GAP) and
+``w_r = 0`` the learned logits only. Without an actionness head ``σ(actionness)`` is 1.
+Which weights suit a dataset depends on how far what the model learned on seen classes
+transfers to unseen ones (docs/benchmarks.md).
 
 The ``topk`` best (query, class) pairs of a window are kept, their normalised segments
 mapped to video seconds through the window's offset and scale and clipped to the video.
@@ -38,8 +45,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from psftr_core.config import SCORINGS, InferenceConfig, ModelConfig
+from psftr_core.config import InferenceConfig, ModelConfig
 from psftr_core.data.slicing import WindowSpec
+from psftr_core.errors import InputError
 from psftr_core.infer.curves import segment_contrast
 from psftr_core.infer.localizer import LocalizerConfig, class_curves
 from psftr_core.model.roi_align import roi_align_1d
@@ -71,7 +79,7 @@ class WindowBatch:
     True = padding; ``text`` [K, D] class embeddings; per row b: ``windows[b]``, its
     number ``window_indices[b]`` among the windows of its video, the video's duration
     ``durations[b]`` (seconds, None = unknown: no clipping at the end) and its class
-    curves ``curves[b]`` (None unless scoring is ``"calibrated"``).
+    curves ``curves[b]`` (None unless ``contrast_weight`` > 0).
     """
 
     features: torch.Tensor
@@ -149,39 +157,66 @@ def topk_pairs(scores: torch.Tensor, segments: torch.Tensor, k: int) -> tuple[to
     return se, cls, flat[order]
 
 
+def resolved_weights(model: ModelConfig, inference: InferenceConfig) -> tuple[float, float]:
+    """``(w_r, w_c)`` of ``inference`` for a model trained with ``model``: a null
+    ``roi_weight`` is the model's own mix (``model.roi_logit_weight`` when
+    ``model.use_roi_logits``, else 0), a null ``contrast_weight`` follows ``scoring``
+    (``"calibrated"`` 1, ``"model"`` 0)."""
+    if inference.roi_weight is not None:
+        roi = float(inference.roi_weight)
+    else:
+        roi = float(model.roi_logit_weight) if model.use_roi_logits else 0.0
+    if inference.contrast_weight is not None:
+        contrast = float(inference.contrast_weight)
+    else:
+        contrast = 1.0 if inference.scoring == "calibrated" else 0.0
+    return roi, contrast
+
+
 @dataclass
 class PostProcess:
     """Raw PSFTR outputs of a :class:`WindowBatch` -> :class:`WindowDetections` per row.
 
-    ``scoring`` and ``roi_weight`` as in the module docstring; ``topk`` pairs kept per
-    window; ``roi_size`` / ``roi_samples_per_bin`` / ``logit_scale`` configure the
-    ROI-CLIP logits (``"model"`` scoring with ``roi_weight`` > 0).
+    ``roi_weight`` (w_r) and ``contrast_weight`` (w_c) as in the module docstring;
+    ``topk`` pairs kept per window; ``roi_size`` / ``roi_samples_per_bin`` /
+    ``logit_scale`` configure the ROI-CLIP logits.
     """
 
-    scoring: str = "calibrated"
     topk: int = 100
     roi_weight: float = 0.0
+    contrast_weight: float = 1.0
     roi_size: int = 16
     roi_samples_per_bin: int = 2
     logit_scale: float = 100.0
 
     def __post_init__(self) -> None:
-        if self.scoring not in SCORINGS:
-            raise ValueError(f"unknown scoring {self.scoring!r}; expected one of {SCORINGS}")
+        for name in ("roi_weight", "contrast_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
     @classmethod
     def from_config(cls, model: ModelConfig, inference: InferenceConfig | None = None) -> PostProcess:
-        """The post-processing of a model trained with ``model`` (its ROI-CLIP settings),
-        with ``inference.scoring`` / ``inference.topk`` (defaults when None)."""
+        """The post-processing of a model trained with ``model`` (its ROI-CLIP settings)
+        with the settings of ``inference`` (defaults when None; :func:`resolved_weights`)."""
         inference = inference or InferenceConfig()
+        roi_weight, contrast_weight = resolved_weights(model, inference)
+        if roi_weight > 0 and contrast_weight < 1 and model.feature_dim != model.text_dim:
+            raise InputError(f"inference.roi_weight > 0 compares video features with text embeddings, but "
+                             f"model.feature_dim ({model.feature_dim}) != model.text_dim ({model.text_dim}); "
+                             "set inference.roi_weight=0")
         return cls(
-            scoring=inference.scoring,
             topk=int(inference.topk),
-            roi_weight=float(model.roi_logit_weight) if model.use_roi_logits else 0.0,
+            roi_weight=roi_weight,
+            contrast_weight=contrast_weight,
             roi_size=model.roi_size,
             roi_samples_per_bin=model.roi_samples_per_bin,
             logit_scale=model.logit_scale,
         )
+
+    @property
+    def needs_curves(self) -> bool:
+        """Whether scoring reads the videos' class curves (``WindowBatch.curves``)."""
+        return self.contrast_weight > 0
 
     def roi_logits(self, features: torch.Tensor, mask: torch.Tensor | None, segments: torch.Tensor,
                    text: torch.Tensor) -> torch.Tensor:
@@ -191,16 +226,18 @@ class PostProcess:
 
     def class_logits(self, outputs: dict, features: torch.Tensor, mask: torch.Tensor | None,
                      text: torch.Tensor) -> torch.Tensor:
-        """Class logits of ``"model"`` scoring [B, Nq, K]: ``(1 − w)·pred_logits + w·ROI``
-        with ``w = roi_weight``, or ``pred_logits`` alone when ``w`` is 0."""
+        """Mixed class logits [B, Nq, K]: ``(1 − w_r)·pred_logits + w_r·ROI``; at the ends
+        only the one source is computed (``w_r = 1`` never reads ``pred_logits``)."""
         if self.roi_weight <= 0:
             return outputs["pred_logits"]
         roi = self.roi_logits(features, mask, outputs["pred_segments"], text)
+        if self.roi_weight >= 1:
+            return roi
         return (1 - self.roi_weight) * outputs["pred_logits"] + self.roi_weight * roi
 
     def class_scores(self, outputs: dict, features: torch.Tensor, mask: torch.Tensor | None,
                      text: torch.Tensor) -> torch.Tensor:
-        """Scores of ``"model"`` scoring [B, Nq, K]: ``σ(actionness) · softmax_k(class_logits)``."""
+        """Scores at ``w_c = 0`` [B, Nq, K]: ``σ(actionness) · softmax_k(class_logits)``."""
         if self.roi_weight <= 0:
             return class_probabilities(outputs)
         return class_probabilities(outputs, self.class_logits(outputs, features, mask, text))
@@ -208,21 +245,24 @@ class PostProcess:
     def __call__(self, outputs: dict, batch: WindowBatch) -> list[WindowDetections]:
         """Top-k detections of every window of ``batch``, in video seconds (row order)."""
         segments = outputs["pred_segments"].float().cpu()
-        if self.scoring == "model":
-            scores = self.class_scores(outputs, batch.features, batch.mask, batch.text).float().cpu()
-        elif "pred_actionness" in outputs:
+        w_c = self.contrast_weight
+        model_scores = None
+        if w_c < 1:
+            model_scores = self.class_scores(outputs, batch.features, batch.mask, batch.text).float().cpu()
+        if "pred_actionness" in outputs:
             actionness = outputs["pred_actionness"].float().sigmoid().squeeze(-1).cpu().double().numpy()
         else:
             actionness = np.ones(segments.shape[:2])
         result = []
         for b, (window, index) in enumerate(zip(batch.windows, batch.window_indices)):
             upper = batch.durations[b] or np.inf
-            if self.scoring == "model":
-                row_scores = scores[b]
+            if w_c <= 0:
+                row_scores = model_scores[b]
             else:
-                row_scores = torch.from_numpy(
-                    actionness[b][:, None] * self._contrast(batch.curves[b], window, segments[b], upper)
-                )
+                contrast = actionness[b][:, None] * self._contrast(batch.curves[b], window, segments[b], upper)
+                if w_c < 1:
+                    contrast = (1 - w_c) * model_scores[b].double().numpy() + w_c * contrast
+                row_scores = torch.from_numpy(contrast)
             se, cls, sc = topk_pairs(row_scores, segments[b], self.topk)
             seconds = np.clip(window.to_video_time(se.double().numpy()), 0.0, upper)
             result.append(WindowDetections(int(index), seconds, cls.numpy(), sc.double().numpy()))
@@ -232,7 +272,7 @@ class PostProcess:
     def _contrast(video: VideoCurves | None, window: WindowSpec, segments: torch.Tensor, upper: float) -> np.ndarray:
         """[Nq, K] contrast of the video's class curves over each query's segment (seconds)."""
         if video is None:
-            raise ValueError("calibrated scoring needs the video's class curves (WindowBatch.curves)")
+            raise ValueError("contrast_weight > 0 needs the video's class curves (WindowBatch.curves)")
         se = segment_cw_to_se(segments).clamp(0.0, 1.0).double().numpy()
         seconds = np.clip(window.to_video_time(se), 0.0, upper)
         return segment_contrast(video.curves, video.times, seconds)

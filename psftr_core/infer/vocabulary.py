@@ -11,6 +11,8 @@ Rules (the same for ``--actions`` and ``--actions-file``):
 - Duplicates are dropped case-insensitively (Unicode case folding); the first spelling
   wins. Order is first appearance: names from ``--actions`` come before the file's.
 - An empty vocabulary is an ``InputError`` (exit code 2).
+- Names may be of any length; messages and tables show at most :data:`DISPLAY_CHARS`
+  characters of one (:func:`display_name`), outputs keep it whole.
 
 Per-action thresholds: ``--threshold 0.3`` sets the global score threshold and
 ``--threshold "pole vault=0.5"`` one action's (the last ``=`` separates name and value,
@@ -26,6 +28,17 @@ from pathlib import Path
 
 from psftr_core.errors import InputError
 
+DISPLAY_CHARS = 60  # longest action name shown whole in messages, tables and images
+
+
+def display_name(name: str, limit: int = DISPLAY_CHARS) -> str:
+    """``name`` for display: cut to ``limit`` characters, the last one an ellipsis.
+
+    >>> display_name("x" * 100, 8)
+    'xxxxxxx…'
+    """
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
 
 def clean_name(name: str) -> str:
     """NFC-normalise, trim and collapse whitespace; ``""`` for a blank name.
@@ -36,7 +49,7 @@ def clean_name(name: str) -> str:
     text = " ".join(unicodedata.normalize("NFC", name).split())
     bad = [ch for ch in text if unicodedata.category(ch) == "Cc"]
     if bad:
-        raise InputError(f"action name {text!r} contains control character {bad[0]!r}: remove it")
+        raise InputError(f"action name {display_name(text)!r} contains control character {bad[0]!r}: remove it")
     return text
 
 
@@ -51,10 +64,18 @@ def split_actions_arg(value: str) -> list[str]:
 
 
 def read_actions_file(path: str | os.PathLike) -> list[str]:
-    """Names listed in an actions file: one per line, ``#`` comment lines, blanks skipped."""
+    """Names listed in an actions file: one per line, ``#`` comment lines, blanks skipped.
+
+    ``InputError`` naming the file when it is missing, a folder or not a regular file (a
+    FIFO would block), unreadable, not UTF-8, or lists no action.
+    """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise InputError(f"actions file {path} is a folder, not a file")
+    if not path.exists():
         raise InputError(f"actions file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"actions file {path} is not a regular file")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
@@ -67,6 +88,8 @@ def read_actions_file(path: str | os.PathLike) -> list[str]:
         if not stripped or stripped.startswith("#"):
             continue
         names.append(stripped)
+    if not names:
+        raise InputError(f"actions file {path} lists no actions (only comments or blank lines)")
     return names
 
 
@@ -79,7 +102,7 @@ def normalise_vocabulary(names: Iterable[str]) -> list[str]:
     vocabulary = []
     for raw in names:
         if not isinstance(raw, str):
-            raise InputError(f"action names must be strings, got {type(raw).__name__}: {raw!r}")
+            raise InputError(f"action names must be strings, got {type(raw).__name__}: {display_name(repr(raw))}")
         name = clean_name(raw)
         if not name:
             continue
@@ -116,7 +139,7 @@ def _parse_score(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise InputError(f"{what}: {text!r} is not a number (expected e.g. 0.3)") from None
+        raise InputError(f"{what}: {display_name(text)!r} is not a number (expected e.g. 0.3)") from None
     if not 0.0 <= value <= 1.0:
         raise InputError(f"{what}: {value} is outside [0, 1]")
     return value
@@ -146,9 +169,9 @@ def parse_thresholds(values: Sequence[str] | None) -> tuple[float | None, dict[s
             raise InputError(f"--threshold {value!r}: missing action name before '=' (expected name=0.3)")
         key = name_key(name)
         if key in first_spelling:
-            raise InputError(f"--threshold: action {name!r} is given twice")
+            raise InputError(f"--threshold: action {display_name(name)!r} is given twice")
         first_spelling[key] = name
-        per_action[name] = _parse_score(number.strip(), f"--threshold {name}")
+        per_action[name] = _parse_score(number.strip(), f"--threshold {display_name(name)}")
     return global_threshold, per_action
 
 
@@ -165,12 +188,13 @@ def resolve_thresholds(
         target = by_key.get(name_key(name))
         if target is None:
             raise InputError(
-                f"--threshold {name}={value}: {name!r} is not one of the actions ({_preview(vocabulary)})"
+                f"--threshold {display_name(name)}={value}: {display_name(name)!r} is not one of the actions "
+                f"({_preview(vocabulary)})"
             )
         thresholds[target] = float(value)
     return thresholds
 
 
 def _preview(names: Sequence[str], limit: int = 8) -> str:
-    shown = ", ".join(repr(n) for n in names[:limit])
+    shown = ", ".join(repr(display_name(n)) for n in names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

@@ -1,7 +1,9 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename.
 
 A crash or Ctrl-C in the middle leaves either the old file or no file, never a
-half-written one.
+half-written one. A write that fails (read-only folder, a file where a folder is meant,
+disk full...) raises :class:`~psftr_core.errors.OutputError` naming the path and the
+reason in words, with the temporary file removed and the old file intact.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+from psftr_core.errors import OutputError
+from psftr_core.io.paths import write_error
 
 
 def _read_umask() -> int:
@@ -39,12 +44,16 @@ def _final_mode(path: Path) -> int:
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary sibling of ``path``; rename it over ``path`` on clean exit.
 
-    On any exception (including KeyboardInterrupt) the temporary file is removed
-    and ``path`` is left untouched.
+    Missing parent folders are created. On any exception (including KeyboardInterrupt)
+    the temporary file is removed and ``path`` is left untouched; an ``OSError`` (from
+    here or from writing to the handle) becomes an ``OutputError`` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise write_error(path, err) from err
     try:
         os.chmod(tmp, _final_mode(path))
         with os.fdopen(fd, mode, **kwargs) as handle:
@@ -52,9 +61,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as err:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise write_error(path, err) from err
         raise
 
 

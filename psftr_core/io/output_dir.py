@@ -1,4 +1,5 @@
-"""Per-video output files in one folder: ``DIR/<video>.<ext>`` plus a completion manifest.
+"""Per-video output files in one folder: ``DIR/<video>.<ext>`` (one file per extension)
+plus a completion manifest.
 
 File names (:func:`safe_stem`, :class:`OutputDir`):
 
@@ -19,11 +20,12 @@ File names (:func:`safe_stem`, :class:`OutputDir`):
   another set of ids or other settings.
 
 Completion (the manifest ``DIR/.psftr-detect.json``, written atomically): it records a
-hash of the run's settings and the videos finished with them. A re-run with the same
-settings skips a finished video whose file is still there; a re-run with other settings
-starts afresh (the manifest is reset when the folder is opened, before any file is
-rewritten, so an interrupted run never mixes settings). Only one process should write a
-folder at a time.
+hash of the run's settings, the videos finished with them (with their file names and a
+little information per video, e.g. the duration). A re-run with the same settings skips
+a finished video whose files are all still there; a re-run with other settings starts
+afresh (the manifest is reset when the folder is opened, before any file is rewritten,
+so an interrupted run never mixes settings). Only one process should write a folder at
+a time.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ from psftr_core.errors import InputError
 from psftr_core.io.atomic import write_json
 
 MANIFEST_NAME = ".psftr-detect.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 MAX_STEM_BYTES = 200  # + "~" + 8 hex digits + "." + extension stays under 255 bytes
 HASH_DIGITS = 8
 
@@ -96,57 +98,69 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
 class OutputDir:
     """A folder of per-video outputs ``<stem>.<extension>`` with a completion manifest.
 
-    ``settings`` is everything that changes the outputs (actions, thresholds, model,
-    checkpoint, sampling, format...); only its hash is compared. Typical use::
+    ``extensions``: one extension, or several (one file per video and extension, all
+    with the same stem; the first is the default of :meth:`path_for`). ``settings`` is
+    everything that changes the outputs (actions, thresholds, model, checkpoint,
+    sampling, formats...); only its hash is compared. Typical use::
 
-        out = OutputDir(folder, "srt", settings)
+        out = OutputDir(folder, ["srt", "json"], settings)
         out.assign(video_ids)                 # optional: names in sorted order
         for video in video_ids:
             if out.is_complete(video):
                 continue
-            write_video_file(out.path_for(video), "srt", video, segments)
-            out.mark_complete(video)
+            for ext in out.extensions:
+                write_video_file(out.path_for(video, ext), ext, video, segments)
+            out.mark_complete(video, {"duration": 12.5})
 
     Opening creates the folder and (re)writes the manifest when it is missing, unreadable
     or was written with other settings. Raises InputError when ``directory`` is a file.
     """
 
-    def __init__(self, directory: str | os.PathLike, extension: str, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self, directory: str | os.PathLike, extensions: str | Sequence[str], settings: Mapping[str, Any]
+    ) -> None:
         self.directory = Path(directory)
-        self.extension = extension.lstrip(".")
-        if not self.extension or _FORBIDDEN.search(self.extension):
-            raise ValueError(f"bad file extension {extension!r}")
+        names = [extensions] if isinstance(extensions, str) else list(extensions)
+        self.extensions = tuple(dict.fromkeys(ext.lstrip(".") for ext in names))
+        for ext in self.extensions:
+            if not ext or _FORBIDDEN.search(ext):
+                raise ValueError(f"bad file extension {ext!r}")
+        if not self.extensions:
+            raise ValueError("no file extension given")
+        self.extension = self.extensions[0]
         self.settings_hash = settings_hash(settings)
         if self.directory.exists() and not self.directory.is_dir():
             raise InputError(f"output folder {self.directory} is a file, expected a folder")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.directory / MANIFEST_NAME
-        stems, finished, same_settings = self._read_manifest()
+        stems, finished, info, same_settings = self._read_manifest()
         self._stems: dict[str, str] = stems
         self._taken: dict[str, str] = {name_key(stem): video for video, stem in stems.items()}
-        self._finished: dict[str, str] = finished if same_settings else {}
+        self._finished: dict[str, list[str]] = finished if same_settings else {}
+        self._info: dict[str, dict[str, Any]] = info if same_settings else {}
         if not same_settings:
             self._write_manifest()
 
     # -- manifest
 
-    def _read_manifest(self) -> tuple[dict[str, str], dict[str, str], bool]:
-        """``(stems, finished, same_settings)``; an unusable manifest counts as none."""
+    def _read_manifest(self) -> tuple[dict[str, str], dict[str, list[str]], dict[str, dict[str, Any]], bool]:
+        """``(stems, finished, info, same_settings)``; an unusable manifest counts as none."""
+        nothing: tuple[dict, dict, dict, bool] = ({}, {}, {}, False)
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return {}, {}, False
+            return nothing
         if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
-            return {}, {}, False
-        stems = data.get("stems")
-        finished = data.get("finished")
-        if not (_is_str_map(stems) and _is_str_map(finished)):
-            return {}, {}, False
+            return nothing
+        stems, finished, info = data.get("stems"), data.get("finished"), data.get("info", {})
+        if not (_is_str_map(stems) and _is_names_map(finished) and isinstance(info, dict)):
+            return nothing
         stems = {video: stem for video, stem in stems.items() if stem and safe_stem(stem) == stem}
         if len({name_key(stem) for stem in stems.values()}) != len(stems):
-            return {}, {}, False  # hand-edited into a collision: rename everything
-        finished = {video: name for video, name in finished.items() if video in stems}
-        return stems, finished, data.get("settings_hash") == self.settings_hash
+            return nothing  # hand-edited into a collision: rename everything
+        finished = {video: names for video, names in finished.items() if video in stems}
+        info = {video: value for video, value in info.items() if video in finished and isinstance(value, dict)}
+        return stems, finished, info, data.get("settings_hash") == self.settings_hash
 
     def _write_manifest(self) -> None:
         write_json(
@@ -156,6 +170,7 @@ class OutputDir:
                 "settings_hash": self.settings_hash,
                 "stems": self._stems,
                 "finished": self._finished,
+                "info": self._info,
             },
         )
 
@@ -165,14 +180,22 @@ class OutputDir:
         """Give names to ``videos`` in sorted order (stable); returns ``{video: path}``."""
         return {video: self.path_for(video) for video in sorted(set(videos))}
 
-    def path_for(self, video: str) -> Path:
-        """The output file of ``video``: its remembered name, else a new unique one."""
+    def path_for(self, video: str, extension: str | None = None) -> Path:
+        """The output file of ``video`` (with ``extension``, default the first one): its
+        remembered name, else a new unique one."""
+        ext = self.extension if extension is None else extension.lstrip(".")
+        if ext not in self.extensions:
+            raise ValueError(f"extension {ext!r} is not one of this folder's ({', '.join(self.extensions)})")
         stem = self._stems.get(video)
         if stem is None:
             stem = self._new_stem(video)
             self._stems[video] = stem
             self._taken[name_key(stem)] = video
-        return self.directory / f"{stem}.{self.extension}"
+        return self.directory / f"{stem}.{ext}"
+
+    def paths_for(self, video: str) -> dict[str, Path]:
+        """``{extension: path}`` of ``video``'s files."""
+        return {ext: self.path_for(video, ext) for ext in self.extensions}
 
     def _new_stem(self, video: str) -> str:
         base = safe_stem(video)
@@ -187,17 +210,29 @@ class OutputDir:
     # -- completion
 
     def is_complete(self, video: str) -> bool:
-        """Was ``video`` finished with these settings, and is its file still there?"""
-        name = self._finished.get(video)
-        return name is not None and (self.directory / name).is_file()
+        """Was ``video`` finished with these settings, and are all its files still there?"""
+        names = self._finished.get(video)
+        return names is not None and all((self.directory / name).is_file() for name in names)
 
-    def mark_complete(self, video: str) -> None:
-        """Record ``video`` as finished (after its file was written); saves the manifest."""
-        path = self.path_for(video)
-        if not path.is_file():
-            raise FileNotFoundError(f"output of video {video!r} was not written: {path}")
-        self._finished[video] = path.name
+    def mark_complete(self, video: str, info: Mapping[str, Any] | None = None) -> None:
+        """Record ``video`` as finished (after its files were written); saves the manifest.
+
+        ``info``: a few JSON values to keep with it (see :meth:`info`).
+        """
+        paths = list(self.paths_for(video).values())
+        for path in paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"output of video {video!r} was not written: {path}")
+        self._finished[video] = [path.name for path in paths]
+        if info:
+            self._info[video] = dict(info)
+        else:
+            self._info.pop(video, None)
         self._write_manifest()
+
+    def info(self, video: str) -> dict[str, Any]:
+        """The ``info`` saved with a finished video (empty if none)."""
+        return dict(self._info.get(video, {}))
 
     def finished(self) -> list[str]:
         """Videos finished with these settings whose file is still there (sorted)."""
@@ -206,3 +241,10 @@ class OutputDir:
 
 def _is_str_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _is_names_map(value: Any) -> bool:
+    """``{video: [file names]}``."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(n, str) for n in v) for k, v in value.items()
+    )

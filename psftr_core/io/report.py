@@ -135,6 +135,11 @@ def report_data(
     return {"actions": names, "videos": out}
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 video``, ``2 videos``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "duration unknown"
@@ -172,7 +177,7 @@ def report_html(
         sections.append(
             f'<details class="video" data-index="{i}"{" open" if i == 0 else ""}>'
             f'<summary><span class="vid">{esc(video["id"])}</span>'
-            f'<span class="meta">{count} segment{"" if count == 1 else "s"} · '
+            f'<span class="meta">{_count(count, "segment")} · '
             f'{_format_seconds(video["duration"])}{kind}</span></summary>'
             f'<div class="body"></div></details>'
         )
@@ -193,7 +198,7 @@ def report_html(
 <header>
 <h1>{esc(title)}</h1>
 <p class="details">{esc(details)}</p>
-<p class="summary">{len(data["videos"])} videos · {num_segments} segments · {len(data["actions"])} actions</p>
+<p class="summary">{_count(len(data["videos"]), "video")} · {_count(num_segments, "segment")} · {_count(len(data["actions"]), "action")}</p>
 <div class="controls">
 <label>Minimum score <input type="range" id="score-slider" min="{slider_min:g}" max="{slider_max:g}" step="0.01" value="{start_score:g}">
 <output id="score-value" for="score-slider">{start_score:.2f}</output></label>

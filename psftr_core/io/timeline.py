@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from psftr_core.io.atomic import atomic_open
+from psftr_core.io.output_dir import name_key, safe_stem
 
 TITLE_H = 28
 LANE_H = 22
@@ -175,12 +175,26 @@ def _font_for(text: str, size: int) -> Any:
 
 
 def _fit(draw: Any, text: str, font: Any, max_width: float) -> str:
-    """``text`` shortened with an ellipsis so it fits ``max_width`` pixels."""
-    if draw.textlength(text, font=font) <= max_width:
+    """``text`` shortened with an ellipsis so it fits ``max_width`` pixels: its longest
+    prefix that fits with the ellipsis.
+
+    Fast for any length (a 10,000-character action name): only the first
+    ``max_width + 1`` characters are measured (no visible glyph is narrower than a
+    pixel), and the prefix is found by bisection.
+    """
+    head = text[: int(max_width) + 1]
+    if len(head) == len(text) and draw.textlength(text, font=font) <= max_width:
         return text
-    while text and draw.textlength(text + "…", font=font) > max_width:
-        text = text[:-1]
-    return text + "…"
+    if draw.textlength(head + "…", font=font) <= max_width:  # zero-width characters
+        return head + "…"
+    fits, too_long = 0, len(head)  # prefix lengths: text[:fits] + "…" fits (or is empty)
+    while too_long - fits > 1:
+        mid = (fits + too_long) // 2
+        if draw.textlength(text[:mid] + "…", font=font) <= max_width:
+            fits = mid
+        else:
+            too_long = mid
+    return text[:fits] + "…"
 
 
 def _shade(colour: tuple[int, int, int], score: float) -> tuple[int, int, int]:
@@ -284,13 +298,10 @@ def render_timeline(
     return image
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
 def timeline_filename(video_id: str) -> str:
-    """File name for a video's timeline: unsafe characters → ``_``, plus ``.png``."""
-    stem = _UNSAFE.sub("_", video_id).strip("._") or "video"
-    return stem[:150] + ".png"
+    """File name for a video's timeline: the id kept as it is (Unicode included) but for
+    what file systems forbid, by the rule of per-video outputs (``safe_stem``), plus ``.png``."""
+    return safe_stem(video_id) + ".png"
 
 
 def write_timeline(path: str | os.PathLike, image: Any) -> Path:
@@ -311,8 +322,9 @@ def write_timelines(
 ) -> dict[str, Path]:
     """One PNG per video of ``results`` (ActivityNet layout) in ``out_dir``; {video: path}.
 
-    Names come from :func:`timeline_filename`; two ids that map to the same name get
-    ``-2``, ``-3``... suffixes (in sorted video order, so names are stable).
+    Names come from :func:`timeline_filename`; two ids that map to the same name (compared
+    like :func:`~psftr_core.io.output_dir.name_key`: case and Unicode normalisation
+    ignored) get ``-2``, ``-3``... suffixes (in sorted video order, so names are stable).
     """
     out_dir = Path(out_dir)
     durations = durations or {}
@@ -321,9 +333,9 @@ def write_timelines(
     for video_id in sorted(results):
         name = timeline_filename(video_id)
         stem, k = name[:-4], 2
-        while name.lower() in used:
+        while name_key(name) in used:
             name, k = f"{stem}-{k}.png", k + 1
-        used.add(name.lower())
+        used.add(name_key(name))
         image = render_timeline(video_id, durations.get(video_id), actions, results[video_id], width, max_lanes)
         written[video_id] = write_timeline(out_dir / name, image)
     return written

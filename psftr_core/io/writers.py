@@ -10,7 +10,8 @@ Every writer has the same small interface (:class:`SegmentWriter`)::
 "label": str, "score": float}``) or objects with a ``to_result()`` method giving one
 (``psftr_core.infer.detect.Segment``). They are validated like the results files of
 :mod:`psftr_core.io.export` (finite numbers, end >= start, non-empty label).
-:func:`write_video_file` writes one video to a path atomically.
+:func:`write_video_file` writes one video to a path atomically; :func:`read_video_file`
+reads a ``json`` or ``jsonl`` file back exactly (:data:`LOSSLESS_FORMATS`).
 
 Formats:
 
@@ -58,7 +59,7 @@ from typing import IO, Any, Protocol
 from psftr_core import __version__
 from psftr_core.errors import InputError
 from psftr_core.io.atomic import atomic_open
-from psftr_core.io.export import CsvSegmentWriter, normalise_results
+from psftr_core.io.export import CsvSegmentWriter, normalise_results, read_results_json
 
 FORMATS = ("json", "csv", "jsonl", "srt", "vtt")
 """Output formats, by their ``--format`` names."""
@@ -68,6 +69,10 @@ FORMAT_EXTENSIONS = {"json": "json", "csv": "csv", "jsonl": "jsonl", "srt": "srt
 
 SINGLE_VIDEO_FORMATS = frozenset({"srt", "vtt"})
 """Formats whose file is one video's timeline: one video per file or stream."""
+
+LOSSLESS_FORMATS = ("jsonl", "json")
+"""Formats that :func:`read_video_file` reads back equal to what was written (the others
+round times or scores, or change labels for display)."""
 
 
 class SegmentWriter(Protocol):
@@ -320,3 +325,34 @@ def write_video_file(
         writer = open_writer(fmt, handle, flush=False, details=details, version=version)
         writer.write_video(video, detections)
         writer.close()
+
+
+def read_video_file(path: str | os.PathLike, fmt: str) -> dict[str, list[dict[str, Any]]]:
+    """Read a ``json`` or ``jsonl`` file written here: ``{video: [detection dicts]}``.
+
+    Videos and segments come back in file order, numbers exactly as written. Raises
+    InputError (naming the file) on a missing or malformed file.
+    """
+    if fmt == "json":
+        return read_results_json(path)
+    if fmt != "jsonl":
+        raise InputError(f"cannot read segments back from --format {fmt} (only {', '.join(LOSSLESS_FORMATS)})")
+    results: dict[str, list[dict[str, Any]]] = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
+                item = {"segment": [record["start"], record["end"]], "label": record["label"], "score": record["score"]}
+                results.setdefault(record["video"], []).append(item)
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}, line {number}: not a psftr JSON Lines segment ({err})") from None
+    try:
+        return normalise_results(results)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None

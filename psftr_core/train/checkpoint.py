@@ -10,10 +10,17 @@ A checkpoint is a dict of plain Python types and tensors only, so
     feature_spec: {feature_dim, feature_fps, frames_per_feature, clip_model, clip_pretrained,
                    clip_weights_id, text_source}
     vocabulary: [seen class names]         # text the model was trained with, in order
+    text_clip: {model_name, pretrained, weights_id, config, config_sha256, embed_dim} | None
+                                           # the CLIP text tower of the class names (config:
+                                           # a custom architecture's open_clip config);
+                                           # None: a text_embeddings table (or an older file)
     split: {dataset, ratio, index, seen, unseen}
     epoch: completed epochs                # of epochs_total
     epochs_total: int
     metrics: {...}                         # last epoch's mean losses, eval mAP if tracked
+    calibration: {...} | None              # how the inference settings in config were chosen on
+                                           # held-out seen classes (psftr_core.train.calibration);
+                                           # None: not calibrated (--no-calibrate, older files)
     train_state: {optimizer, scaler, rng, seed}   # only for resuming; may be absent
 
 Loading validates the structure and raises ``InputError`` with one clear line for a
@@ -23,9 +30,11 @@ features of another dimension or another CLIP model.
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
 import random
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -37,50 +46,27 @@ from psftr_core.config import config_from_dict
 from psftr_core.errors import InputError
 from psftr_core.io.atomic import torch_save
 from psftr_core.model import PSFTR
+from psftr_core.train.clip_source import BUILTIN_CLIP, builtin_release, manifest_clip, same_clip_model
 
 FORMAT = "psftr-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("model_state", "config", "feature_spec", "vocabulary", "split", "epoch")
 
-# Feature releases whose CLIP model is known by construction: (model, pretrained, weights id).
-BUILTIN_CLIP = {
-    "thumos14": ("ViT-B-16", "openai", "tag:openai"),
-    "anet": ("ViT-B-16", "openai", "tag:openai"),
-}
-MANIFEST_NAME = "manifest.json"  # written by `psftr extract` next to the features
-
-
-def _manifest_clip(root: Path) -> tuple[str | None, str | None, str | None]:
-    """(model name, pretrained tag or file, weights id) from ``psftr extract``'s manifest."""
-    path = root / MANIFEST_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None, None, None
-    clip = data.get("clip") if isinstance(data, dict) else None
-    if not isinstance(clip, dict) or not isinstance(clip.get("model_name"), str):
-        return None, None, None
-
-    def text(key: str) -> str | None:
-        value = clip.get(key)
-        return value if isinstance(value, str) else None
-
-    return clip["model_name"], text("pretrained"), text("weights_id")
-
 
 def feature_spec_of(dataset: Any) -> dict[str, Any]:
     """What the features of ``dataset`` are: D, rate and (when known) the CLIP model.
 
-    The CLIP model is known for the built-in releases (ViT-B/16, OpenAI weights) and for
-    folders written by ``psftr extract`` (its ``manifest.json``); otherwise it is None
-    and only the dimension can be checked.
+    The CLIP model is known for folders written by ``psftr extract`` (its
+    ``manifest.json``) and for the built-in releases (ViT-B/16, OpenAI weights, by
+    convention); otherwise it is None and only the dimension can be checked.
     """
     clip_model = clip_pretrained = weights_id = None
-    if str(dataset.name).lower() in BUILTIN_CLIP and str(getattr(dataset, "split_source", "")).startswith("standard:"):
-        clip_model, clip_pretrained, weights_id = BUILTIN_CLIP[str(dataset.name).lower()]
-    root = getattr(dataset, "root", None)
-    if clip_model is None and root is not None:
-        clip_model, clip_pretrained, weights_id = _manifest_clip(Path(root))
+    record, release = manifest_clip(getattr(dataset, "root", None)), builtin_release(dataset)
+    if record is not None:  # what `psftr extract` recorded beats a convention
+        clip_model, clip_pretrained, weights_id = (_text(record, key)
+                                                   for key in ("model_name", "pretrained", "weights_id"))
+    elif release is not None:
+        clip_model, clip_pretrained, weights_id = BUILTIN_CLIP[release]
     fps = getattr(dataset, "feature_fps", None)
     return {
         "feature_dim": int(dataset.feature_dim),
@@ -102,7 +88,7 @@ def check_feature_spec(ckpt: dict, spec: dict, where: str = "the dataset") -> No
             f"{where} has {spec['feature_dim']}-d features; use features from the same CLIP model or retrain"
         )
     a, b = trained.get("clip_model"), spec.get("clip_model")
-    if a and b and _norm_model(a) != _norm_model(b):
+    if a and b and not same_clip_model(a, b):
         raise InputError(
             f"the checkpoint was trained on features of CLIP {a}, but {where} has features of CLIP {b}; "
             "extract features with the checkpoint's CLIP model or retrain"
@@ -117,9 +103,9 @@ def check_feature_spec(ckpt: dict, spec: dict, where: str = "the dataset") -> No
         )
 
 
-def _norm_model(name: str) -> str:
-    # open_clip spells OpenAI's ViT-B/16 as ViT-B-16 or ViT-B-16-quickgelu: same features.
-    return name.replace("/", "-").lower().removesuffix("-quickgelu")
+def _text(record: dict, key: str) -> str | None:
+    value = record.get(key)
+    return value if isinstance(value, str) else None
 
 
 def _clip_words(spec: dict) -> str:
@@ -169,6 +155,8 @@ def make_checkpoint(
     epochs_total: int,
     metrics: dict | None = None,
     train_state: dict | None = None,
+    text_clip: dict | None = None,
+    calibration: dict | None = None,
 ) -> dict[str, Any]:
     """Assemble a checkpoint dict (see the module docstring)."""
     module = model.module if hasattr(model, "module") else model
@@ -185,6 +173,8 @@ def make_checkpoint(
         "epoch": int(epoch),
         "epochs_total": int(epochs_total),
         "metrics": dict(metrics or {}),
+        "text_clip": dict(text_clip) if text_clip else None,
+        "calibration": calibration,
     }
     if train_state is not None:
         ckpt["train_state"] = train_state
@@ -200,12 +190,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Read and validate a checkpoint with ``weights_only=True``."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"checkpoint {path} does not exist (train one with `psftr train`)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated zip, foreign pickle, non-allowed globals
-        detail = " ".join(str(err).split())[:200]
-        raise InputError(f"cannot read checkpoint {path}: not a valid psftr checkpoint ({detail})") from None
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise InputError(f"checkpoint {path} {what} (train one with `psftr train`)")
+    ckpt = _torch_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise InputError(f"{path} is not a psftr checkpoint (no 'format: {FORMAT}' entry)")
     version = ckpt.get("format_version")
@@ -218,6 +205,30 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if missing:
         raise InputError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
     return ckpt
+
+
+def _torch_load(path: Path, map_location: Any) -> Any:
+    """``torch.load(weights_only=True)`` with failures said in our words.
+
+    torch's own messages suggest ``weights_only=False`` (unsafe for a file from elsewhere)
+    and its warnings would reach the terminal; both stay inside.
+    """
+    if path.stat().st_size == 0:
+        raise InputError(f"cannot read checkpoint {path}: the file is empty")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; a truncated copy loses the archive's index too.
+        raise InputError(f"cannot read checkpoint {path}: not a complete PyTorch checkpoint file "
+                         "(truncated, damaged, or not a checkpoint written by `psftr train`)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(f"cannot read checkpoint {path}: it holds Python objects other than tensors and plain "
+                         "data, which psftr never loads (a checkpoint from elsewhere, or a tampered file)") from None
+    except Exception:  # a damaged zip: truncated copy, interrupted download
+        raise InputError(f"cannot read checkpoint {path}: the file is damaged or truncated "
+                         "(copy it again, or use another checkpoint of the run)") from None
 
 
 def build_model(ckpt: dict, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Any]:

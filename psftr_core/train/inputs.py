@@ -13,7 +13,8 @@ import torch
 
 from psftr_core.data.windows import WindowDataset, windowing_from_config
 from psftr_core.errors import InputError
-from psftr_core.features.text import class_text_embeddings
+from psftr_core.features.text import TextTower, class_text_embeddings
+from psftr_core.train.clip_source import dataset_text_tower
 
 
 def training_windows(dataset: Any, split: Any, data_cfg: Any) -> WindowDataset:
@@ -34,19 +35,14 @@ def evaluation_windows(dataset: Any, split: Any, data_cfg: Any) -> WindowDataset
                          training=False)
 
 
-def class_text(dataset: Any, class_names: Sequence[str], feature_spec: dict, prompt: str | None,
+def class_text(dataset: Any, class_names: Sequence[str], tower: TextTower | None = None, prompt: str | None = None,
                cache_dir: Any = None) -> torch.Tensor:
     """[K, D] float32 CPU tensor of the classes' text embeddings.
 
-    From the dataset's embeddings file, else the text tower of the CLIP model that made
-    the features (``feature_spec``), on ``prompt``.
+    From the dataset's embeddings file, else the text tower ``tower`` (default: the one
+    of the CLIP model that made the features, ``psftr_core.train.clip_source``), on
+    ``prompt``.
     """
-    array = class_text_embeddings(
-        dataset,
-        class_names,
-        clip_model=feature_spec.get("clip_model"),
-        clip_pretrained=feature_spec.get("clip_pretrained"),
-        cache_dir=cache_dir,
-        prompt=prompt,
-    )
+    array = class_text_embeddings(dataset, class_names, tower or dataset_text_tower(dataset), cache_dir=cache_dir,
+                                  prompt=prompt)
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))

@@ -2,10 +2,12 @@
 
 Terms (unweighted values are reported; the total uses the coefficients):
 
-- ``loss_cls``: focal loss on the softmax class distribution of matched queries over
-  the seen classes, ``-(1 - p_y)^γ log p_y``. Softmax (not per-class sigmoid) because
-  the model's class scores are CLIP-scaled cosines whose softmax is the final class
-  distribution; unmatched queries are left to the actionness term.
+- ``loss_cls``: on the softmax class distribution of matched queries over the seen
+  classes, the focal loss ``-(1 - p_y)^γ log p_y`` (``train.cls_loss="focal"``, the
+  default) or the cross-entropy ``-log p_y`` of the method text (``"ce"``). Softmax
+  (not per-class sigmoid) because the model's class scores are CLIP-scaled cosines
+  whose softmax is the final class distribution; unmatched queries are left to the
+  actionness term.
 - ``loss_seg``: L1 distance of matched (centre, width) pairs.
 - ``loss_iou``: 1 - IoU of matched segments (prediction clamped to the window).
 - ``loss_actionness``: sigmoid focal loss (α, γ) of every query's actionness logit
@@ -15,6 +17,8 @@ Terms (unweighted values are reported; the total uses the coefficients):
 
 The first four are summed over the batch and divided by the number of ground-truth
 instances in the (global) batch; saliency is divided by the number of valid snippets.
+A model without an actionness head (``model.use_actionness=false``) or a saliency head
+(``model.use_saliency=false``) has no such output, and its term is left out.
 With auxiliary losses on, the first four are repeated for every earlier decoder layer
 (``*_0``, ``*_1``, ...) with a separate matching per layer.
 
@@ -65,23 +69,28 @@ class SetCriterion:
     ``segments`` [N_b, 2] (c, w) normalised to the window.
     ``saliency``: [B, T] float targets; ``mask``: [B, T] bool, True = padding.
     ``weights``: coefficient of each term in the total, by name (``loss_cls``,
-    ``loss_seg``, ``loss_iou``, ``loss_actionness``, ``loss_saliency``).
+    ``loss_seg``, ``loss_iou``, ``loss_actionness``, ``loss_saliency``). ``cls_loss``:
+    ``"focal"`` or ``"ce"`` (cross-entropy, i.e. the focal loss with γ = 0).
+    ``pred_actionness`` and ``saliency_logits`` may be absent (their terms are then too).
     """
 
     def __init__(self, matcher: HungarianMatcher, weights: dict[str, float], focal_alpha: float,
-                 focal_gamma: float, aux_loss: bool) -> None:
+                 focal_gamma: float, aux_loss: bool, cls_loss: str = "focal") -> None:
+        if cls_loss not in ("focal", "ce"):
+            raise ValueError(f"cls_loss must be 'focal' or 'ce', got {cls_loss!r}")
         self.matcher = matcher
         self.weights = dict(weights)
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
+        self.cls_gamma = focal_gamma if cls_loss == "focal" else 0.0
         self.aux_loss = aux_loss
 
     def matched_losses(
         self, outputs: dict, targets: list[dict], indices: list[tuple[torch.Tensor, torch.Tensor]], num_instances: float
     ) -> dict[str, torch.Tensor]:
-        """The four query-level terms for one decoder layer, given its matching."""
+        """The query-level terms for one decoder layer, given its matching (no
+        ``loss_actionness`` without ``pred_actionness``)."""
         logits = outputs["pred_logits"].float()
         segments = outputs["pred_segments"].float()
-        actionness = outputs["pred_actionness"].float().squeeze(-1)  # [B, Nq]
         device = logits.device
 
         batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)]).to(device)
@@ -90,7 +99,7 @@ class SetCriterion:
         tgt_segments = torch.cat([t["segments"].to(device).float()[j] for t, (_, j) in zip(targets, indices)])
 
         if query_idx.numel() > 0:
-            loss_cls = softmax_focal_loss(logits[batch_idx, query_idx], labels, self.focal_gamma).sum()
+            loss_cls = softmax_focal_loss(logits[batch_idx, query_idx], labels, self.cls_gamma).sum()
             src = segments[batch_idx, query_idx]
             loss_seg = F.l1_loss(src, tgt_segments, reduction="none").sum()
             iou = paired_iou(segment_cw_to_se(src).clamp(0.0, 1.0), segment_cw_to_se(tgt_segments))
@@ -99,15 +108,18 @@ class SetCriterion:
             # Keep the graph connected (DDP needs every parameter to get a gradient).
             loss_cls = loss_seg = loss_iou = logits.sum() * 0.0 + segments.sum() * 0.0
 
-        action_target = torch.zeros_like(actionness)
-        action_target[batch_idx, query_idx] = 1.0
-        loss_act = sigmoid_focal_loss(actionness, action_target, self.focal_alpha, self.focal_gamma).sum()
-        return {
+        losses = {
             "loss_cls": loss_cls / num_instances,
             "loss_seg": loss_seg / num_instances,
             "loss_iou": loss_iou / num_instances,
-            "loss_actionness": loss_act / num_instances,
         }
+        if "pred_actionness" in outputs:
+            actionness = outputs["pred_actionness"].float().squeeze(-1)  # [B, Nq]
+            action_target = torch.zeros_like(actionness)
+            action_target[batch_idx, query_idx] = 1.0
+            loss_act = sigmoid_focal_loss(actionness, action_target, self.focal_alpha, self.focal_gamma).sum()
+            losses["loss_actionness"] = loss_act / num_instances
+        return losses
 
     def saliency_loss(self, saliency_logits: torch.Tensor, saliency: torch.Tensor, mask: torch.Tensor, num_frames: float) -> torch.Tensor:
         valid = (~mask).float()
@@ -136,7 +148,8 @@ class SetCriterion:
 
         indices = self.matcher(outputs, targets)
         losses = self.matched_losses(outputs, targets, indices, num_instances)
-        losses["loss_saliency"] = self.saliency_loss(outputs["saliency_logits"], saliency, mask, num_frames)
+        if "saliency_logits" in outputs:
+            losses["loss_saliency"] = self.saliency_loss(outputs["saliency_logits"], saliency, mask, num_frames)
         if self.aux_loss:
             for layer, aux in enumerate(outputs.get("aux_outputs") or []):
                 aux_indices = self.matcher(aux, targets)
@@ -146,8 +159,9 @@ class SetCriterion:
         return losses
 
     def weighted_total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Saliency plus every matched term (auxiliary ``*_k`` copies included) times its weight."""
-        total = self.weights["loss_saliency"] * losses["loss_saliency"]
+        """Saliency (when present) plus every matched term (auxiliary ``*_k`` copies
+        included) times its weight."""
+        total = self.weights["loss_saliency"] * losses["loss_saliency"] if "loss_saliency" in losses else 0.0
         for name, value in losses.items():
             base = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
             if base in MATCHED_TERMS:
@@ -169,4 +183,4 @@ def loss_weights(train_cfg: Any) -> dict[str, float]:
 def build_criterion(train_cfg: Any) -> SetCriterion:
     """The loss of a run (with its matcher), from the ``train`` section of its config."""
     return SetCriterion(build_matcher(train_cfg), loss_weights(train_cfg), train_cfg.focal_alpha,
-                        train_cfg.focal_gamma, train_cfg.aux_loss)
+                        train_cfg.focal_gamma, train_cfg.aux_loss, train_cfg.cls_loss)

@@ -6,7 +6,8 @@ Cost of assigning query q to instance n of one window:
 
 with the focal-style classification cost of Deformable DETR applied to the softmax
 probability ``p`` of the instance's class (the model's class scores are a softmax over
-the vocabulary): ``C_cls = α (1-p)^γ (-log p) - (1-α) p^γ (-log(1-p))``.
+the vocabulary): ``C_cls = α (1-p)^γ (-log p) - (1-α) p^γ (-log(1-p))``; with a
+cross-entropy class loss (``train.cls_loss="ce"``) DETR's ``C_cls = -p``.
 The assignment is solved exactly per window with ``scipy.optimize.linear_sum_assignment``.
 The weights come from the run's config (:func:`build_matcher`); there are no defaults here.
 """
@@ -32,9 +33,10 @@ class HungarianMatcher:
     """
 
     def __init__(self, *, cost_class: float, cost_segment: float, cost_iou: float, focal_alpha: float,
-                 focal_gamma: float) -> None:
+                 focal_gamma: float, focal_cost: bool = True) -> None:
         self.cost_class, self.cost_segment, self.cost_iou = cost_class, cost_segment, cost_iou
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
+        self.focal_cost = focal_cost  # False: DETR's -p
 
     @torch.no_grad()
     def cost_matrices(self, outputs: dict, targets: list[dict]) -> list[torch.Tensor]:
@@ -49,9 +51,12 @@ class HungarianMatcher:
                 matrices.append(torch.zeros(prob.shape[1], 0))
                 continue
             p = prob[b][:, labels]  # [Nq, N]
-            pos = self.focal_alpha * (1 - p) ** self.focal_gamma * -(p + 1e-8).log()
-            neg = (1 - self.focal_alpha) * p**self.focal_gamma * -(1 - p + 1e-8).log()
-            cost_cls = pos - neg
+            if self.focal_cost:
+                pos = self.focal_alpha * (1 - p) ** self.focal_gamma * -(p + 1e-8).log()
+                neg = (1 - self.focal_alpha) * p**self.focal_gamma * -(1 - p + 1e-8).log()
+                cost_cls = pos - neg
+            else:
+                cost_cls = -p
             cost_l1 = torch.cdist(segments[b], tgt, p=1)
             cost_iou = -pairwise_iou(segment_cw_to_se(segments[b]), segment_cw_to_se(tgt))
             cost = self.cost_class * cost_cls + self.cost_segment * cost_l1 + self.cost_iou * cost_iou
@@ -67,10 +72,11 @@ class HungarianMatcher:
 
 
 def build_matcher(train_cfg: Any) -> HungarianMatcher:
-    """The matcher of a run, from the ``train`` section of its config (``set_cost_*``, ``focal_*``)."""
+    """The matcher of a run, from the ``train`` section of its config (``set_cost_*``,
+    ``focal_*``, ``cls_loss``)."""
     return HungarianMatcher(cost_class=train_cfg.set_cost_class, cost_segment=train_cfg.set_cost_seg,
                             cost_iou=train_cfg.set_cost_iou, focal_alpha=train_cfg.focal_alpha,
-                            focal_gamma=train_cfg.focal_gamma)
+                            focal_gamma=train_cfg.focal_gamma, focal_cost=train_cfg.cls_loss == "focal")
 
 
 def assign(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,10 +1,12 @@
-"""AdamW with three parameter groups, and the step learning-rate schedule.
+"""AdamW with up to three parameter groups, and the step learning-rate schedule.
 
-Groups: the sampling-offset and reference-point layers at ``lr × lr_linear_proj_mult``,
-parameters whose name contains one of ``lr_backbone_names`` at ``lr_backbone`` (none in
-PSFTR: the features are precomputed), the rest at ``lr``; weight decay
-``weight_decay``. Schedule: every group's lr is multiplied by ``lr_drop_factor`` at each
-epoch of ``lr_drop_epochs``. It is computed from the epoch number, so resuming needs no
+Groups: the sampling-offset and reference-point layers at ``lr × lr_linear_proj_mult``;
+when ``lr_backbone`` is set, the parameters whose name contains one of
+``lr_backbone_names`` (by default the temporal convolution that reads the raw CLIP
+features, ``temporal_conv``) at ``lr_backbone``; the rest at ``lr`` (also the backbone
+parameters while ``lr_backbone`` is null). Weight decay ``weight_decay``. Schedule:
+every group's lr is multiplied by ``lr_drop_factor`` at each epoch of
+``lr_drop_epochs``. It is computed from the epoch number, so resuming needs no
 scheduler state.
 """
 
@@ -16,12 +18,14 @@ import torch
 
 
 def param_groups(model: torch.nn.Module, train_cfg: Any) -> list[dict]:
-    """AdamW parameter groups: base, sampling-offset/reference-point (×0.1), backbone."""
+    """AdamW parameter groups: base, sampling-offset/reference-point (×0.1), backbone
+    (only while ``train_cfg.lr_backbone`` is set)."""
     proj, backbone, base = [], [], []
+    backbone_names = train_cfg.lr_backbone_names if train_cfg.lr_backbone is not None else ()
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if any(key in name for key in train_cfg.lr_backbone_names):
+        if any(key in name for key in backbone_names):
             backbone.append(p)
         elif any(key in name for key in train_cfg.lr_linear_proj_names):
             proj.append(p)

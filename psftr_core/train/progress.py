@@ -28,9 +28,14 @@ class TrainEvent:
     - ``"iteration"``: ``iteration`` (1-based) is done, ``losses`` = its loss terms;
     - ``"evaluation"``: ``average_map`` of the periodic evaluation;
     - ``"epoch_end"``: ``losses`` = the epoch's mean loss terms, ``seconds`` since it started;
-    - ``"already_trained"``: nothing to do, ``checkpoint`` already holds ``epoch`` epochs.
+    - ``"already_trained"``: nothing to do, ``checkpoint`` already holds ``epoch`` epochs;
+    - ``"calibration"``: the calibration is done (or was skipped, or, with ``reused``,
+      read back from an earlier run); ``calibration`` = its record
+      (``psftr_core.train.calibration.calibration_record``).
 
-    ``epoch`` is 1-based, of ``epochs``; ``split_index`` is the split being trained.
+    ``epoch`` is 1-based, of ``epochs``; ``split_index`` is the split being trained;
+    ``stage`` is ``"train"`` for the model being trained or ``"calibration"`` for the
+    calibration model trained before it.
     """
 
     kind: str
@@ -44,6 +49,9 @@ class TrainEvent:
     average_map: float | None = None
     seconds: float = 0.0
     checkpoint: Path | None = None
+    stage: str = "train"
+    calibration: dict | None = None
+    reused: bool = False
 
 
 ProgressCallback = Callable[[TrainEvent], None]
@@ -52,12 +60,12 @@ ProgressCallback = Callable[[TrainEvent], None]
 class TrainingReporter:
     """Reports one split's training to ``on_progress`` and to ``metrics`` (pass None / a
     disabled log on ranks other than 0). ``log_every``: iterations between ``"iter"``
-    records (0 = none)."""
+    records (0 = none); ``stage``: the events' ``stage``."""
 
     def __init__(self, metrics: MetricsLog, on_progress: ProgressCallback | None, log_every: int,
-                 split_index: int, epochs: int) -> None:
+                 split_index: int, epochs: int, stage: str = "train") -> None:
         self.metrics, self.on_progress, self.log_every = metrics, on_progress, log_every
-        self.split_index, self.epochs = split_index, epochs
+        self.split_index, self.epochs, self.stage = split_index, epochs, stage
         self.epoch, self.iterations, self.lr, self.started = 0, 0, 0.0, time.time()
 
     def already_trained(self, epochs_done: int, checkpoint: Path) -> None:
@@ -92,7 +100,11 @@ class TrainingReporter:
         self._send("epoch_end", losses=means, seconds=time.time() - self.started)
         logger.debug("split %d: epoch %d/%d, loss %.4f", self.split_index, self.epoch, self.epochs, means["loss"])
 
+    def calibrated(self, record: dict, reused: bool = False) -> None:
+        """The calibration ``record`` is ready (``reused``: read back, not computed now)."""
+        self._send("calibration", calibration=record, reused=reused)
+
     def _send(self, kind: str, **fields: Any) -> None:
         if self.on_progress is not None:
             self.on_progress(TrainEvent(kind, self.split_index, self.epoch, self.epochs, iterations=self.iterations,
-                                        lr=self.lr, **fields))
+                                        lr=self.lr, stage=self.stage, **fields))

@@ -2,8 +2,17 @@
 
 :func:`train` trains one split into ``RUN_DIR`` or every split into ``RUN_DIR/split_K``
 (layout: ``psftr_core.train.run_dir``). :func:`train_split` is the recipe for one split:
-maybe resume → data → model, loss, optimiser → for each epoch: train one epoch
-(``psftr_core.train.engine``), evaluate if due, save ``last.pt``.
+maybe resume → calibrate → data → model, loss, optimiser → for each epoch: train one
+epoch (``psftr_core.train.engine``), evaluate if due, save ``last.pt``.
+
+- Calibration (on unless ``TrainRequest.calibrate`` is False, ``psftr train
+  --no-calibrate``): before the final model, a calibration model trained on part of the
+  seen classes and videos chooses the inference settings on the held-out rest
+  (``psftr_core.train.calibration``); the choice goes into the final checkpoints'
+  config (``inference``) and their ``calibration`` record, and into
+  ``RUN_DIR/calibration.json``. It does not change the final model's weights. A run
+  resumed from ``last.pt`` keeps the calibration it had (or its absence); one resumed
+  before its first checkpoint reuses ``calibration.json``.
 
 - Config (:func:`resolve_config`): preset (by dataset) → ``--config`` YAML → ``--set``
   overrides → ``--epochs``/``--seed``/``--batch-size``; the input widths follow the data.
@@ -16,6 +25,9 @@ maybe resume → data → model, loss, optimiser → for each epoch: train one e
 - DistributedDataParallel when started by ``torchrun`` (``WORLD_SIZE`` > 1); how batches
   are dealt to the ranks is in ``psftr_core.train.engine``. Only rank 0 writes files and
   reports progress.
+- Class text: the dataset's ``text_embeddings`` table, else the CLIP text tower chosen
+  by ``psftr_core.train.clip_source`` (the features' CLIP, or the ``clip_*`` flags),
+  loaded and checked before anything is written; checkpoints record it (``text_clip``).
 - Progress: ``on_progress(TrainEvent)`` if given, and ``RUN_DIR/metrics.jsonl``
   (``psftr_core.train.progress``).
 - Periodic evaluation (``eval_every``) scores the split's test videos and keeps
@@ -46,8 +58,15 @@ from psftr_core.device import resolve_device
 from psftr_core.errors import InputError
 from psftr_core.evaluation.protocol import default_tious, evaluate_model, parse_split_index, split_indices
 from psftr_core.model import PSFTR
+from psftr_core.features.text import TextTower
+from psftr_core.io.atomic import write_json
+from psftr_core.io.json_file import read_json_file
+from psftr_core.train.calibration import (CALIBRATION_FILE, CalibrationRun, calibrate, calibrated_config,
+                                          calibration_config, matches)
 from psftr_core.train.checkpoint import (capture_rng_state, check_feature_spec, feature_spec_of, load_checkpoint,
                                          make_checkpoint, restore_rng_state, save_checkpoint)
+from psftr_core.train.clip_source import (ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower,
+                                          same_clip_model)
 from psftr_core.train.distributed import DistributedContext
 from psftr_core.train.engine import epoch_order, global_batches, rank_batches, train_one_epoch
 from psftr_core.train.inputs import class_text, training_windows
@@ -66,7 +85,10 @@ class TrainRequest:
     / ``seed`` / ``batch_size``. eval_every: evaluate on the split's test videos every N
     epochs (0 = never) and keep ``best.pt`` by average mAP (this is selection on the test
     set: report last-epoch numbers unless you ask for it). log_every: iterations between
-    ``metrics.jsonl`` lines (0 = per epoch only).
+    ``metrics.jsonl`` lines (0 = per epoch only). clip_model / clip_pretrained /
+    clip_config: the CLIP whose text tower encodes the class names (default: the one
+    that made the features; ``psftr_core.train.clip_source``). calibrate: choose the
+    inference settings on held-out seen classes first (``psftr_core.train.calibration``).
     """
 
     dataset: str
@@ -85,6 +107,15 @@ class TrainRequest:
     log_every: int = 10
     batch_size: int | None = None
     text_cache_dir: str | os.PathLike | None = None
+    clip_model: str | None = None
+    clip_pretrained: str | None = None
+    clip_config: str | os.PathLike | None = None
+    calibrate: bool = True
+
+    @property
+    def clip(self) -> ClipRequest:
+        """The CLIP flags (the features' CLIP when not given, ``psftr_core.train.clip_source``)."""
+        return ClipRequest(self.clip_model, self.clip_pretrained, self.clip_config)
 
 
 @dataclass
@@ -159,6 +190,8 @@ class SplitRun:
     feature_spec: dict
     run_dir: Path
     device: str
+    text_tower: TextTower | None = None  # None: the dataset's text_embeddings table
+    calibration: dict | None = None  # the calibration record (psftr_core.train.calibration)
 
     @property
     def last_path(self) -> Path:
@@ -230,7 +263,25 @@ def load_resume_checkpoint(run: SplitRun, resume: bool) -> dict | None:
     if str(trained.get("dataset")) != str(run.dataset.name):
         raise InputError(f"{path} was trained on dataset {trained.get('dataset')!r}, not {run.dataset.name!r}")
     check_feature_spec(ckpt, run.feature_spec, f"dataset {run.dataset.name}")
+    trained_tower = checkpoint_text_tower(ckpt, where=str(path))
+    if "text_clip" in ckpt and not same_text_tower(trained_tower, run.text_tower):  # older files lack the record
+        raise InputError(
+            f"{path} was trained with class text from {_text_words(trained_tower)}, but this run would use "
+            f"{_text_words(run.text_tower)}; resume with the same --clip-* flags and dataset files"
+        )
     return ckpt
+
+
+def same_text_tower(a: TextTower | None, b: TextTower | None) -> bool:
+    """Whether two text towers (None: a text_embeddings table) encode class names alike."""
+    if a is None or b is None:
+        return a is b
+    return (same_clip_model(a.model_name, b.model_name) and a.weights_id == b.weights_id
+            and a.config == b.config)
+
+
+def _text_words(tower: TextTower | None) -> str:
+    return "the dataset's text_embeddings" if tower is None else tower.describe()
 
 
 def resumed_run(run: SplitRun, ckpt: dict, epochs: int | None) -> SplitRun:
@@ -238,7 +289,30 @@ def resumed_run(run: SplitRun, ckpt: dict, epochs: int | None) -> SplitRun:
     cfg = config_from_dict(ckpt["config"])
     if epochs is not None:
         cfg.train = dataclasses.replace(cfg.train, epochs=int(epochs))
-    return dataclasses.replace(run, cfg=cfg, preset_name=ckpt.get("preset", run.preset_name))
+    return dataclasses.replace(run, cfg=cfg, preset_name=ckpt.get("preset", run.preset_name),
+                               calibration=ckpt.get("calibration"))
+
+
+def calibrated_run(run: SplitRun, request: TrainRequest, dist: DistributedContext,
+                   on_progress: ProgressCallback | None) -> SplitRun:
+    """``run`` with the inference settings chosen on held-out seen classes: computed now,
+    or read back from ``RUN_DIR/calibration.json`` when resuming a run interrupted before
+    its first checkpoint. Rank 0 writes ``calibration.json`` and reports the record."""
+    path = run.run_dir / CALIBRATION_FILE
+    calibration_run = CalibrationRun(run.dataset, run.split, run.cfg, run.device, default_tious(run.preset_name),
+                                     run.text_tower, request.text_cache_dir)
+    quiet_log = MetricsLog(run.run_dir / "metrics.jsonl", enabled=False)  # calibration epochs are not logged there
+    reporter = TrainingReporter(quiet_log, on_progress if dist.is_main else None, 0, run.split.index,
+                                calibration_config(run.cfg).train.epochs, stage="calibration")
+    record = read_json_file(path, "calibration") if request.resume and path.is_file() else None
+    reused = matches(record, calibration_run)
+    if not reused:
+        record = calibrate(calibration_run, dist, reporter, seed_everything)
+        if dist.is_main:
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(path, record)
+    reporter.calibrated(record, reused=reused)
+    return dataclasses.replace(run, cfg=calibrated_config(run.cfg, record), calibration=record)
 
 
 # ------------------------------------------------------------------ per epoch
@@ -252,7 +326,7 @@ def evaluation_due(eval_every: int, epoch: int, epochs: int) -> bool:
 def evaluate_for_best(run: SplitRun, state: TrainingState, reporter: TrainingReporter,
                       text_cache_dir: Any) -> tuple[dict, bool]:
     """Score the model on the split's test videos; (the result as a dict, whether it is the best so far)."""
-    result = evaluate_model(state.model, run.cfg, run.dataset, run.split, run.feature_spec, run.device,
+    result = evaluate_model(state.model, run.cfg, run.dataset, run.split, run.text_tower, run.device,
                             default_tious(run.preset_name), text_cache_dir)
     reporter.evaluation(result)
     is_best = result.average > state.best_score
@@ -276,6 +350,8 @@ def save_epoch(run: SplitRun, state: TrainingState, epoch_metrics: dict, is_best
         epochs_total=run.cfg.train.epochs,
         metrics=epoch_metrics,
         train_state=state.train_state(int(run.cfg.train.seed)),
+        text_clip=run.text_tower.to_dict() if run.text_tower is not None else None,
+        calibration=run.calibration,
     )
     save_checkpoint(run.last_path, ckpt)
     if is_best:
@@ -292,6 +368,8 @@ def train(request: TrainRequest, on_progress: ProgressCallback | None = None) ->
     indices = split_indices(dataset, request.ratio, request.split_index)
     cfg, preset_name = resolve_config(dataset, request.preset, request.config_file, request.overrides,
                                       request.epochs, request.seed, request.batch_size)
+    # Load the text tower now: missing or wrong weights fail before RUN_DIR is touched.
+    tower = prepare_text_tower(dataset, dataset_text_tower(dataset, request.clip))
     root = Path(request.output)
     every_split = parse_split_index(request.split_index) is None
     run_dirs = split_run_dirs(root, indices, every_split)
@@ -303,7 +381,7 @@ def train(request: TrainRequest, on_progress: ProgressCallback | None = None) ->
         if dist.is_main:
             write_run_info(root, request, preset_name, cfg, indices, every_split)
         runs = [SplitRun(dataset, dataset.split(request.ratio, index), cfg, preset_name, feature_spec_of(dataset),
-                         run_dir, device) for index, run_dir in run_dirs.items()]
+                         run_dir, device, tower) for index, run_dir in run_dirs.items()]
         return [train_split(run, request, dist, on_progress) for run in runs]
     finally:
         dist.close()
@@ -318,11 +396,13 @@ def train_split(run: SplitRun, request: TrainRequest, dist: DistributedContext |
     resume_from = load_resume_checkpoint(run, request.resume)
     if resume_from is not None:
         run = resumed_run(run, resume_from, request.epochs)
+    elif request.calibrate:
+        run = calibrated_run(run, request, dist, on_progress)
     tcfg, split = run.cfg.train, run.split
 
     seed_everything(tcfg.seed)
     windows = training_windows(run.dataset, split, run.cfg.data)
-    text = class_text(run.dataset, split.seen, run.feature_spec, run.cfg.data.prompt, request.text_cache_dir)
+    text = class_text(run.dataset, split.seen, run.text_tower, run.cfg.data.prompt, request.text_cache_dir)
     text = text.to(run.device)
     seed_everything(tcfg.seed)  # the model's initial weights depend on the seed only
     state = build_training_state(run.cfg, run.device)

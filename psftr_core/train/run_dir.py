@@ -5,6 +5,7 @@ Layout::
     RUN_DIR/                     (one split)         RUN_DIR/            (--split-index all)
       run.json    what was run                         run.json
       config.yaml the resolved config                  config.yaml
+      calibration.json  how the inference settings were chosen (psftr_core.train.calibration)
       metrics.jsonl                                    split_0/  (the one-split layout)
       last.pt     checkpoint after the last epoch      ...
       best.pt     best eval mAP (only with eval_every > 0)  split_9/
@@ -53,6 +54,8 @@ def write_run_info(root: Path, request: Any, preset_name: str, cfg: Any, indices
         "seed": cfg.train.seed,
         "epochs": cfg.train.epochs,
         "eval_every": request.eval_every,
+        "clip": {"model": request.clip_model, "pretrained": request.clip_pretrained,
+                 "config_file": str(request.clip_config) if request.clip_config else None},
     }
     if not request.resume or not (root / "run.json").exists():
         write_json(root / "run.json", info)

@@ -1,4 +1,4 @@
-"""The zero-shot benchmark script (benchmarks/zero_shot.py) on a tiny configuration."""
+"""The zero-shot benchmark script (benchmarks/zero_shot.py): its tasks and report, and a tiny run."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.slow  # trains a model (~35-90 s here); run with -m slow
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "zero_shot.py"
 
@@ -22,32 +20,78 @@ def _load_benchmark():
 
 
 @pytest.fixture(scope="module")
-def tiny_results(tmp_path_factory, torch_one_thread):
-    bench = _load_benchmark()
+def bench():
+    return _load_benchmark()
+
+
+def _fake_results(bench) -> dict:
+    """Two splits of one knob value and ratio, with hand-picked numbers."""
+    values = {bench.LOCALIZER_ROW: [50.0, 40.0], bench.PROBE_ROW: [52.0, 44.0],
+              "PSFTR, ROI-CLIP logits only (GAP-style)": [30.0, 20.0], "PSFTR, paper's inference": [20.0, 10.0],
+              "PSFTR, learned logits only": [10.0, 5.0], "PSFTR, calibrated CLIP only": [60.0, 50.0],
+              bench.DEFAULT_ROW: [61.0, 48.0], "no SPDE": [59.0, 49.0]}
+    return {"rows": {row: {"0.5": {"75_25": v}} for row, v in values.items()},
+            "chosen": {"0.5": {"75_25": ["w_c=0.75, w_r=0.5", "calibrated CLIP"]}},
+            "second_seed": {"transfer": 0.5, "ratio": "75_25", "seed": 1,
+                            "rows": {bench.DEFAULT_ROW: [58.0, 49.0], bench.LOCALIZER_ROW: [50.0, 40.0]}},
+            "seconds": 600.0, "train_seconds_mean": 100.0, "calibration_seconds_mean": 40.0}
+
+
+def test_full_run_trains_every_cell_variant_and_the_seed_cell(bench, tmp_path):
+    settings = bench.Settings()
+    dirs = {bench.cell_key(t): tmp_path / f"d{t}" for t in settings.transfers}
+    tasks = bench.make_tasks(settings, dirs, tmp_path)
+    assert len(tasks) == 3 * 2 * 3 * 5 + 3  # knob x ratio x split x variant, + 3 splits with seed 1
+    assert {(t["transfer"], t["ratio"]) for t in tasks if t["seed"] == 1} == {(0.5, "75_25")}
+    assert all("train.lr_drop_epochs=8" in t["overrides"] for t in tasks)
+    assert len({t["run_dir"] for t in tasks}) == len(tasks)
+    quick = bench.make_tasks(bench.QUICK, dirs, tmp_path)
+    assert [(t["transfer"], t["seed"]) for t in quick] == [(0.0, 0), (0.5, 0), (1.0, 0), (0.5, 1)]
+
+
+def test_findings_are_paired_per_split(bench):
+    results = _fake_results(bench)
+    lines = bench.findings(results, "0.5", ("75_25",))
+    # best fixed scoring by mean: calibrated CLIP (55.0); default 54.5; per split +1.0, -2.0
+    assert ("- 75/25: new default 54.5 vs best fixed scoring (PSFTR, calibrated CLIP only) 55.0: -0.5 "
+            "(per split +1.0, -2.0).") in lines
+    assert ("- 75/25: new default minus training-free localizer +9.5 per split (lowest +8.0; default below it on 0 "
+            "of 2 splits).") in lines
+    assert "- 75/25: the calibration chose split 0: w_c=0.75, w_r=0.5; split 1: calibrated CLIP." in lines
+    assert "- 75/25: no SPDE: 54.0; full minus ablation +0.5 ± 1.5 per split (mixed across splits)." in lines
+
+
+def test_report_has_a_table_per_knob_value_the_fixed_settings_and_the_seed_noise(bench):
+    results = _fake_results(bench)
+    settings = bench.Settings(transfers=(0.5,), ratios=("75_25",), splits=2)
+    report = bench.markdown(results, settings, "python benchmarks/zero_shot.py --x")
+    assert "`python benchmarks/zero_shot.py --x`" in report
+    assert "## Transfer 0.5 (between)" in report and "| method | 75/25 unseen mAP |" in report
+    assert f"| {bench.DEFAULT_ROW} | 54.5 ± 6.5 |" in report and "| no SPDE (new default) | 54.0 ± 5.0 |" in report
+    assert "## Fixed before looking at unseen-class numbers" in report and "w_c ∈ {0, 0.25, 0.5, 0.75, 1}" in report
+    assert "## Seed noise" in report and f"| {bench.DEFAULT_ROW} | 54.5 | 53.5 | 2.0 |" in report
+    assert "100 s per training, of which 40 s calibration" in report
+
+
+@pytest.mark.slow  # trains a calibrated model (~1-2 min here); run with -m slow
+def test_tiny_run_scores_one_checkpoint_every_way_and_the_default_is_the_chosen_one(bench, tmp_path,
+                                                                                 torch_one_thread):
     settings = bench.Settings(
-        ratios=("75_25",), splits=1, epochs=10, variants=("PSFTR",), jobs=1,
+        transfers=(0.0,), ratios=("75_25",), splits=1, epochs=10, variants=("PSFTR",), jobs=1, second_seed=None,
         data={"feature_dim": 64, "num_train_videos": 80, "num_test_videos": 30},
     )
-    return bench, settings, bench.run(settings, tmp_path_factory.mktemp("zero_shot"), log=lambda _: None)
-
-
-def test_trained_psftr_beats_the_training_free_localizer_on_unseen_classes(tiny_results):
-    bench, _, results = tiny_results
+    results = bench.run(settings, tmp_path, log=lambda _: None)
     rows = results["rows"]
-    assert set(rows) == {"PSFTR", bench.PAPER_ROW, bench.LOCALIZER_ROW, bench.PROBE_ROW}
-    (psftr,) = rows["PSFTR"]["75_25"]
-    (localizer,) = rows[bench.LOCALIZER_ROW]["75_25"]
-    # Measured 61.6 vs 47.2 (seed 0); the localizer is far above chance (~1-2) itself.
-    assert localizer > 30.0
-    assert psftr > localizer + 5.0
-
-
-def test_report_has_the_table_command_and_findings(tiny_results):
-    bench, settings, results = tiny_results
+    assert set(rows) == set(bench.ROW_ORDER)
+    values = {row: rows[row]["0"]["75_25"][0] for row in rows}
+    (chosen,) = results["chosen"]["0"]["75_25"]
+    named = {"calibrated CLIP": "PSFTR, calibrated CLIP only", "paper's inference": "PSFTR, paper's inference",
+             "learned logits": "PSFTR, learned logits only",
+             "ROI-CLIP logits (GAP-style)": "PSFTR, ROI-CLIP logits only (GAP-style)",
+             "training-free localizer": bench.LOCALIZER_ROW}
+    if chosen in named:  # the default is the very scoring it names
+        assert values[bench.DEFAULT_ROW] == pytest.approx(values[named[chosen]], abs=1e-9)
+    assert values[bench.LOCALIZER_ROW] > 30.0  # far above chance (~1-2)
+    assert len({round(v, 6) for v in values.values()}) >= 5  # the scorings differ
     report = bench.markdown(results, settings, "python benchmarks/zero_shot.py --quick")
-    assert "`python benchmarks/zero_shot.py --quick`" in report
-    assert "| method | 75/25 unseen mAP |" in report
-    psftr = results["rows"]["PSFTR"]["75_25"][0]
-    assert f"| PSFTR | {psftr:.1f} ± 0.0 |" in report
-    assert "PSFTR vs training-free localizer" not in report  # findings name both numbers
-    assert f"75/25: PSFTR {psftr:.1f} vs training-free localizer" in report
+    assert f"the calibration chose split 0: {chosen}." in report

@@ -153,6 +153,10 @@ def test_missing_file_bad_tious_and_usage_exit_2(tmp_path, files):
         _run_cli("evaluate", "--predictions", str(preds), "--ground-truth", str(gt), "--subset", "train"),
         "no videos in subset 'train'",
     )
+    _assert_one_line_error(  # a results file needs no text tower
+        _run_cli("evaluate", "--predictions", str(preds), "--ground-truth", str(gt), "--clip-pretrained", "w.pt"),
+        "apply to --checkpoint and --baseline only",
+    )
 
 
 def test_subprocess_json_success(files):

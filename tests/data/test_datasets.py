@@ -498,6 +498,58 @@ def test_feature_files_are_validated(tmp_path):
         ds.load_features("zzz")
 
 
+def test_feature_files_with_nan_or_inf_are_named(tmp_path):
+    root = _yaml_dataset(tmp_path / "toy")
+    ds = load_dataset(root)
+    features = np.full((4, 8), 0.5, np.float16)
+    features[2, 3], features[3, 0] = np.nan, np.inf
+    np.save(root / "feats" / "b.npy", features)
+    with pytest.raises(InputError) as info:
+        ds.load_features("b")
+    assert str(info.value) == (
+        f"feature file {root / 'feats' / 'b.npy'} has 2 NaN or infinite values (first in feature 2); re-extract it"
+    )
+    assert ds.load_features("c").shape == (4, 8)  # the others still load
+
+
+def _with_early_instances(root: Path) -> None:
+    """Video c gets one instance entirely before 0 s, one starting before 0 s, one empty."""
+    path = root / "ann.json"
+    data = json.loads(path.read_text())
+    data["database"]["c"]["annotations"] += [
+        {"segment": [-8.0, -2.0], "label": "jump"},
+        {"segment": [-1.5, 1.0], "label": "swim"},
+        {"segment": [5.0, 5.0], "label": "run"},
+    ]
+    path.write_text(json.dumps(data))
+
+
+def test_ground_truth_before_0_s_is_dropped_and_early_starts_clipped(tmp_path, warnings_logged):
+    root = _yaml_dataset(tmp_path / "toy")
+    _with_early_instances(root)
+    ds = load_dataset(root)
+    assert [(a.start, a.end, a.label) for a in ds.videos["c"].annotations] == [
+        (2.0, 3.0, "throw"), (4.0, 8.0, "jump"), (0.0, 1.0, "swim")]
+    assert "dataset toy: dropped 1 instance ending before 0 s" in warnings_logged
+    assert "dataset toy: dropped 1 instances with end <= start" in warnings_logged
+
+
+def test_a_ground_truth_file_follows_the_same_rule_as_a_dataset(tmp_path, caplog):
+    from psftr_core.evaluation.detection_map import load_ground_truth
+
+    root = _yaml_dataset(tmp_path / "toy")
+    _with_early_instances(root)
+    data = json.loads((root / "ann.json").read_text())
+    data["database"]["c"]["annotations"].pop()  # a file keeps zero-length instances (official scoring)
+    (root / "file.json").write_text(json.dumps(data))
+    with caplog.at_level(logging.WARNING, logger="psftr_core.evaluation.detection_map"):
+        from_file = load_ground_truth(root / "file.json", subset="validation")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ground-truth file {root / 'file.json'}: dropped 1 instance ending before 0 s"]
+    dataset_gt = [[a.start, a.end] for a in load_dataset(root).videos["c"].annotations]
+    assert [item["segment"] for item in from_file["c"]] == dataset_gt == [[2.0, 3.0], [4.0, 8.0], [0.0, 1.0]]
+
+
 def test_yaml_dataset_without_usable_videos(tmp_path):
     root = _yaml_dataset(tmp_path / "toy")
     for path in (root / "feats").iterdir():

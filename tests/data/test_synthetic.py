@@ -185,3 +185,58 @@ def test_invalid_config_is_rejected():
         SyntheticConfig(instance_seconds=(10.0, 2.0)).validate()
     with pytest.raises(ValueError):
         SyntheticConfig(split_ratios=("75-25",)).validate()
+
+
+TRANSFER = dict(num_classes=16, num_groups=4, feature_dim=128, num_train_videos=40, num_test_videos=30,
+                video_seconds=(30.0, 60.0), num_splits=3, split_ratios=("75_25",))
+
+
+def _unseen_frame_accuracy(root: Path) -> tuple[float, float, float]:
+    """Share of unseen-class action frames classified right among the unseen classes, over
+    the splits: by raw cosine, by a ridge map fitted on seen-class frames without the
+    identity prior (the linear probe), and chance."""
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.infer.linear_probe import fit_linear_probe
+
+    ds = load_dataset(root)
+    raw, ridge, chance = [], [], []
+    for split in ds.splits("75_25"):
+        probe = fit_linear_probe(ds, ds.train_videos(split), {c: ds.text_embeddings[c] for c in split.seen},
+                                 prior=False)
+        text = _unit(np.stack([ds.text_embeddings[c] for c in split.unseen]).astype(np.float64))
+        frames, labels = [], []
+        for video in ds.eval_videos(split):
+            times, feats = ds.snippet_times(video.video_id), ds.load_features(video.video_id).astype(np.float64)
+            for a in video.annotations:
+                inside = (times >= a.start + 1) & (times <= a.end - 1)  # away from the soft boundaries
+                frames.append(feats[inside])
+                labels += [split.unseen.index(a.label)] * int(inside.sum())
+        x, y = np.concatenate(frames), np.asarray(labels)
+        raw.append(np.mean((_unit(x) @ text.T).argmax(axis=1) == y))
+        ridge.append(np.mean((_unit(probe.transform(x)) @ text.T).argmax(axis=1) == y))
+        chance.append(1.0 / len(split.unseen))
+    return float(np.mean(raw)), float(np.mean(ridge)), float(np.mean(chance))
+
+
+def test_transfer_moves_the_best_classifier_from_raw_cosine_to_a_map_learned_on_seen_classes(tmp_path):
+    raw0, ridge0, chance = _unseen_frame_accuracy(generate_dataset(tmp_path / "t0", SyntheticConfig(**TRANSFER)))
+    raw1, ridge1, _ = _unseen_frame_accuracy(
+        generate_dataset(tmp_path / "t1", SyntheticConfig(transfer=1.0, **TRANSFER)))
+    # transfer 0: raw cosine is good; a map learned on seen classes knows the groups at most
+    assert raw0 > 3 * chance and raw0 > ridge0 + 0.2, (raw0, ridge0)
+    # transfer 1: raw cosine is near chance; the learned map transfers to unseen classes
+    assert raw1 < 1.5 * chance and ridge1 > 2 * chance and ridge1 > raw1 + 0.25, (raw1, ridge1)
+
+
+def test_transfer_changes_only_the_geometry_and_zero_is_version_1(tmp_path):
+    cfg = dict(SMALL, num_test_videos=2)
+    zero, half = (generate_dataset(tmp_path / str(t), SyntheticConfig(seed=3, transfer=t, **cfg)) for t in (0.0, 0.5))
+    for name in ("annotations.json", "splits.json", "feature_info.json"):  # same videos and instances
+        assert (zero / name).read_bytes() == (half / name).read_bytes()
+    first = sorted((zero / "features").glob("*.npy"))[0].name
+    assert not np.array_equal(np.load(zero / "features" / first), np.load(half / "features" / first))
+    assert "transfer" not in json.loads((zero / "synthetic_config.json").read_text())["config"]  # as version 1
+    recorded = json.loads((half / "synthetic_config.json").read_text())
+    assert config_from_dict(recorded["config"]) == SyntheticConfig(seed=3, transfer=0.5, **cfg)
+    with pytest.raises(ValueError, match="transfer"):
+        SyntheticConfig(transfer=1.5).validate()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,7 +17,8 @@ import pytest
 import torch
 import yaml
 
-from psftr_core.errors import PartialFailure, PsftrError
+from psftr_core.errors import InputError, PartialFailure, PsftrError
+from psftr_core.features import decoders
 from psftr_core.features import extract as extract_module
 from psftr_core.features import pipeline
 from psftr_core.features.extract import ExtractListener, ExtractOptions, extract_features
@@ -30,11 +33,12 @@ def run(inputs, out, handle, **options):
 
 
 def direct_features(handle, path: Path, indices) -> np.ndarray:
-    """open_clip's own transform (PIL) and encode_image on decord's frames: the reference."""
-    import decord
+    """open_clip's own transform (PIL) and encode_image on PyAV's frames: the reference."""
     from PIL import Image
 
-    frames = decord.VideoReader(str(path)).get_batch([int(i) for i in indices]).asnumpy()
+    from psftr_core.features.decoders import open_video
+
+    frames = np.concatenate(list(open_video(path, "pyav").iter_frames([int(i) for i in indices], chunk=64)))
     batch = torch.stack([handle.preprocess(Image.fromarray(f)) for f in frames])
     with torch.inference_mode():
         return handle.model.encode_image(batch).numpy()
@@ -46,7 +50,8 @@ def tmp_files(folder: Path) -> list[Path]:
 
 def test_features_equal_direct_forward(tmp_path, tiny_clip, bikes_video, video_folder):
     out = tmp_path / "out"
-    summary = run([bikes_video, video_folder], out, tiny_clip, dtype="float32", batch_size=8)
+    # preprocess="pil": open_clip's PIL steps, so the features equal the direct forward
+    summary = run([bikes_video, video_folder], out, tiny_clip, dtype="float32", batch_size=8, preprocess="pil")
     assert summary.ids("done") == ["alpha", "beta", "bikes"] and summary.ids("failed") == []
     for vid, path, frames in (("bikes", bikes_video, 250), ("alpha", video_folder / "alpha.mp4", 50),
                               ("beta", video_folder / "beta.mp4", 36)):
@@ -73,6 +78,8 @@ def test_features_equal_direct_forward(tmp_path, tiny_clip, bikes_video, video_f
     assert manifest["clip"]["weights_id"] == tiny_clip.weights_id
     assert manifest["sampling"]["stride"] == 8 and manifest["dtype"] == "float32"
     assert manifest["num_videos"] == 3 and "Normalize" in manifest["clip"]["transform"]
+    assert manifest["decoding"]["precision"] == "float32" and manifest["decoding"]["preprocess"] == "pil"
+    assert sum(manifest["decoding"]["videos_by_decoder"].values()) == 3
     assert tmp_files(out) == []
 
 
@@ -130,9 +137,11 @@ def test_listener_hears_notes_progress_and_results(tmp_path, tiny_clip, make_vid
         ("notes", [f"skipped {videos / 'b.txt'}"]),
         ("shard", (0, 1), 2, 2),
         ("run", 2),
-        ("progress", "a", 0, 5), ("progress", "a", 2, 5), ("progress", "a", 4, 5), ("progress", "a", 5, 5),
+        ("progress", "a", 0, 5), ("progress", "a", 2, 5), ("progress", "a", 4, 5),
+        ("progress", "b", 0, 2),  # b starts while a's last frame waits for a full batch
+        ("progress", "a", 5, 5), ("progress", "b", 1, 2),  # that batch: a's last frame and b's first
         ("done", "a", "done", 5),
-        ("progress", "b", 0, 2), ("progress", "b", 2, 2),
+        ("progress", "b", 2, 2),
         ("done", "b", "done", 2),
     ]
     again = Recorder()
@@ -145,12 +154,11 @@ def test_rerun_skips_without_decoding_and_redoes_on_new_settings(tmp_path, tiny_
     run([video_folder], out, tiny_clip)
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "features").iterdir()}
 
-    class NoDecoding:
-        def __init__(self, *args, **kwargs):
-            raise AssertionError("a finished video was decoded again")
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a finished video was decoded again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline, "VideoSource", NoDecoding)
+        patch.setattr(pipeline, "open_video", no_decoding)
         summary = run([video_folder], out, tiny_clip)
     assert summary.ids("skipped") == ["alpha", "beta"] and summary.ids("done") == []
     assert {p: p.stat().st_mtime_ns for p in (out / "features").iterdir()} == mtimes
@@ -179,7 +187,8 @@ def test_corrupt_video_fails_alone(tmp_path, tiny_clip, make_video):
     assert summary.ids("failed") == ["broken", "short"]
     assert any("readme.txt" in note for note in summary.notes)
     reasons = {r.video_id: r.error for r in summary.results if r.status == "failed"}
-    assert "cannot open video" in reasons["broken"] and "too short" in reasons["short"]
+    assert reasons["broken"] == "cannot decode broken.mp4: not a video or corrupt"
+    assert reasons["short"].startswith("short.mp4 is too short for one feature at --stride 8 (5 frames")
     assert np.load(out / "features" / "good.npy").shape == (2, 64)
     assert sorted(p.name for p in (out / "features").iterdir()) == ["good.npy"]
     with pytest.raises(PartialFailure, match="2 of 3 videos failed"):
@@ -203,10 +212,10 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, tiny_clip
         real_write(out, video, *args, **kwargs)
         written.append(video.video_id)
 
-    def encode(handle, batch):
+    def encode(handle, batch, half=False):
         if written:  # first video finished: Ctrl-C while encoding the second
             raise KeyboardInterrupt
-        return real_encode(handle, batch)
+        return real_encode(handle, batch, half=half)
 
     with monkeypatch.context() as patch:
         patch.setattr(pipeline, "encode_images", encode)
@@ -291,3 +300,100 @@ def test_cli_exit_codes(tmp_path, tiny_clip_files, make_video):
     missing = _cli([str(tmp_path / "absent.mp4"), "--output", str(out)], tmp_path)
     assert missing.returncode == 2
     assert "absent.mp4" in missing.stderr and "Traceback" not in missing.stderr
+
+
+# ----------------------------------------------------------------------------- issues 13 and 14
+
+
+def test_manifest_counts_the_decoders_and_auto_reads_narrow_videos_with_pyav(tmp_path, tiny_clip, video_folder):
+    from test_decoders import write_pattern_video
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "alpha.mp4").write_bytes((video_folder / "alpha.mp4").read_bytes())
+    write_pattern_video(videos / "thin.mp4", width=2, frames=16, pix_fmt="yuv444p", options={"preset": "ultrafast"})
+    out = tmp_path / "out"
+    summary = run([videos], out, tiny_clip)
+    assert summary.ids("done") == ["alpha", "thin"]
+    assert np.load(out / "features" / "thin.npy").shape == (2, 64)
+    info = {vid: json.loads((out / "info" / f"{vid}.json").read_text()) for vid in ("alpha", "thin")}
+    assert info["thin"]["decoder"] == "pyav"  # decord garbles 2 px wide frames
+    expected = {"decord": 1, "pyav": 1} if decoders.decord_available() else {"pyav": 2}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["decoding"]["videos_by_decoder"] == expected and manifest["decoding"]["decoder"] == "auto"
+
+
+def test_other_settings_for_videos_the_run_does_not_cover_are_refused(tmp_path, tiny_clip, video_folder):
+    out = tmp_path / "out"
+    run([video_folder], out, tiny_clip)  # float16
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    with pytest.raises(InputError) as info:
+        run([video_folder / "alpha.mp4"], out, tiny_clip, dtype="float32")
+    message = str(info.value)
+    assert str(out) in message and "(beta; --dtype float16 there, float32 now)" in message
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before  # nothing written
+    # the same settings for one video, or new settings for all of them, are fine
+    assert run([video_folder / "alpha.mp4"], out, tiny_clip).ids("skipped") == ["alpha"]
+    summary = run([video_folder], out, tiny_clip, dtype="float32")
+    assert summary.ids("done") == ["alpha", "beta"] and all(r.redone for r in summary.results)
+    assert sorted(json.loads((out / "feature_info.json").read_text())) == ["alpha", "beta"]
+
+
+def test_rerun_with_nothing_to_do_does_not_load_the_model(tmp_path, tiny_clip_files, video_folder, monkeypatch):
+    options = ExtractOptions(clip_config=str(tiny_clip_files.config), clip_pretrained=str(tiny_clip_files.weights),
+                             device="cpu")
+    out = tmp_path / "out"
+    extract_features([str(video_folder)], out, options)
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded with nothing to do")
+
+    monkeypatch.setattr(extract_module, "load_clip", no_loading)
+    summary = extract_features([str(video_folder)], out, options)
+    assert summary.ids("skipped") == ["alpha", "beta"] and summary.ids("done") == []
+    with pytest.raises(AssertionError, match="the model was loaded"):  # other settings: the model is needed
+        extract_features([str(video_folder)], out, dataclasses.replace(options, stride=4))
+
+
+def test_fps_above_the_frame_rate_gives_one_feature_per_frame_and_a_warning(tmp_path, tiny_clip, video_folder,
+                                                                            caplog):
+    with caplog.at_level(logging.WARNING, logger="psftr_core"):
+        summary = run([video_folder / "alpha.mp4"], tmp_path / "out", tiny_clip, fps=50.0)
+    assert summary.ids("done") == ["alpha"]
+    assert np.load(tmp_path / "out" / "features" / "alpha.npy").shape == (50, 64)  # 50 frames, each once
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "alpha.mp4 has 25 frames per second, fewer than --fps 50" in warnings[0]
+
+
+def test_fifos_and_symlink_loops_in_the_folder_are_skipped_without_opening_them(tmp_path, tiny_clip, video_folder):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "alpha.mp4").write_bytes((video_folder / "alpha.mp4").read_bytes())
+    os.mkfifo(videos / "pipe.mp4")
+    os.symlink("b.mp4", videos / "a.mp4")
+    os.symlink("a.mp4", videos / "b.mp4")
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(run([videos], tmp_path / "out", tiny_clip)), daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():  # it opened the FIFO: let it go, then fail
+        with open(videos / "pipe.mp4", "wb"):
+            pass
+        pytest.fail("extract opened the FIFO")
+    summary = done[0]
+    assert summary.ids("done") == ["alpha"]
+    assert [note.split(": ", 1)[1] for note in summary.notes] == ["symlink loop", "symlink loop",
+                                                                  "not a regular file (named pipe)"]
+
+
+def test_cli_decoder_and_precision_flags(tmp_path, tiny_clip_files, video_folder, capsys):
+    from train_helpers import psftr_main
+
+    flags = ["--clip-config", tiny_clip_files.config, "--clip-pretrained", tiny_clip_files.weights,
+             "--device", "cpu", "--quiet", "--decoder", "pyav"]
+    out = tmp_path / "out"
+    assert psftr_main(["extract", video_folder / "beta.mp4", "--output", out, *flags, "--precision", "float16"]) == 2
+    assert "--precision float16 is CUDA autocast" in capsys.readouterr().err and not out.exists()
+    assert psftr_main(["extract", video_folder / "beta.mp4", "--output", out, *flags, "--decode-workers", "2"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["decoding"]["videos_by_decoder"] == {"pyav": 1} and manifest["decoding"]["decoder"] == "pyav"

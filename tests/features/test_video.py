@@ -1,24 +1,16 @@
-"""Input collection, video ids, shards, sampling plans and decoding (psftr_core.features.video)."""
+"""Input collection, video ids and shards (psftr_core.features.video)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
-import numpy as np
+
 import pytest
 
-from fixtures_clip import frame_level
 from psftr_core.errors import InputError
-from psftr_core.features.video import (
-    VideoDecodeError,
-    VideoSource,
-    assign_video_ids,
-    collect_videos,
-    parse_shard,
-    plan_samples,
-    shard_videos,
-)
+from psftr_core.features.video import assign_video_ids, collect_videos, parse_shard, shard_videos
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -92,106 +84,48 @@ def test_shards_partition_and_env(tmp_path):
             parse_shard(bad)
 
 
-# ----------------------------------------------------------------------------- sampling
-
-
-def test_plan_by_stride_uses_centre_frames():
-    ts = np.stack([np.arange(50) / 25, (np.arange(50) + 1) / 25], axis=1)
-    plan = plan_samples(ts, stride=8)
-    assert plan.num_features == 6  # floor(50 / 8)
-    assert plan.indices.tolist() == [4, 12, 20, 28, 36, 44]
-    np.testing.assert_allclose(plan.times, np.array([4, 12, 20, 28, 36, 44]) / 25)
-    assert plan.frame_length == 50 and plan.video_fps == pytest.approx(25.0)
-    assert plan.snippet_duration == pytest.approx(48 / 25)  # snippet_length * 8 / fps
-    assert plan.duration == pytest.approx(2.0)
-
-
-def test_plan_by_fps_picks_nearest_frames_on_variable_rate():
-    # frames start at irregular times (variable frame rate)
-    starts = np.array([0.0, 0.1, 0.3, 0.35, 0.9, 1.2, 1.7, 2.05])
-    ts = np.stack([starts, np.append(starts[1:], 2.1)], axis=1)
-    plan = plan_samples(ts, fps=2)
-    # duration 2.1 s -> 4 features centred at 0.25, 0.75, 1.25, 1.75 s
-    assert plan.num_features == 4
-    np.testing.assert_allclose(plan.times, [0.25, 0.75, 1.25, 1.75])
-    assert plan.indices.tolist() == [2, 4, 5, 6]  # nearest starts 0.3, 0.9, 1.2, 1.7
-    assert plan.snippet_duration == pytest.approx(2.0)
-
-
-def test_plan_rejects_bad_sampling():
-    ts = np.zeros((4, 2))
-    with pytest.raises(InputError):
-        plan_samples(ts, stride=0)
-    with pytest.raises(InputError):
-        plan_samples(ts, stride=8, fps=2)
-
-
-# ----------------------------------------------------------------------------- decoding
-
-
-def test_decoded_frames_are_the_planned_ones(tmp_path, make_video):
-    path = make_video(tmp_path / "levels.mp4", 24, fps=25)
-    source = VideoSource(path)
-    assert source.num_frames == 24
-    np.testing.assert_allclose(source.timestamps[:, 0], np.arange(24) / 25, atol=1e-4)
-    indices = [1, 5, 5, 13, 22]
-    chunks = list(source.iter_frames(indices, chunk=2))
-    assert [len(c) for c in chunks] == [2, 2, 1]
-    frames = np.concatenate(chunks)
-    assert frames.dtype == np.uint8 and frames.shape == (5, 64, 96, 3)
-    # the grey background (below the moving square) identifies the frame index
-    levels = frames[:, 32:, :, :].mean(axis=(1, 2, 3))
-    np.testing.assert_allclose(levels, [frame_level(i) for i in indices], atol=3)
-
-
-def test_bikes_matches_get_batch(bikes_video):
-    import decord
-
-    source = VideoSource(bikes_video)
-    plan = source.plan(stride=8)
-    assert source.num_frames == 250 and plan.num_features == 31
-    assert plan.video_fps == pytest.approx(25.0)
-    ours = np.concatenate(list(source.iter_frames(plan.indices, chunk=16)))
-    reference = decord.VideoReader(str(bikes_video)).get_batch(plan.indices.tolist()).asnumpy()
-    assert np.array_equal(ours, reference)
-    # dropping the read-ahead between chunks (keyframes at 0, 30, 76, 137, 187, 242)
-    again = VideoSource(bikes_video)
-    chunks = []
-    for chunk in again.iter_frames(plan.indices, chunk=3):
-        chunks.append(chunk)
-        again.release_readahead()
-    assert np.array_equal(np.concatenate(chunks), reference)
-
-
-def test_corrupt_and_empty_files_raise_decode_error(tmp_path):
-    rng = np.random.default_rng(0)
-    corrupt = touch(tmp_path / "corrupt.mp4", rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    empty = touch(tmp_path / "empty.mp4", b"")
-    for path in (corrupt, empty):
-        with pytest.raises(VideoDecodeError, match=path.name):
-            VideoSource(path)
-
-
-def test_release_readahead_between_chunks_keeps_frames_right(tmp_path, make_video):
-    import decord
-
-    path = tmp_path / "gop.mp4"
-    make_video(path, 24, fps=25)
-    source = VideoSource(path)
-    indices = [2, 3, 9, 9, 15, 20, 23]
-    frames = []
-    for chunk in source.iter_frames(indices, chunk=2):
-        frames.append(chunk)
-        source.release_readahead()  # as the engine does before waiting
-    frames = np.concatenate(frames)
-    reference = decord.VideoReader(str(path)).get_batch(indices).asnumpy()
-    assert np.array_equal(frames, reference)
-    assert not source.is_open  # released after the last chunk
-
-
 def test_collect_does_not_search_the_excluded_output_folder(tmp_path):
     a = touch(tmp_path / "a.mp4")
     touch(tmp_path / "out" / "features" / "a.npy")
     touch(tmp_path / "out" / "copy.mp4")
     videos, notes = collect_videos([str(tmp_path)], exclude=[tmp_path / "out"])
     assert videos == [a.resolve()] and notes == []
+
+
+def test_fifos_and_symlink_loops_in_folders_are_skipped_with_a_note(tmp_path):
+    good = touch(tmp_path / "v" / "good.mp4")
+    os.mkfifo(tmp_path / "v" / "pipe.mp4")  # opening it would block forever
+    os.symlink("b.mp4", tmp_path / "v" / "a.mp4")
+    os.symlink("a.mp4", tmp_path / "v" / "b.mp4")
+    os.symlink(tmp_path / "gone.mp4", tmp_path / "v" / "dangling.mp4")
+    videos, notes = collect_videos([str(tmp_path / "v")])
+    assert videos == [good.resolve()]
+    assert notes == [
+        f"skipped {tmp_path / 'v' / 'a.mp4'}: symlink loop",
+        f"skipped {tmp_path / 'v' / 'b.mp4'}: symlink loop",
+        f"skipped {tmp_path / 'v' / 'dangling.mp4'}: missing, a broken link or unreadable",
+        f"skipped {tmp_path / 'v' / 'pipe.mp4'}: not a regular file (named pipe)",
+    ]
+    # the same entries through a glob
+    videos, notes = collect_videos([str(tmp_path / "v" / "*.mp4")])
+    assert videos == [good.resolve()] and len(notes) == 4
+
+
+def test_a_named_fifo_or_symlink_loop_is_bad_input_naming_it(tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")
+    os.symlink("b.mp4", tmp_path / "a.mp4")
+    os.symlink("a.mp4", tmp_path / "b.mp4")
+    with pytest.raises(InputError, match=r"pipe\.mp4: not a regular file \(named pipe\)"):
+        collect_videos([str(tmp_path / "pipe.mp4")])
+    with pytest.raises(InputError, match=r"a\.mp4: symlink loop"):
+        collect_videos([str(tmp_path / "a.mp4")])
+
+
+def test_a_symlinked_video_keeps_its_own_name(tmp_path):
+    target = touch(tmp_path / "store" / "a1b2c3.mp4")
+    link = tmp_path / "videos" / "clip.mp4"
+    link.parent.mkdir()
+    os.symlink(target, link)
+    videos, _ = collect_videos([str(tmp_path / "videos"), str(target)])
+    assert videos == [link]  # the target named again is the same file: used once
+    assert [v.video_id for v in assign_video_ids(videos)] == ["clip"]

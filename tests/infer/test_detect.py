@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from psftr_core.infer.detect import DetectionReport, detect, postprocess_detections
+from psftr_core.infer.detect import DetectionReport, VideoResult, detect, postprocess_detections, start_detection
 from psftr_core.errors import InputError
 from psftr_core.features.cache import FeatureCache, FeatureSpec, video_fingerprint
 
@@ -444,3 +444,49 @@ def test_extracted_feature_folder_gives_the_same_segments_as_the_videos(bikes, c
                         clip_config=clip_kwargs["clip_config"], cache_dir=clip_kwargs["cache_dir"])
     assert "feature dataset" in via_folder.details and clip_kwargs["clip_model"] in via_folder.details
     assert via_folder.segments == direct.segments and direct.segments
+
+
+# ----------------------------------------------------------------------------- the steps
+
+
+def test_steps_yield_each_video_in_id_order_and_skip_before_decoding(video_folder, clip_kwargs, monkeypatch):
+    import psftr_core.infer.detect as detect_module
+
+    real_extract = detect_module.extract_video_features
+    decoded = []
+
+    def counting_extract(handle, path, sampling):
+        decoded.append(Path(path).name)
+        return real_extract(handle, path, sampling)
+
+    monkeypatch.setattr(detect_module, "extract_video_features", counting_extract)
+    actions = ["walking", "a car"]
+    run = start_detection([video_folder / "beta.mp4", video_folder / "alpha.mp4"], actions, threshold=0, **clip_kwargs)
+    assert [(v.video, Path(v.file).name) for v in run.inputs] == [("alpha", "alpha.mp4"), ("beta", "beta.mp4")]
+    progress = []
+    results = list(run.results(skip=lambda video: video == "alpha",
+                               on_progress=lambda done, total, video, status: progress.append((video, status))))
+    assert decoded == ["beta.mp4"]  # the skipped video was never decoded
+    assert progress[0] == ("alpha", "skipped") and progress[-1] == ("beta", "extracted")
+    (result,) = results
+    assert isinstance(result, VideoResult) and result.video == "beta"
+    assert result.segments and result.segments == sorted(result.segments, key=lambda s: (s.start, -s.score, s.label))
+    report = run.report()
+    assert list(report.videos) == ["beta"] and report.stats["skipped"] == 1
+    # The same as detect() gives for that video (now from the feature cache).
+    whole = detect([video_folder], actions, threshold=0, **clip_kwargs)
+    assert result.segments == [s for s in whole.segments if s.video == "beta"]
+    assert decoded == ["beta.mp4", "alpha.mp4"]
+
+
+def test_run_settings_change_with_what_changes_the_segments():
+    def settings(actions=("diving", "rowing"), **kwargs):
+        return start_detection([], list(actions), **{"features_dir": DEMO, "threshold": 0.3, **kwargs}).settings
+
+    base = settings()
+    assert settings() == base and json.dumps(base)  # plain JSON values, reproducible
+    assert settings(threshold=0.4) != base
+    assert settings(top_k=3) != base
+    assert settings(min_duration=1.0) != base
+    assert settings(nms_iou=0.6) != base
+    assert settings(actions=["rowing", "diving"]) != base

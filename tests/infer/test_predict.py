@@ -36,6 +36,7 @@ def test_merge_video_labels_and_scores():
     assert out == [{"segment": [104.5, 120.0], "label": "b", "score": 0.7},
                    {"segment": [200.0, 210.0], "label": "a", "score": 0.3}]
     assert merge_video([], ["a"]) == []
+    assert merge_video(dets, ["a", "b"], 0.4, score_threshold=0.5) == out[:1]
 
 
 class _StubModel(torch.nn.Module):
@@ -58,7 +59,7 @@ def test_predict_windows_maps_and_clips_to_video_time():
     windows = _windows()
     video = VideoWindows("v", np.zeros((300, 4), np.float32), np.arange(300) + 0.5, 290.0, windows)
     model = _StubModel([0.875, 0.125])  # (0.8125, 0.9375) of each window
-    out = predict_windows(model, [video], torch.zeros(2, 4), PostProcess("model", topk=1), 128)
+    out = predict_windows(model, [video], torch.zeros(2, 4), PostProcess(topk=1, contrast_weight=0.0), 128)
     got = [d.segments[0].tolist() for d in out["v"]]
     np.testing.assert_allclose(got, [[104.0, 120.0], [200.0, 216.0], [279.75, 290.0]])  # last clipped
     assert [d.window_index for d in out["v"]] == [0, 1, 2]

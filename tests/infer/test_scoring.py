@@ -10,7 +10,8 @@ import torch
 
 from psftr_core.config import InferenceConfig, ModelConfig
 from psftr_core.data.slicing import Windowing, make_windows
-from psftr_core.infer.scoring import PostProcess, VideoCurves, WindowBatch, topk_pairs
+from psftr_core.errors import InputError
+from psftr_core.infer.scoring import PostProcess, VideoCurves, WindowBatch, resolved_weights, topk_pairs
 
 
 def test_topk_pairs_orders_query_class_pairs():
@@ -33,21 +34,35 @@ def test_calibrated_scoring_is_actionness_times_the_segment_mean_of_the_curves()
     curves = np.zeros((300, 2))
     curves[104:120, 1] = 0.8  # class 1 is on during [104, 120) s
     batch = WindowBatch(None, None, None, windows[:1], [0], [300.0], [VideoCurves(curves, times)])
-    found = PostProcess(scoring="calibrated", topk=1)(outputs, batch)
+    found = PostProcess(topk=1, contrast_weight=1.0)(outputs, batch)
     (det,) = found
     np.testing.assert_allclose(det.segments, [[104.0, 120.0]])
     assert det.classes.tolist() == [1] and det.scores[0] == pytest.approx(0.5 * 0.8)
+    # half and half with the learned softmax (0.5 for each class): σ(a)·(0.5·0.5 + 0.5·C)
+    (mixed,) = PostProcess(topk=2, contrast_weight=0.5)(outputs, batch)
+    assert mixed.classes.tolist() == [1, 0]
+    np.testing.assert_allclose(mixed.scores, [0.5 * (0.25 + 0.5 * 0.8), 0.5 * 0.25], rtol=1e-6)
 
 
 def test_post_process_from_config_takes_the_model_roi_settings_and_the_inference_settings():
     model = ModelConfig(roi_size=4, roi_samples_per_bin=3, roi_logit_weight=0.25, logit_scale=50.0)
     post = PostProcess.from_config(model, InferenceConfig(scoring="model", topk=7))
-    assert (post.scoring, post.topk, post.roi_weight, post.roi_size, post.roi_samples_per_bin, post.logit_scale) == (
-        "model", 7, 0.25, 4, 3, 50.0)
+    assert (post.contrast_weight, post.topk, post.roi_weight, post.roi_size, post.roi_samples_per_bin,
+            post.logit_scale) == (0.0, 7, 0.25, 4, 3, 50.0)
     assert PostProcess.from_config(dataclasses.replace(model, use_roi_logits=False)).roi_weight == 0.0
-    assert PostProcess.from_config(model).scoring == "calibrated"  # the InferenceConfig default
-    with pytest.raises(ValueError, match="unknown scoring"):
-        PostProcess(scoring="learned")
+    calibrated = PostProcess.from_config(model)  # the InferenceConfig default
+    assert calibrated.contrast_weight == 1.0 and calibrated.needs_curves
+    # explicit weights win over the model's mix and over the scoring shorthand
+    explicit = PostProcess.from_config(model, InferenceConfig(scoring="model", roi_weight=1.0, contrast_weight=0.3))
+    assert (explicit.roi_weight, explicit.contrast_weight) == (1.0, 0.3)
+    assert resolved_weights(dataclasses.replace(model, use_roi_logits=False), InferenceConfig(roi_weight=0.5)) == (
+        0.5, 1.0)
+    assert not PostProcess.from_config(model, InferenceConfig(contrast_weight=0.0)).needs_curves
+    with pytest.raises(ValueError, match="roi_weight"):
+        PostProcess(roi_weight=1.5)
+    with pytest.raises(InputError, match="feature_dim"):  # ROI logits compare features with text
+        PostProcess.from_config(dataclasses.replace(model, feature_dim=256, spde_variant="none", use_roi_logits=False),
+                                InferenceConfig(roi_weight=0.5, contrast_weight=0.0))
 
 
 def test_model_scoring_mixes_learned_and_roi_logits_with_the_weight():
@@ -56,11 +71,11 @@ def test_model_scoring_mixes_learned_and_roi_logits_with_the_weight():
     features = torch.tensor([[[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 4])
     outputs = {"pred_logits": torch.zeros(1, 1, 2), "pred_segments": torch.tensor([[[2.0 / 8, 3.0 / 8]]])}
     text = torch.eye(2)
-    post = PostProcess("model", roi_weight=0.5, roi_size=2, logit_scale=50.0)
+    post = PostProcess(roi_weight=0.5, contrast_weight=0.0, roi_size=2, logit_scale=50.0)
     roi = post.roi_logits(features, None, outputs["pred_segments"], text)
     torch.testing.assert_close(roi, torch.tensor([[[50.0, 0.0]]]))
     torch.testing.assert_close(post.class_logits(outputs, features, None, text), torch.tensor([[[25.0, 0.0]]]))
     mixed = torch.tensor([[[25.0, 0.0]]])
     torch.testing.assert_close(post.class_scores(outputs, features, None, text), mixed.softmax(-1))
-    off = PostProcess("model", roi_weight=0.0)
+    off = PostProcess(roi_weight=0.0, contrast_weight=0.0)
     torch.testing.assert_close(off.class_scores(outputs, features, None, text), torch.full((1, 1, 2), 0.5))

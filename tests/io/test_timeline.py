@@ -71,10 +71,45 @@ def test_ticks_and_labels():
 def test_write_timelines_one_png_per_video_with_safe_unique_names(tmp_path):
     results = {"a/b": SEGMENTS, "a_b": [], "../x y": SEGMENTS[:1]}
     written = write_timelines(tmp_path, results, ["diving", "=cmd"], {"a/b": 10.0})
-    assert sorted(p.name for p in written.values()) == ["a_b-2.png", "a_b.png", "x_y.png"]
+    assert sorted(p.name for p in written.values()) == ["_._x y.png", "a_b-2.png", "a_b.png"]
     for path in written.values():
         assert path.parent == tmp_path
         with Image.open(path) as img:
             assert img.format == "PNG"
             assert img.size == timeline_size(2)
-    assert timeline_filename("...") == "video.png"
+    assert timeline_filename("...") == "___.png"
+
+
+def test_file_names_keep_unicode_ids_like_other_per_video_outputs(tmp_path):
+    assert timeline_filename("vidéo 1") == "vidéo 1.png"
+    assert timeline_filename("a:b?") == "a_b_.png"
+    assert timeline_filename("CON") == "_CON.png"
+    # the same name up to case or Unicode normalisation (NFC "é" vs "e" + accent) gets a suffix
+    written = write_timelines(tmp_path, {"Vidéo": [], "vide\u0301o": [], "vidéo": []}, ["diving"])
+    assert sorted(p.name for p in written.values()) == sorted(["Vidéo.png", "vide\u0301o-2.png", "vidéo-3.png"])
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_a_10000_character_action_is_drawn_shortened_and_measured_briefly(monkeypatch):
+    """The label is cut with an ellipsis, and only its first characters are measured
+    (measuring one character less each time made such a timeline take seconds)."""
+    from PIL import ImageDraw
+
+    measured, drawn = [], []
+    textlength, text = ImageDraw.ImageDraw.textlength, ImageDraw.ImageDraw.text
+
+    def counting_textlength(self, string, *args, **kwargs):
+        measured.append(len(string))
+        return textlength(self, string, *args, **kwargs)
+
+    def recording_text(self, xy, string, *args, **kwargs):
+        drawn.append(string)
+        return text(self, xy, string, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "textlength", counting_textlength)
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", recording_text)
+    long_name = "x" * 10000
+    render_timeline("v1", 10.0, [long_name, "diving"], SEGMENTS)
+    label = next(s for s in drawn if s.startswith("xxx"))
+    assert label.endswith("…") and set(label[:-1]) == {"x"} and len(label) < LABEL_W
+    assert sum(measured) < 5000, sum(measured)

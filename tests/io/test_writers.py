@@ -278,7 +278,7 @@ def test_completion_sidecar(tmp_path):
         out.mark_complete(video)
     manifest = json.loads((tmp_path / MANIFEST_NAME).read_text(encoding="utf-8"))
     assert manifest["settings_hash"] == settings_hash(settings)
-    assert manifest["finished"] == {"v1": "v1.srt", "v2": "v2.srt"}
+    assert manifest["finished"] == {"v1": ["v1.srt"], "v2": ["v2.srt"]}
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
     # Same settings (keys in another order): finished videos are skipped...
@@ -305,3 +305,36 @@ def test_broken_manifest_means_nothing_finished(tmp_path):
     (tmp_path / "file").write_text("x", encoding="utf-8")
     with pytest.raises(InputError, match="is a file"):
         OutputDir(tmp_path / "file", "srt", {})
+
+
+def test_several_formats_share_one_stem_and_complete_together(tmp_path):
+    out = OutputDir(tmp_path, ["json", "srt", "vtt"], {"formats": ["json", "srt", "vtt"]})
+    assert out.paths_for("a:b") == {ext: tmp_path / f"a_b.{ext}" for ext in ("json", "srt", "vtt")}
+    with pytest.raises(ValueError, match="not one of"):
+        out.path_for("a:b", "csv")
+    for ext in ("json", "srt"):
+        write_video_file(out.path_for("a:b", ext), ext, "a:b", DETECTIONS[:1])
+    with pytest.raises(FileNotFoundError, match="a_b.vtt"):
+        out.mark_complete("a:b")  # one format is missing: not complete
+    write_video_file(out.path_for("a:b", "vtt"), "vtt", "a:b", DETECTIONS[:1])
+    out.mark_complete("a:b", {"duration": 12.5})
+    rerun = OutputDir(tmp_path, ["json", "srt", "vtt"], {"formats": ["json", "srt", "vtt"]})
+    assert rerun.is_complete("a:b") and rerun.info("a:b") == {"duration": 12.5}
+    os.remove(tmp_path / "a_b.srt")
+    assert not rerun.is_complete("a:b")  # every file of a video must be there
+
+
+def test_json_and_jsonl_files_read_back_exactly(tmp_path):
+    from psftr_core.io.writers import read_video_file
+
+    for fmt in ("json", "jsonl"):
+        path = tmp_path / f"v.{fmt}"
+        write_video_file(path, fmt, "vidéo", DETECTIONS)
+        assert read_video_file(path, fmt) == {"vidéo": DETECTIONS}  # same order, same floats, same labels
+    write_video_file(tmp_path / "empty.jsonl", "jsonl", "empty", [])
+    assert read_video_file(tmp_path / "empty.jsonl", "jsonl") == {}
+    (tmp_path / "bad.jsonl").write_text('{"video": "v", "label": "x"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="line 1"):
+        read_video_file(tmp_path / "bad.jsonl", "jsonl")
+    with pytest.raises(InputError, match="cannot read segments back"):
+        read_video_file(tmp_path / "v.json", "srt")

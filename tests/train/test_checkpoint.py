@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import json
+import pathlib
 import random
 
 import numpy as np
@@ -69,8 +71,19 @@ def test_load_errors_are_input_errors(tmp_path):
         ck.load_checkpoint(tmp_path / "nope.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(InputError, match="not a valid psftr checkpoint"):
+    with pytest.raises(InputError, match="not a complete PyTorch checkpoint file"):
         ck.load_checkpoint(garbage)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(InputError, match="the file is empty"):
+        ck.load_checkpoint(tmp_path / "empty.pt")
+    with pytest.raises(InputError, match="is a folder"):
+        ck.load_checkpoint(tmp_path)
+    # A zip checkpoint holding an arbitrary Python object: never unpickled, said in our words.
+    torch.save({"format": ck.FORMAT, "payload": collections.OrderedDict(a=pathlib.PurePosixPath("/x"))},
+               tmp_path / "objects.pt")
+    with pytest.raises(InputError, match="Python objects other than tensors") as err:
+        ck.load_checkpoint(tmp_path / "objects.pt")
+    assert "weights_only" not in str(err.value)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
     with pytest.raises(InputError, match="not a psftr checkpoint"):
@@ -85,7 +98,7 @@ def test_load_errors_are_input_errors(tmp_path):
     good = tmp_path / "good.pt"
     ck.save_checkpoint(good, _ckpt(model, cfg))
     (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:2000])
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="truncated"):
         ck.load_checkpoint(tmp_path / "cut.pt")
 
 

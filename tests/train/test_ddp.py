@@ -7,10 +7,15 @@ drawn per rank) the runs differ only by float rounding (gradient all-reduce orde
 kernels for other batch shapes). Documented tolerance: every logged iteration loss
 within a relative 1e-4 of the single-process loss, and final weights within 1e-3
 (measured: 4e-7 and 4e-6 after one epoch of 7 iterations).
+
+Calibration (on by default) trains its model on every rank the same way and rank 0
+scores the grid: the same held-out classes and videos, the same choice, and grid
+scores equal up to that rounding.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -54,7 +59,7 @@ def test_two_cpu_processes_match_single_process(tmp_path):
     overrides = DDP_OVERRIDES + [f"train.batch_size={_batch_size_without_single_tail(data)}"]
 
     with one_thread():
-        train(request(data, tmp_path / "single", epochs=1, overrides=overrides))
+        train(request(data, tmp_path / "single", epochs=1, overrides=overrides, calibrate=True))
 
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(psftr), "train",
            "--dataset", str(data), "--split", "75_25", "--split-index", "0", "--output", str(tmp_path / "ddp"),
@@ -72,3 +77,9 @@ def test_two_cpu_processes_match_single_process(tmp_path):
     a = torch.load(tmp_path / "single" / "last.pt", weights_only=True)["model_state"]
     b = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)["model_state"]
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-3
+
+    one, two = (json.loads((tmp_path / name / "calibration.json").read_text()) for name in ("single", "ddp"))
+    for key in ("held_out_classes", "held_out_videos", "chosen", "inference"):
+        assert one[key] == two[key], key
+    assert [r["name"] for r in one["grid"]] == [r["name"] for r in two["grid"]]
+    assert [r["average_map"] for r in two["grid"]] == pytest.approx([r["average_map"] for r in one["grid"]], abs=0.02)

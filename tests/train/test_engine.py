@@ -205,7 +205,7 @@ def test_baseline_mode_scores_the_localizer_on_the_split(tiny_data, tmp_path):
 
 
 def test_evaluation_overrides_change_only_the_inference(reference_run, tiny_data):
-    from psftr_core.train.checkpoint import build_model, feature_spec_of, load_checkpoint
+    from psftr_core.train.checkpoint import build_model, load_checkpoint
     from psftr_core.data.datasets import load_dataset
 
     dataset = load_dataset(tiny_data)
@@ -213,7 +213,7 @@ def test_evaluation_overrides_change_only_the_inference(reference_run, tiny_data
                                          overrides=["inference.scoring=model", "inference.nms=cross_window"])
     model, cfg = build_model(load_checkpoint(reference_run / "last.pt"))
     cfg.inference.scoring, cfg.inference.nms = "model", "cross_window"
-    expected = protocol.predict_split(model, cfg, dataset, dataset.split("75_25", 0), feature_spec_of(dataset), "cpu")
+    expected = protocol.predict_split(model, cfg, dataset, dataset.split("75_25", 0), None, "cpu")
     assert paper.predictions == expected
     default = protocol.evaluate_checkpoint(reference_run / "last.pt", dataset, "75_25", 0, device="cpu")
     assert default.predictions != paper.predictions
@@ -303,7 +303,7 @@ def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
     0.06-0.07); unseen 0.14-0.25 (untrained 0.05-0.06, a random detector 0.03-0.04).
     The assertions keep a margin below those numbers.
     """
-    from psftr_core.train.checkpoint import build_model, feature_spec_of, load_checkpoint
+    from psftr_core.train.checkpoint import build_model, load_checkpoint
     from psftr_core.data.datasets import load_dataset
     from psftr_core.evaluation.detection_map import evaluate_detections
     from psftr_core.model import PSFTR
@@ -326,12 +326,11 @@ def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
     trained, cfg = build_model(load_checkpoint(res.checkpoint))
     torch.manual_seed(0)
     untrained = PSFTR(cfg.model).eval()
-    spec = feature_spec_of(dataset)
     tious = protocol.default_tious("thumos14")
 
     def average(model, classes):
         view, _ = _chance_predictions(dataset, split, classes)
-        return protocol.evaluate_model(model, cfg, dataset, view, spec, "cpu", tious).average
+        return protocol.evaluate_model(model, cfg, dataset, view, None, "cpu", tious).average
 
     def chance(classes):
         view, preds = _chance_predictions(dataset, split, classes)

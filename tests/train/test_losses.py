@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from psftr_core.config import TrainConfig
@@ -119,3 +120,33 @@ def test_focal_primitives():
     assert abs(v.item() - 0.25 * math.log(2)) < 1e-7
     v = softmax_focal_loss(torch.tensor([[0.0, 0.0, 0.0, 0.0]]), torch.tensor([2]), gamma=0)
     assert abs(v.item() - math.log(4)) < 1e-6
+
+
+def test_cross_entropy_class_loss_and_matching_cost():
+    # The example above with train.cls_loss=ce: loss_cls = -log 0.5 (no focal factor), and
+    # the matcher's class cost is DETR's -p.
+    out = _outputs([[[0.0, 0.0]]], [[[0.5, 0.2]]], [[0.0]], [[0.0, 0.0, 5.0]])
+    targets = [{"labels": torch.tensor([0]), "segments": torch.tensor([[0.5, 0.4]])}]
+    sal, mask = torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[False, False, True]])
+    ce = build_criterion(TrainConfig(aux_loss=False, cls_loss="ce"))
+    assert abs(ce(out, targets, sal, mask)["loss_cls"].item() - math.log(2)) < 1e-6
+    cost = ce.matcher.cost_matrices(out, targets)[0]
+    focal = build_criterion(TrainConfig(aux_loss=False)).matcher.cost_matrices(out, targets)[0]
+    # same segment terms (5 * 0.2 L1, 2 * -0.5 IoU); class term 6 * -0.5 vs the focal cost
+    assert cost.item() == pytest.approx(6 * -0.5 + 5 * 0.2 + 2 * -0.5, abs=1e-6)
+    pos, neg = 0.25 * 0.25 * math.log(2), 0.75 * 0.25 * math.log(2)
+    assert focal.item() == pytest.approx(6 * (pos - neg) + 5 * 0.2 + 2 * -0.5, abs=1e-5)
+
+
+def test_models_without_actionness_or_saliency_heads_have_no_such_terms():
+    out = _outputs([[[0.0, 0.0]]], [[[0.5, 0.2]]], [[0.0]], [[0.0, 0.0, 5.0]])
+    targets = [{"labels": torch.tensor([0]), "segments": torch.tensor([[0.5, 0.4]])}]
+    sal, mask = torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[False, False, True]])
+    criterion = build_criterion(TrainConfig(aux_loss=True))
+    bare = {k: v for k, v in out.items() if k not in ("pred_actionness", "saliency_logits")}
+    bare["aux_outputs"] = [{"pred_logits": out["pred_logits"], "pred_segments": out["pred_segments"]}]
+    losses = criterion(bare, targets, sal, mask)
+    assert "loss_actionness" not in losses and "loss_saliency" not in losses and "loss_actionness_0" not in losses
+    log2 = math.log(2)
+    one_layer = 2 * 0.25 * log2 + 5 * 0.2 + 2 * 0.5
+    assert losses["loss"].item() == pytest.approx(2 * one_layer, abs=1e-5)  # last layer + one auxiliary

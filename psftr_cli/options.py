@@ -1,0 +1,87 @@
+"""Typer options shared by the commands: one name, metavar and help style each.
+
+Metavars say what a value looks like (``NAME``, ``TAG|PATH``, ``FILE.json``, ``DIR``,
+``auto|cpu|cuda``, ``N``, ``F``); an option that has a default shows it, as a value or, when
+it depends on other inputs, as a short text (``show_default="..."``). Each factory
+returns a fresh ``typer.Option`` to use as a parameter default::
+
+    def detect(device: str = options.device(), quiet: bool = options.quiet()): ...
+
+No torch or open_clip import here (``psftr --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT
+
+
+def clip_model(default: str | None = None, default_text: str | None = None, help: str = "open_clip model name.") -> Any:
+    """``--clip-model NAME``; ``default_text`` when the default depends on other inputs."""
+    return typer.Option(default, "--clip-model", metavar="NAME", help=help,
+                        show_default=default_text or (default if default is not None else DEFAULT_CLIP_MODEL))
+
+
+def clip_pretrained(
+    default: str | None = None, default_text: str | None = None,
+    help: str = "open_clip weights tag, or a local weights file (.pt/.bin/.safetensors).",
+) -> Any:
+    """``--clip-pretrained TAG|PATH``."""
+    return typer.Option(default, "--clip-pretrained", metavar="TAG|PATH", help=help,
+                        show_default=default_text or (default if default is not None else DEFAULT_CLIP_PRETRAINED))
+
+
+def clip_config(help: str = "open_clip model-config JSON of a custom architecture (named by its file stem).") -> Any:
+    """``--clip-config FILE.json``."""
+    return typer.Option(None, "--clip-config", metavar="FILE.json", help=help, show_default=False)
+
+
+def device(help: str = "Where the models run (auto: the GPU if there is one).") -> Any:
+    """``--device auto|cpu|cuda``."""
+    return typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=help, show_default=True)
+
+
+def cache_dir(help: str = "Feature and text cache folder.") -> Any:
+    """``--cache-dir DIR``."""
+    return typer.Option(None, "--cache-dir", metavar="DIR", help=help,
+                        show_default="$PSFTR_CACHE_DIR or ~/.cache/psftr")
+
+
+def stride(default_text: str = "8", help: str = "Frames per feature (one frame every N is encoded).") -> Any:
+    """``--stride N``."""
+    return typer.Option(None, "--stride", metavar="N", help=help, show_default=default_text)
+
+
+def fps(help: str = "Features per second, instead of --stride.") -> Any:
+    """``--fps F``."""
+    return typer.Option(None, "--fps", metavar="F", help=help, show_default=False)
+
+
+def prompt(default_text: str = f'"{DEFAULT_PROMPT}"', help: str = "Text prompt template ({} is the action).") -> Any:
+    """``--prompt TEMPLATE``."""
+    return typer.Option(None, "--prompt", metavar="TEMPLATE", help=help, show_default=default_text)
+
+
+def quiet(help: str = "No progress bar or summary on stderr.") -> Any:
+    """``-q/--quiet``."""
+    return typer.Option(False, "--quiet", "-q", help=help, show_default=True)
+
+
+# The commands that encode class names (train, evaluate, text-embeddings) default to the
+# CLIP model that made the features (psftr_core.train.clip_source).
+TEXT_TOWER_MODEL_DEFAULT = "the features' model; ViT-B-16 for thumos14, anet"
+TEXT_TOWER_PRETRAINED_DEFAULT = "the features'; openai"
+
+
+def text_tower_options() -> tuple[Any, Any, Any]:
+    """``--clip-model``, ``--clip-pretrained``, ``--clip-config`` of the class-name text tower."""
+    return (
+        clip_model(default_text=TEXT_TOWER_MODEL_DEFAULT, help="open_clip model of the class-name text tower."),
+        clip_pretrained(default_text=TEXT_TOWER_PRETRAINED_DEFAULT,
+                        help="Its weights: an open_clip tag, or a local weights file (works offline)."),
+        clip_config(help="open_clip model-config JSON of a custom architecture [default: the one recorded in "
+                         "manifest.json]."),
+    )

@@ -1,0 +1,153 @@
+"""Where ``psftr detect`` puts each video's segments, fed one finished video at a time.
+
+:class:`DetectOutputs` writes to every output asked for as soon as a video is done:
+
+- the data stream (a text stream the caller opens: stdout, or a file it renames at the
+  end), in one format; csv and jsonl are flushed per video, json is one document;
+- ``--output-dir``: ``DIR/<video>.<ext>`` per video and format, each atomic, recorded
+  as finished in the folder's manifest (:class:`psftr_core.io.output_dir.OutputDir`), so
+  a re-run with the same settings skips finished videos before loading their features;
+- the segments of every video kept in memory for whole-run outputs (the HTML report,
+  timelines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any, Callable, Optional
+
+from psftr_core.errors import InputError
+from psftr_core.io.output_dir import OutputDir
+from psftr_core.io.report import ReportVideo
+from psftr_core.io.writers import (
+    FORMAT_EXTENSIONS,
+    FORMATS,
+    LOSSLESS_FORMATS,
+    SINGLE_VIDEO_FORMATS,
+    open_writer,
+    read_video_file,
+    write_video_file,
+)
+
+
+def output_formats(fmt: Optional[List[str]], output: Optional[str], output_dir: Optional[Path]) -> tuple[list[str], str]:
+    """``(formats of --output-dir files, format of the data stream)`` from ``--format``.
+
+    ``--format`` is repeatable and ``all`` means every format, both only with
+    ``--output-dir``. Without ``--format``: csv when ``--output`` ends in ``.csv``, else
+    json. The stream uses the one format given, else that default.
+    """
+    chosen: list[str] = []
+    for value in fmt or []:
+        name = value.strip().lower()
+        if name == "all":
+            chosen.extend(FORMATS)
+        elif name in FORMATS:
+            chosen.append(name)
+        else:
+            raise InputError(f"--format must be one of {', '.join(FORMATS)} or all, got {value!r}")
+    chosen = [name for name in FORMATS if name in chosen]  # canonical order, no repeats
+    by_suffix = "csv" if output and output != "-" and Path(output).suffix.lower() == ".csv" else "json"
+    if len(chosen) > 1 and output_dir is None:
+        raise InputError("several formats (--format repeated, or all) need --output-dir DIR (one file per video "
+                         "and format); --output and stdout take one format")
+    stream = chosen[0] if len(chosen) == 1 else by_suffix
+    return chosen or [by_suffix], stream
+
+
+class DetectOutputs:
+    """Writes each video's segments to every requested output as soon as it is done.
+
+    ``resume(video)`` is the run's skip rule: a video already finished in ``--output-dir``
+    is skipped, and its segments are read back from its ``jsonl`` / ``json`` file for the
+    other outputs (when none of those formats is written, finished videos are processed
+    again, from the feature cache, instead).
+    """
+
+    def __init__(self, run: Any, open_stream: Callable[[str], IO[str]], *, stream_to: Optional[str],
+                 stream_format: str, output_dir: Optional[Path], dir_formats: list[str], collect: bool) -> None:
+        """``run``: the detection run (its inputs, settings, details); ``open_stream(format)``
+        opens the data stream when the first video is done (so a run where every video fails
+        creates no file); ``stream_to``: None (no stream), ``"-"`` (stdout) or a file path."""
+        self.run = run
+        self._open_stream = open_stream
+        self.stream_to = stream_to  # None: no stream; "-": stdout; else a file
+        self.stream_format = stream_format
+        if stream_to is not None and stream_format in SINGLE_VIDEO_FORMATS and len(run.inputs) > 1:
+            raise InputError(
+                f"--format {stream_format} holds one video's timeline but there are {len(run.inputs)} videos; "
+                f"use --output-dir DIR for one .{stream_format} file per video"
+            )
+        self._writer: Any = None
+        self.dir_formats = dir_formats
+        self.output_dir: Any = None
+        self._read_back: Optional[str] = None
+        if output_dir is not None:
+            self.output_dir = OutputDir(output_dir, [FORMAT_EXTENSIONS[f] for f in dir_formats],
+                                        {**run.settings, "formats": dir_formats})
+            self.output_dir.assign(item.video for item in run.inputs)
+            lossless = [f for f in LOSSLESS_FORMATS if f in dir_formats]
+            self._read_back = lossless[0] if lossless else None
+        self.collect = collect  # keep every video's segments (for the report and timelines)
+        self.needs_every_video = collect or stream_to is not None  # outputs that cover the whole run
+        self.results: dict[str, list[dict[str, Any]]] = {}
+        self.durations: dict[str, Optional[float]] = {}
+        self.rerun_note = bool(self.output_dir is not None and self.needs_every_video and self._read_back is None)
+
+    # -- the skip rule
+
+    def resume(self, video: str) -> bool:
+        """True (skip) when ``video`` is finished in the output folder and its segments can be
+        had without running it; they are then passed on to the other outputs."""
+        if self.output_dir is None or not self.output_dir.is_complete(video):
+            return False
+        if self.needs_every_video:
+            if self._read_back is None:
+                return False
+            path = self.output_dir.path_for(video, self._read_back)
+            try:
+                detections = read_video_file(path, self._read_back).get(video, [])
+            except InputError:
+                return False  # damaged since: process the video again
+            self._emit(video, detections, self.output_dir.info(video).get("duration"))
+        return True
+
+    # -- one video
+
+    def add(self, result: Any) -> None:
+        """A finished video: its files in the output folder, then the stream."""
+        detections = result.detections()
+        if self.output_dir is not None:
+            for fmt, path in zip(self.dir_formats, self.output_dir.paths_for(result.video).values()):
+                write_video_file(path, fmt, result.video, detections, details=self.run.details)
+            info = {"duration": result.info.duration} if result.info.duration is not None else None
+            self.output_dir.mark_complete(result.video, info)
+        self._emit(result.video, detections, result.info.duration)
+
+    def _emit(self, video: str, detections: list, duration: Optional[float]) -> None:
+        if self.stream_to is not None:
+            self._stream().write_video(video, detections)
+        if self.collect:
+            self.results[video] = detections
+            self.durations[video] = duration
+
+    def _stream(self) -> Any:
+        """The stream writer, opened with the first video (a run where all fail writes nothing)."""
+        if self._writer is None:
+            self._writer = open_writer(self.stream_format, self._open_stream(self.stream_format),
+                                       flush=self.stream_to == "-", details=self.run.details)
+        return self._writer
+
+    def close(self) -> None:
+        """Finish the stream (the JSON document's end); the file is renamed when the stack closes."""
+        if self._writer is not None:
+            self._writer.close()
+
+    # -- whole-run outputs
+
+    def report_videos(self) -> list[ReportVideo]:
+        files = {item.video: item.file for item in self.run.inputs}
+        return [ReportVideo(video, dets, self.durations.get(video), files.get(video))
+                for video, dets in self.results.items()]
+
+

@@ -1,0 +1,478 @@
+"""Choose a run's inference settings on held-out *seen* classes, never on unseen ones.
+
+Which member of the scoring family (``psftr_core.infer.scoring``) works best depends on
+how far what the model learns on seen classes transfers to unseen ones, which differs
+between datasets. ``psftr train`` therefore first trains a *calibration model* and
+measures that on classes it has not seen, all taken from the split's seen classes:
+
+1. Held-out classes (:func:`hold_out`): a third of the seen classes (at least 1, at
+   most all but one), drawn with ``train.seed``. Held-out videos: as many as 30 % of the
+   split's training videos (at least 1), drawn with the same seed among the training
+   videos that hold a held-out-class instance (only those can score them).
+2. The calibration model trains like the final one (same config, ``train.calibration_epochs``
+   epochs, lr drops scaled to that length) on the other seen classes over the other
+   training videos; held-out-class instances there are background, as unseen ones are
+   in the real protocol.
+3. It runs once over the held-out videos with the held-out classes as the vocabulary;
+   every window batch's raw outputs are re-scored with each setting of :data:`GRID`
+   (:func:`candidates`: contrast weight × ROI weight × NMS mode) and the training-free
+   localizer (``inference.method=localizer``) is scored on the same videos. The measure
+   is the ActivityNet mAP averaged over the preset's tIoU thresholds, on the held-out
+   classes with ground truth there.
+4. The best wins; settings within :data:`TIE_TOLERANCE` of the best count as tied, and
+   the tie goes to the simplest (:meth:`Candidate.simplicity`: the model before the
+   localizer, an end of the contrast weight before a mix, then the one closest to the
+   paper's inference).
+5. Detection threshold (:func:`best_f1_threshold`): the chosen setting's detections of
+   the held-out classes on the held-out videos are matched to their ground truth at
+   tIoU 0.5 (greedily by score, per class, as in the mAP), and the score threshold that
+   maximises F1 over all of them is kept for ``psftr detect`` (:func:`default_score_threshold`).
+
+The final model then trains on all seen classes (its weights do not depend on the
+calibration: training is seeded afresh); the chosen settings go into its config's
+``inference`` section, and :func:`calibration_record` (the grid, the choice, the
+held-out class names and video ids, the threshold, wall time) into every checkpoint
+(``calibration``) and ``RUN_DIR/calibration.json``. Calibration reads only the seen
+classes' text and annotations. It is skipped, with the reason recorded, when the split
+has fewer than two seen classes or no training video holds a held-out class.
+
+Under DistributedDataParallel every rank trains the calibration model (the same batches
+as the final training); rank 0 scores the grid and broadcasts the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from psftr_core.config import InferenceConfig, PSFTRConfig
+from psftr_core.data.windows import WindowDataset, windowing_from_config
+from psftr_core.evaluation.detection_map import evaluate_detections
+from psftr_core.infer.predict import VideoWindows, localizer_detections, merge_video, window_batches
+from psftr_core.infer.scoring import PostProcess
+from psftr_core.model import PSFTR
+from psftr_core.segments import tiou_matrix
+from psftr_core.train.distributed import DistributedContext
+from psftr_core.train.engine import epoch_order, global_batches, rank_batches, train_one_epoch
+from psftr_core.train.inputs import class_text
+from psftr_core.train.losses import build_criterion
+from psftr_core.train.optimizer import build_optimizer, set_epoch_lr
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+RECORD_VERSION = 1
+HELD_OUT_CLASS_FRACTION = 1 / 3
+HELD_OUT_VIDEO_FRACTION = 0.3
+TIE_TOLERANCE = 1e-3  # average mAP (0.1 point): closer than this counts as a tie
+THRESHOLD_TIOU = 0.5
+THRESHOLD_RULE = ("maximum F1 at tIoU 0.5 of the chosen setting's held-out-class detections on the held-out "
+                  "videos (greedy matching by score, per class)")
+
+# The grid: w_c (contrast weight) × w_r (ROI weight, unused at w_c = 1) × NMS mode.
+CONTRAST_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+ROI_WEIGHTS = (0.0, 0.5, 1.0)
+NMS_CHOICES = ("all", "cross_window")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One inference setting of the grid: the model scored with weights (``contrast_weight``
+    w_c, ``roi_weight`` w_r) and an NMS mode, or the training-free localizer."""
+
+    method: str = "psftr"
+    contrast_weight: float = 0.0
+    roi_weight: float = 0.0
+    nms: str = "all"
+
+    @property
+    def name(self) -> str:
+        """A short label: the named members of the family, else the weights."""
+        if self.method == "localizer":
+            return "training-free localizer"
+        nms = "" if self.nms == "all" else ", cross-window NMS"
+        if self.contrast_weight >= 1:
+            return f"calibrated CLIP{nms}"
+        if self.contrast_weight <= 0:
+            if self.roi_weight == 0.5 and self.nms == "cross_window":
+                return "paper's inference"
+            named = {0.0: "learned logits", 0.5: "paper's logit mix", 1.0: "ROI-CLIP logits (GAP-style)"}
+            if self.roi_weight in named:
+                return named[self.roi_weight] + nms
+        return f"w_c={self.contrast_weight:g}, w_r={self.roi_weight:g}{nms}"
+
+    def simplicity(self) -> tuple:
+        """Sort key of the tie-break, simplest first: the model before the localizer, an
+        end of w_c (0 or 1) before a mix, then closest to the paper's inference (w_c = 0,
+        w_r = 0.5, cross-window NMS)."""
+        inside = 0.0 < self.contrast_weight < 1.0
+        roi_gap = abs(self.roi_weight - 0.5) if self.contrast_weight < 1 else 0.0
+        return (self.method != "psftr", inside, self.contrast_weight, roi_gap, self.nms != "cross_window")
+
+    def settings(self) -> dict[str, Any]:
+        """The ``inference.*`` keys this candidate sets. An end of w_c is written as the
+        ``scoring`` shorthand (so ``--set inference.scoring=...`` keeps working), a mix
+        as ``contrast_weight``."""
+        if self.method == "localizer":
+            return {"method": "localizer"}
+        out: dict[str, Any] = {"method": "psftr", "nms": self.nms, "roi_weight": self.roi_weight}
+        if self.contrast_weight in (0.0, 1.0):
+            out.update(scoring="calibrated" if self.contrast_weight == 1.0 else "model", contrast_weight=None)
+        else:
+            out["contrast_weight"] = self.contrast_weight
+        return out
+
+    def overrides(self) -> list[str]:
+        """The same settings as ``--set`` arguments (``psftr evaluate --set ...``)."""
+        return [f"inference.{key}={'null' if value is None else value}" for key, value in self.settings().items()]
+
+    def inference(self, base: InferenceConfig) -> InferenceConfig:
+        """``base`` with this candidate's settings."""
+        return dataclasses.replace(base, **self.settings())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "method": self.method, "contrast_weight": self.contrast_weight,
+                "roi_weight": self.roi_weight, "nms": self.nms}
+
+
+def candidates(roi_allowed: bool = True) -> list[Candidate]:
+    """Every setting of the grid, then the localizer. ``roi_allowed=False`` (features and
+    text of different widths: no ROI-CLIP logits) keeps only w_r = 0 below w_c = 1."""
+    found = []
+    for nms in NMS_CHOICES:
+        for w_c in CONTRAST_WEIGHTS:
+            for w_r in ROI_WEIGHTS if w_c < 1 else (0.0,):
+                if w_r > 0 and not roi_allowed:
+                    continue
+                found.append(Candidate("psftr", w_c, w_r, nms))
+    found.append(Candidate("localizer"))
+    return found
+
+
+def choose(scores: dict[Candidate, float], tolerance: float = TIE_TOLERANCE) -> Candidate:
+    """The best candidate by average mAP; within ``tolerance`` of it, the simplest."""
+    best = max(scores.values())
+    tied = [c for c, value in scores.items() if value >= best - tolerance]
+    return min(tied, key=Candidate.simplicity)
+
+
+# ------------------------------------------------------------------ held-out classes and videos
+
+
+@dataclass
+class HeldOut:
+    """The calibration's split of a zero-shot split's seen classes and training videos."""
+
+    classes: list[str]  # held-out seen classes: the calibration's "unseen" vocabulary
+    train_classes: list[str]  # the other seen classes: what the calibration model trains on
+    videos: list[Any]  # held-out training videos (``VideoRecord``s) with a held-out-class instance
+    train_videos: list[Any]  # the other training videos
+
+
+def hold_out(seen: Sequence[str], records: Sequence[Any], seed: int) -> HeldOut | str:
+    """Held-out classes and videos (module docstring, step 1), or why there are none.
+
+    ``records``: the split's training videos (``VideoRecord``s, seen-class annotations).
+    Deterministic in (``seed``, the class names, the video ids).
+    """
+    names = sorted(seen)
+    if len(names) < 2:
+        return "a split with fewer than two seen classes has none to hold out"
+    rng = np.random.default_rng(int(seed))
+    count = min(len(names) - 1, max(1, round(len(names) * HELD_OUT_CLASS_FRACTION)))
+    held = sorted(names[i] for i in rng.permutation(len(names))[:count])
+    held_set = set(held)
+    ordered = sorted(records, key=lambda r: r.video_id)
+    holders = [r for r in ordered if any(a.label in held_set for a in r.annotations)]
+    if not holders:
+        return f"no training video holds an instance of the held-out classes ({', '.join(held)})"
+    wanted = min(len(holders), max(1, round(len(ordered) * HELD_OUT_VIDEO_FRACTION)), len(ordered) - 1)
+    if wanted < 1:
+        return "a split with a single training video has none to hold out"
+    chosen = {holders[i].video_id for i in rng.permutation(len(holders))[:wanted]}
+    return HeldOut(held, [n for n in names if n not in held_set], [r for r in ordered if r.video_id in chosen],
+                   [r for r in ordered if r.video_id not in chosen])
+
+
+def held_out_ground_truth(held: HeldOut) -> dict[str, list[dict]]:
+    """Held-out-class ground truth of the held-out videos (``evaluate_detections`` schema)."""
+    wanted = set(held.classes)
+    return {r.video_id: [{"segment": [a.start, a.end], "label": a.label} for a in r.annotations if a.label in wanted]
+            for r in held.videos}
+
+
+# ------------------------------------------------------------------ the calibration model
+
+
+def calibration_config(cfg: PSFTRConfig) -> PSFTRConfig:
+    """``cfg`` for the calibration model: ``train.calibration_epochs`` epochs (null: the
+    run's), with the lr drop epochs scaled to that length."""
+    out = dataclasses.replace(cfg)
+    epochs = int(cfg.train.calibration_epochs or cfg.train.epochs)
+    drops = tuple(max(1, round(e * epochs / cfg.train.epochs)) for e in cfg.train.lr_drop_epochs)
+    out.train = dataclasses.replace(cfg.train, epochs=epochs, lr_drop_epochs=drops)
+    return out
+
+
+def train_calibration_model(cfg: PSFTRConfig, windows: WindowDataset, text: torch.Tensor, device: str,
+                            dist: DistributedContext, reporter: Any | None = None,
+                            seed: Callable[[int], None] | None = None) -> tuple[PSFTR, list[float]]:
+    """Train a fresh model on ``windows`` (seen-class targets over ``text`` [K, D] on
+    ``device``) the way ``psftr_core.train.run`` trains the final one; returns it (eval
+    mode) and its epoch mean losses. ``reporter``: a ``TrainingReporter`` (or None);
+    ``seed(n)`` seeds python/numpy/torch before the model is built."""
+    tcfg = cfg.train
+    if seed is not None:
+        seed(tcfg.seed)
+    model = PSFTR(cfg.model).to(device)
+    optimizer = build_optimizer(model, tcfg)
+    scaler = torch.amp.GradScaler("cuda", enabled=str(device).startswith("cuda"))
+    criterion = build_criterion(tcfg)
+    net = dist.wrap(model, device, find_unused_parameters=not tcfg.aux_loss)
+    losses = []
+    for epoch in range(tcfg.epochs):
+        lr = set_epoch_lr(optimizer, epoch, tcfg)
+        batches = global_batches(epoch_order(len(windows), tcfg.seed, epoch), tcfg.batch_size, dist.world_size)
+        if reporter is not None:
+            reporter.epoch_start(epoch + 1, len(batches), lr)
+        means = train_one_epoch(net, criterion, rank_batches(windows, batches, dist), optimizer, scaler, text,
+                                device, tcfg.clip_max_norm, dist,
+                                on_iteration=reporter.iteration if reporter is not None else None)
+        losses.append(means["loss"])
+        if reporter is not None:
+            reporter.epoch_trained(means)
+            reporter.epoch_end(means)
+    return model.eval(), losses
+
+
+# ------------------------------------------------------------------ scoring the grid
+
+
+def held_out_videos(dataset: Any, held: HeldOut, data_cfg: Any) -> tuple[list[VideoWindows], int]:
+    """The held-out videos with their inference windows, and the padded window length."""
+    windows = WindowDataset(dataset, held.videos, held.classes, windowing_from_config(data_cfg), training=False)
+    per_video: dict[str, list] = {}
+    for window in windows.windows:
+        per_video.setdefault(window.video_id, []).append(window)
+    videos = [VideoWindows(r.video_id, dataset.load_features(r.video_id), dataset.snippet_times(r.video_id),
+                           windows.durations.get(r.video_id), per_video.get(r.video_id, []))
+              for r in held.videos]
+    return videos, windows.length
+
+
+@torch.no_grad()
+def grid_predictions(model: Any, model_cfg: Any, inference: InferenceConfig, grid: Sequence[Candidate],
+                     videos: Sequence[VideoWindows], text: torch.Tensor, class_names: Sequence[str],
+                     input_length: int, batch_size: int, device: str) -> dict[Candidate, dict[str, list[dict]]]:
+    """Detections of every candidate on ``videos``: the model runs once per window batch
+    and each model candidate re-scores its raw outputs (``PostProcess``); the localizer
+    candidate reads the features. ``text`` [K, D] embeds ``class_names``."""
+    text = torch.as_tensor(text, dtype=torch.float32).to(device)
+    posts = {c: PostProcess.from_config(model_cfg, c.inference(inference)) for c in grid if c.method == "psftr"}
+    found: dict[Candidate, dict[str, list]] = {c: {} for c in posts}
+    if posts:
+        model.eval()
+        curves = any(p.needs_curves for p in posts.values())
+        for batch in window_batches(videos, text, input_length, batch_size, curves, device):
+            outputs = model(batch.features, batch.mask, batch.text)
+            for candidate, post in posts.items():
+                for window, detections in zip(batch.windows, post(outputs, batch)):
+                    found[candidate].setdefault(window.video_id, []).append(detections)
+    nms_iou = float(inference.nms_iou)
+    result = {c: {v.video_id: merge_video(per_video.get(v.video_id, []), class_names, nms_iou, c.nms == "all")
+                  for v in videos}
+              for c, per_video in found.items()}
+    if any(c.method == "localizer" for c in grid):
+        text_np = text.detach().cpu().numpy()
+        result[Candidate("localizer")] = {v.video_id: localizer_detections(v.features, v.times, v.duration, text_np,
+                                                                           class_names) for v in videos}
+    return result
+
+
+def best_f1_threshold(ground_truth: dict[str, list[dict]], predictions: dict[str, list[dict]],
+                      tiou: float = THRESHOLD_TIOU) -> tuple[float | None, float]:
+    """The score threshold (keep ``score >= threshold``) that maximises F1 at ``tiou``,
+    and that F1; ``(None, 0.0)`` when no detection matches.
+
+    Per (class), detections in descending score order each take the unmatched
+    ground-truth instance of their video with the highest tIoU, if that reaches ``tiou``.
+    F1 is computed at every distinct score; the highest of the best thresholds wins.
+    """
+    rows: list[tuple[float, bool]] = []
+    num_gt = sum(len(v) for v in ground_truth.values())
+    labels = sorted({d["label"] for dets in predictions.values() for d in dets})
+    for label in labels:
+        dets = sorted(((float(d["score"]), vid, d["segment"]) for vid, ds in predictions.items() for d in ds
+                       if d["label"] == label), key=lambda x: -x[0])
+        gt = {vid: np.array([g["segment"] for g in gs if g["label"] == label], dtype=np.float64).reshape(-1, 2)
+              for vid, gs in ground_truth.items()}
+        taken = {vid: np.zeros(len(segs), dtype=bool) for vid, segs in gt.items()}
+        for score, vid, segment in dets:
+            segs = gt.get(vid)
+            hit = False
+            if segs is not None and len(segs):
+                overlap = np.where(taken[vid], -1.0, tiou_matrix([segment], segs)[0])
+                best = int(overlap.argmax())
+                if overlap[best] >= tiou - 1e-9:
+                    taken[vid][best] = hit = True
+            rows.append((score, hit))
+    if not rows or num_gt == 0:
+        return None, 0.0
+    rows.sort(key=lambda x: -x[0])
+    scores = np.array([r[0] for r in rows])
+    tp = np.cumsum([r[1] for r in rows])
+    if tp[-1] == 0:
+        return None, 0.0
+    last_of_score = np.append(scores[1:] != scores[:-1], True)  # a threshold keeps every equal score
+    kept = np.arange(1, len(rows) + 1)
+    f1 = np.where(last_of_score, 2 * tp / (kept + num_gt), -1.0)
+    index = int(np.argmax(f1))  # first maximum = highest threshold
+    return float(scores[index]), float(f1[index])
+
+
+def score_grid(predictions: dict[Candidate, dict[str, list[dict]]], ground_truth: dict[str, list[dict]],
+               class_names: Sequence[str], tious: Sequence[float]) -> dict[Candidate, Any]:
+    """The ``EvalResult`` of every candidate on the held-out classes."""
+    return {c: evaluate_detections(ground_truth, preds, tious=tious, classes=list(class_names))
+            for c, preds in predictions.items()}
+
+
+# ------------------------------------------------------------------ the whole step
+
+
+@dataclass
+class CalibrationRun:
+    """What calibrating one split needs (the caller's ``SplitRun`` pieces)."""
+
+    dataset: Any
+    split: Any
+    cfg: PSFTRConfig
+    device: str
+    tious: Sequence[float]
+    text_tower: Any = None
+    text_cache_dir: Any = None
+
+
+def calibrate(run: CalibrationRun, dist: DistributedContext | None = None, reporter: Any | None = None,
+              seed: Callable[[int], None] | None = None) -> dict:
+    """Calibrate ``run`` (module docstring, steps 1-5); returns :func:`calibration_record`
+    (with ``skipped`` = the reason when calibration was not possible). Every rank calls
+    it; rank 0 scores, the others receive its record."""
+    dist = dist or DistributedContext()
+    started = time.time()
+    cfg, split = run.cfg, run.split
+    held = hold_out(split.seen, run.dataset.train_videos(split), cfg.train.seed)
+    if isinstance(held, str):
+        return skipped_record(run, held)
+    ccfg = calibration_config(cfg)
+    windows = WindowDataset(run.dataset, held.train_videos, held.train_classes, windowing_from_config(cfg.data),
+                            training=True)
+    if len(windows) == 0:
+        return skipped_record(run, "no training window holds an instance of the classes left for the calibration model")
+    text = class_text(run.dataset, held.train_classes, run.text_tower, cfg.data.prompt, run.text_cache_dir)
+    model, losses = train_calibration_model(ccfg, windows, text.to(run.device), run.device, dist, reporter, seed)
+    record = None
+    if dist.is_main:
+        held_text = class_text(run.dataset, held.classes, run.text_tower, cfg.data.prompt, run.text_cache_dir)
+        videos, length = held_out_videos(run.dataset, held, cfg.data)
+        grid = candidates(roi_allowed=cfg.model.feature_dim == cfg.model.text_dim)
+        predictions = grid_predictions(model, cfg.model, cfg.inference, grid, videos, held_text, held.classes,
+                                       length, cfg.train.batch_size, run.device)
+        truth = held_out_ground_truth(held)
+        results = score_grid(predictions, truth, held.classes, run.tious)
+        chosen = choose({c: r.average for c, r in results.items()})
+        threshold, f1 = best_f1_threshold(truth, predictions[chosen])
+        record = calibration_record(run, held, ccfg.train.epochs, results, chosen, threshold, f1, losses,
+                                    time.time() - started)
+        log_record(record)
+    return dist.broadcast_object(record)
+
+
+def calibration_record(run: CalibrationRun, held: HeldOut, epochs: int, results: dict[Candidate, Any],
+                       chosen: Candidate, threshold: float | None, f1: float, losses: Sequence[float],
+                       seconds: float) -> dict:
+    """The stored calibration (plain types: checkpoints load it with ``weights_only``)."""
+    grid = [{**c.to_dict(), "average_map": float(r.average), "mAP": [float(x) for x in r.mAP]}
+            for c, r in results.items()]
+    best = results[chosen]
+    return {
+        **record_header(run),
+        "skipped": None,
+        "held_out_classes": list(held.classes),
+        "train_classes": list(held.train_classes),
+        "held_out_videos": [r.video_id for r in held.videos],
+        "train_videos": len(held.train_videos),
+        "epochs": int(epochs),
+        "train_losses": [float(x) for x in losses],
+        "tious": [float(t) for t in run.tious],
+        "tie_tolerance": TIE_TOLERANCE,
+        "grid": grid,
+        "chosen": {**chosen.to_dict(), "average_map": float(best.average)},
+        "inference": chosen.settings(),
+        "score_threshold": threshold,
+        "threshold_f1": float(f1),
+        "threshold_rule": THRESHOLD_RULE,
+        "seconds": round(float(seconds), 3),
+    }
+
+
+def record_header(run: CalibrationRun) -> dict:
+    split = run.split
+    return {"version": RECORD_VERSION, "dataset": str(run.dataset.name), "ratio": split.ratio,
+            "index": int(split.index), "seed": int(run.cfg.train.seed)}
+
+
+def skipped_record(run: CalibrationRun, reason: str) -> dict:
+    logger.warning("calibration skipped: %s; the config's inference settings are kept", reason)
+    return {**record_header(run), "skipped": reason, "inference": {}, "score_threshold": None}
+
+
+def log_record(record: dict) -> None:
+    for row in record["grid"]:
+        logger.debug("calibration: %-45s average mAP %.4f", row["name"], row["average_map"])
+    chosen = record["chosen"]
+    logger.info("calibration chose %s (held-out average mAP %.4f on %d held-out classes, %d videos); detect "
+                "threshold %s", chosen["name"], chosen["average_map"], len(record["held_out_classes"]),
+                len(record["held_out_videos"]), record["score_threshold"])
+
+
+# ------------------------------------------------------------------ using a calibration
+
+
+def matches(record: Any, run: CalibrationRun) -> bool:
+    """Whether a stored calibration (e.g. ``calibration.json`` of a resumed run) belongs to ``run``."""
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+        return False
+    return all(record.get(k) == v for k, v in record_header(run).items())
+
+
+def calibrated_config(cfg: PSFTRConfig, record: dict | None) -> PSFTRConfig:
+    """``cfg`` with the inference settings a calibration chose (unchanged when skipped or None)."""
+    if not record or not record.get("inference"):
+        return cfg
+    out = dataclasses.replace(cfg)
+    out.inference = dataclasses.replace(cfg.inference, **record["inference"])
+    return out
+
+
+def default_score_threshold(ckpt: dict) -> float | None:
+    """``psftr detect``'s default score threshold for a checkpoint: the one its
+    calibration chose on held-out seen classes (``best_f1_threshold``), or None (no
+    calibration, skipped, or no match there: use the built-in default)."""
+    record = ckpt.get("calibration") if isinstance(ckpt, dict) else None
+    value = record.get("score_threshold") if isinstance(record, dict) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def grid_rows(record: dict) -> Iterable[tuple[str, float, bool]]:
+    """(name, average mAP, chosen) per grid row of a record, best first."""
+    chosen = record.get("chosen", {}).get("name")
+    for row in sorted(record.get("grid", []), key=lambda r: -r["average_map"]):
+        yield row["name"], float(row["average_map"]), row["name"] == chosen

@@ -1,0 +1,105 @@
+"""Videos in, features out: ``encode_videos`` (psftr_core.features.pipeline), tiny CLIP, real decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from psftr_core.errors import InputError
+from psftr_core.features import pipeline
+from psftr_core.features.decoders import decord_available, open_video
+from psftr_core.features.pipeline import EncodedVideo, FailedVideo, FeatureEncoder, PipelineOptions, encode_videos
+from psftr_core.features.video import assign_video_ids
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def pil_features(handle, path, indices) -> np.ndarray:
+    """open_clip's own transform (PIL, per frame) and encode_image: the reference."""
+    frames = np.concatenate(list(open_video(path, "pyav").iter_frames(indices, chunk=64)))
+    batch = torch.stack([handle.preprocess(Image.fromarray(f)) for f in frames])
+    with torch.inference_mode():
+        return handle.model.encode_image(batch).numpy()
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def run(paths, handle, **options) -> list:
+    return list(encode_videos(assign_video_ids(list(paths)), handle, PipelineOptions(**options)))
+
+
+@pytest.mark.parametrize("decoder", [pytest.param("decord", marks=pytest.mark.skipif(
+    not decord_available(), reason="decord has no wheel here")), "pyav"])
+def test_features_on_a_real_clip_are_those_of_the_pil_transform(tiny_clip, bikes_video, decoder):
+    (result,) = run([bikes_video], tiny_clip, decoder=decoder, batch_size=16)
+    assert isinstance(result, EncodedVideo) and result.decoder == decoder
+    assert result.features.shape == (31, 64) and result.plan.num_features == 31
+    np.testing.assert_allclose(result.times, (np.arange(31) * 8 + 4) / 25, atol=1e-6)
+    reference = pil_features(tiny_clip, bikes_video, np.arange(31) * 8 + 4)
+    assert cosine(result.features, reference).min() >= 0.99
+    exact, = run([bikes_video], tiny_clip, decoder=decoder, preprocess="pil")
+    np.testing.assert_allclose(exact.features, reference, atol=1e-4)
+
+
+def test_batches_span_videos_without_changing_features(tiny_clip, video_folder, monkeypatch):
+    paths = [video_folder / "alpha.mp4", video_folder / "beta.mp4"]  # 6 + 4 features
+    calls = []
+    real = pipeline.encode_images
+
+    def counting(handle, batch, half=False):
+        calls.append(len(batch))
+        return real(handle, batch, half=half)
+
+    monkeypatch.setattr(pipeline, "encode_images", counting)
+    one_by_one = run(paths, tiny_clip, batch_size=1)
+    calls.clear()
+    batched = run(paths, tiny_clip, batch_size=4)
+    assert calls == [4, 4, 2]  # alpha's last 2 rows share a batch with beta's first 2
+    for a, b in zip(one_by_one, batched):
+        assert a.video.video_id == b.video.video_id
+        np.testing.assert_allclose(a.features, b.features, atol=1e-5)
+
+
+def test_failures_keep_their_place_and_workers_do_not_change_results(tiny_clip, video_folder, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 4096)
+    paths = [video_folder / "alpha.mp4", broken, video_folder / "beta.mp4"]
+    one = run(paths, tiny_clip, batch_size=4)
+    assert [type(r) for r in one] == [EncodedVideo, FailedVideo, EncodedVideo]
+    assert one[1].error == "cannot decode broken.mp4: not a video or corrupt"
+    two = run(paths, tiny_clip, batch_size=4, decode_workers=2)
+    assert [r.video.video_id for r in two] == ["alpha", "broken", "beta"]
+    for a, b in zip(one[::2], two[::2]):
+        np.testing.assert_allclose(a.features, b.features, atol=1e-5)
+
+
+def test_precision_and_workers_are_decided_by_the_device():
+    cpu = PipelineOptions().for_device("cpu")
+    assert (cpu.precision, cpu.decode_workers, cpu.decode_threads) == ("float32", 1, 1)
+    gpu = PipelineOptions().for_device("cuda")
+    assert gpu.precision == "float16" and gpu.decode_workers >= 1 and gpu.decode_threads == 2
+    assert PipelineOptions(precision="float32", decode_workers=3).for_device("cuda:1").precision == "float32"
+    with pytest.raises(InputError, match="--precision float16 is CUDA autocast"):
+        PipelineOptions(precision="float16").for_device("cpu")
+    with pytest.raises(InputError, match="--quantize int8 runs on CPU only"):
+        PipelineOptions(quantize="int8").for_device("cuda")
+    for bad, flag in ((dict(decoder="opencv"), "--decoder"), (dict(precision="bf16"), "--precision"),
+                      (dict(batch_size=0), "--batch-size"), (dict(stride=None), "--stride")):
+        with pytest.raises(InputError, match=flag):
+            PipelineOptions(**bad).validate()
+
+
+def test_half_precision_reaches_the_image_tower(tiny_clip, monkeypatch):
+    seen = []
+    def recording(handle, batch, half=False):
+        seen.append(half)
+        return batch[:, 0, 0, :2]
+
+    monkeypatch.setattr(pipeline, "encode_images", recording)
+    FeatureEncoder(tiny_clip, half=True).encode(torch.zeros(2, 3, 64, 64))
+    FeatureEncoder(tiny_clip).encode(torch.zeros(2, 3, 64, 64))
+    assert seen == [True, False]
