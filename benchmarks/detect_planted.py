@@ -27,7 +27,7 @@ from pathlib import Path
 from psftr_core.segments import tiou_matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zero_shot import SMALL_MODEL  # noqa: E402  (the benchmark's model, so the numbers compare)
+from zero_shot import SMALL_MODEL, add_synthetic_run_arguments  # noqa: E402  (the benchmark's model, so the numbers compare)
 
 
 def planted_recall(report, truth: dict[str, list[dict]], min_tiou: float = 0.5) -> dict:
@@ -49,18 +49,9 @@ def planted_recall(report, truth: dict[str, list[dict]], min_tiou: float = 0.5) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="/tmp/psftr_planted")
+    add_synthetic_run_arguments(parser, out="/tmp/psftr_planted", feature_dim=256)
     parser.add_argument("--checkpoint", default=None, help="reuse a checkpoint trained on --data")
     parser.add_argument("--data", default=None, help="reuse a generated dataset folder")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--feature-dim", type=int, default=256)
-    parser.add_argument("--train-videos", type=int, default=120)
-    parser.add_argument("--test-videos", type=int, default=80)
-    parser.add_argument("--split", default="75_25")
-    parser.add_argument("--split-index", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
     import torch

@@ -36,22 +36,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zero_shot import SMALL_MODEL  # noqa: E402  (the benchmark's model, so the numbers compare)
+from zero_shot import SMALL_MODEL, add_synthetic_run_arguments  # noqa: E402  (the benchmark's model, so the numbers compare)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="/tmp/psftr_synth_bench")
-    parser.add_argument("--epochs", type=int, default=10)
+    add_synthetic_run_arguments(parser, out="/tmp/psftr_synth_bench", feature_dim=512)
     parser.add_argument("--lr-drop", type=int, default=None, help="epoch of the ×0.1 lr drop (default: last-1)")
-    parser.add_argument("--feature-dim", type=int, default=512)
-    parser.add_argument("--train-videos", type=int, default=120)
-    parser.add_argument("--test-videos", type=int, default=80)
-    parser.add_argument("--split", default="75_25")
-    parser.add_argument("--split-index", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--no-calibrate", action="store_true", help="skip the calibration (psftr train --no-calibrate)")
     args = parser.parse_args()
 

@@ -105,6 +105,21 @@ QUICK = Settings(ratios=("75_25",), splits=1, epochs=6, variants=("PSFTR",),
                  data={"feature_dim": 128, "num_train_videos": 48, "num_test_videos": 24})
 
 
+def add_synthetic_run_arguments(parser: Any, out: str, feature_dim: int) -> None:
+    """The arguments of the single-run scripts (train_synthetic.py, detect_planted.py):
+    where to write, the generated data's size, the split, seed, threads and --set."""
+    parser.add_argument("--out", default=out)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--feature-dim", type=int, default=feature_dim)
+    parser.add_argument("--train-videos", type=int, default=120)
+    parser.add_argument("--test-videos", type=int, default=80)
+    parser.add_argument("--split", default="75_25")
+    parser.add_argument("--split-index", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+
+
 def cell_key(transfer: float) -> str:
     """JSON key of a knob value."""
     return f"{float(transfer):g}"

@@ -60,6 +60,16 @@ def fps(help: str = "Features per second, instead of --stride.") -> Any:
     return typer.Option(None, "--fps", metavar="F", help=help, show_default=False)
 
 
+def batch_size(help: str = "Frames per CLIP image-tower call.") -> Any:
+    """``--batch-size N``."""
+    return typer.Option(16, "--batch-size", metavar="N", help=help, show_default=True)
+
+
+def decoder(help: str = "Video decoder: decord where installed and able, else PyAV.") -> Any:
+    """``--decoder auto|decord|pyav``."""
+    return typer.Option("auto", "--decoder", metavar="auto|decord|pyav", help=help, show_default=True)
+
+
 def prompt(default_text: str = f'"{DEFAULT_PROMPT}"', help: str = "Text prompt template ({} is the action).") -> Any:
     """``--prompt TEMPLATE``."""
     return typer.Option(None, "--prompt", metavar="TEMPLATE", help=help, show_default=default_text)

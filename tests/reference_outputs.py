@@ -9,9 +9,9 @@ checks that the predictions, losses and mAP are unchanged. Commands go through t
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,12 +26,22 @@ TINY_MODEL = [
 
 
 def psftr(*args: str) -> str:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
-    done = subprocess.run([sys.executable, "-m", "psftr_cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=REPO)
-    if done.returncode != 0:
-        raise RuntimeError(f"psftr {' '.join(map(str, args))} exited {done.returncode}: {done.stderr[-2000:]}")
-    return done.stdout
+    """``psftr ARGS`` in this process (as the console script runs it); returns its stdout."""
+    from psftr_cli.main import run
+
+    argv, out, err = sys.argv, io.StringIO(), io.StringIO()
+    sys.argv = ["psftr", *map(str, args)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    if code != 0:
+        raise RuntimeError(f"psftr {' '.join(map(str, args))} exited {code}: {err.getvalue()[-2000:]}")
+    return out.getvalue()
 
 
 def make_synthetic(root: Path) -> Path:
@@ -116,7 +126,12 @@ def compare(expected, actual, where: str = "", tol: float = 1e-5) -> list[str]:
 
 
 if __name__ == "__main__":
+    import os
     import tempfile
+
+    # As under pytest (tests/conftest.py): offline, one torch thread.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from types import SimpleNamespace
 
     if "--write" not in sys.argv:

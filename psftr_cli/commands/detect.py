@@ -29,7 +29,6 @@ from typing import Any, Iterator, List, Optional
 import typer
 
 from psftr_cli import options
-from psftr_core.errors import InputError
 
 SUMMARY_ACTION_ROWS = 20  # the summary lists at most this many actions
 
@@ -100,6 +99,8 @@ def detect(
     device: str = options.device(),
     stride: Optional[int] = options.stride(default_text="8, or the checkpoint's rate"),
     fps: Optional[float] = options.fps(),
+    batch_size: int = options.batch_size(),
+    decoder: str = options.decoder(),
     prompt: Optional[str] = options.prompt(),
     quiet: bool = options.quiet(),
 ) -> None:
@@ -130,7 +131,7 @@ def detect(
         list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
         clip_pretrained=clip_pretrained, clip_config=clip_config, cache_dir=cache_dir, threshold=global_threshold,
         per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, nms_iou=nms_iou, stride=stride,
-        fps=fps, device=device, prompt=prompt,
+        fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder,
     )
     _print_lines(console, "warning", run.warnings)
     warned = len(run.warnings)
@@ -143,7 +144,10 @@ def detect(
                                            "cache) for the other outputs: add --format jsonl to read them back"])
         try:
             with _progress(console, quiet) as on_progress:
-                for result in run.results(skip=outputs.resume, on_progress=on_progress):
+                # Decoding reads ahead, so the finished videos are forecast up front; their saved
+                # outputs are passed on (resume) at each one's turn, keeping the stream in id order.
+                forecast = outputs.output_dir.is_complete if outputs.output_dir is not None else (lambda video: False)
+                for result in run.results(skip=outputs.resume, will_skip=forecast, on_progress=on_progress):
                     if isinstance(result, Failure):
                         _print_lines(console, "failed", [f"{result.input}: {result.reason}"])
                     else:

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from psftr_cli import options
 from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
 
 
@@ -27,7 +28,7 @@ def extract(
     ),
     fps: Optional[float] = typer.Option(None, "--fps", help="Features per second instead of --stride."),
     dtype: str = typer.Option("float16", "--dtype", help="Feature file dtype: float16 or float32."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Frames per model batch."),
+    batch_size: int = options.batch_size(),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     quantize: Optional[str] = typer.Option(
         None, "--quantize", help="int8: dynamic quantization of the image tower (CPU); reports drift from fp32."
@@ -35,9 +36,7 @@ def extract(
     precision: str = typer.Option(
         "auto", "--precision", help="auto, float32 or float16 (CUDA autocast); auto: float16 on CUDA, float32 on CPU."
     ),
-    decoder: str = typer.Option(
-        "auto", "--decoder", help="auto, decord or pyav; auto: decord where installed and able, else PyAV."
-    ),
+    decoder: str = options.decoder(),
     decode_workers: int = typer.Option(
         0, "--decode-workers", help="Videos decoded at once (0: 1 on CPU, up to 4 with a GPU)."
     ),

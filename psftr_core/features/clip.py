@@ -82,6 +82,16 @@ class ClipHandle:
         }
 
 
+def same_clip_model(a: str, b: str) -> bool:
+    """Whether two open_clip model names give the same features (``ViT-B/16`` =
+    ``ViT-B-16`` = ``ViT-B-16-quickgelu``: the weights decide the activation)."""
+
+    def norm(name: str) -> str:
+        return name.replace("/", "-").lower().removesuffix("-quickgelu")
+
+    return norm(a) == norm(b)
+
+
 def load_clip(
     model_name: str = DEFAULT_CLIP_MODEL,
     pretrained: str | None = DEFAULT_CLIP_PRETRAINED,

@@ -27,10 +27,6 @@ from typing import Callable, Iterator, Sequence
 from psftr_core.errors import InputError
 from psftr_core.features.decoders import irregular_file_reason
 
-# Kept importable from here for psftr_core.infer.detect until it runs the pipeline.
-from psftr_core.features.decoders import VideoDecodeError  # noqa: F401
-from psftr_core.features.decoders import open_video as VideoSource  # noqa: F401,N812
-
 VIDEO_EXTENSIONS = frozenset(
     {
         ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".qt", ".mpg", ".mpeg", ".mpe",

@@ -17,6 +17,9 @@ What the steps do:
 3. Features, per video: from ``features_dir`` (an extracted feature dataset) or from
    video files, decoded and CLIP-encoded once and then served from the feature cache
    (:mod:`psftr_core.features.cache`), so a later run with other actions does not decode.
+   Uncached videos go through the feature pipeline of ``psftr extract``
+   (:func:`psftr_core.features.pipeline.encode_videos`: decoding in the background,
+   ahead into the next video, batched CLIP calls) through :func:`extract_video_features`.
 4. Text: the dataset's ``text_embeddings`` when it has a vector for every action, else
    CLIP prompts (``encode_texts``, cached on disk).
 5. Detections: the localizer's, or PSFTR's through the inference path of evaluation
@@ -31,6 +34,7 @@ arguments raise ``InputError`` before any work.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -49,9 +53,10 @@ from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PartialFailure, PsftrError
 from psftr_core.data.datasets import load_dataset
 from psftr_core.features.cache import FeatureCache, FeatureSpec, default_cache_dir, video_fingerprint
-from psftr_core.features.clip import encode_images, encode_texts, load_clip
+from psftr_core.features.clip import encode_texts, load_clip, same_clip_model
+from psftr_core.features.pipeline import EncodedVideo, PipelineOptions, encode_videos
 from psftr_core.features.text import lookup_text_embeddings
-from psftr_core.features.video import VideoDecodeError, VideoSource, assign_video_ids, collect_videos
+from psftr_core.features.video import VideoInput, assign_video_ids, collect_videos
 from psftr_core.infer.localizer import LocalizerConfig, localize
 from psftr_core.infer.nms import nms
 from psftr_core.infer.vocabulary import normalise_vocabulary, parse_vocabulary, resolve_thresholds
@@ -393,6 +398,8 @@ def start_detection(
     device: str = "auto",
     prompt: str | None = None,
     localizer_config: Any = None,
+    batch_size: int = 16,
+    decoder: str = "auto",
 ) -> "DetectionRun":
     """Check the arguments, list the inputs, load the model and the text embeddings.
 
@@ -420,6 +427,8 @@ def start_detection(
         prompt: text prompt template (default: the dataset's / checkpoint's / CLIP's
             ``"a video of a person doing {}"``).
         localizer_config: a ``localizer.LocalizerConfig`` for the training-free localizer.
+        batch_size / decoder: frames per CLIP call and the video decoder (auto, decord,
+            pyav) of the feature pipeline, as in ``psftr extract``.
 
     Raises:
         InputError: bad arguments, a missing path (named), an empty vocabulary.
@@ -429,12 +438,14 @@ def start_detection(
     inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     _check_limits(min_duration, top_k, threshold, nms_iou)
     sampling = _sampling_arg(stride, fps)
+    pipeline = PipelineOptions(batch_size=batch_size, decoder=decoder)
+    pipeline.validate()  # --batch-size, --decoder: InputError before any model loads
     if clip_config is not None:
         _check_path_exists(clip_config, "CLIP config file")
 
     # Inputs first, so a missing path is reported before any model is loaded.
     clip = _ClipProvider(clip_model, clip_pretrained, clip_config, device, cache_dir)
-    source = _open_inputs(inputs, features_dir, sampling, clip, cache_dir)
+    source = _open_inputs(inputs, features_dir, sampling, clip, cache_dir, pipeline)
     if checkpoint is not None:
         _check_path_exists(checkpoint, "checkpoint")
     model = _psftr_model(checkpoint, device) if checkpoint is not None else _baseline_model(localizer_config)
@@ -531,42 +542,60 @@ class DetectionRun:
         return self._source.warnings
 
     def results(
-        self, skip: SkipPredicate | None = None, on_progress: ProgressCallback | None = None
+        self, skip: SkipPredicate | None = None, on_progress: ProgressCallback | None = None,
+        will_skip: SkipPredicate | None = None,
     ) -> Iterator[VideoResult | Failure]:
-        """Process the videos one by one; yields each one's :class:`VideoResult` (or its
+        """Process the videos in id order; yields each one's :class:`VideoResult` (or its
         :class:`Failure`) as soon as it is done.
 
-        ``skip(video_id)`` is asked before a video's features are loaded or decoded; a
-        skipped video is neither processed nor yielded (``on_progress`` reports it as
-        ``"skipped"``). A video that fails is yielded as a :class:`Failure`, not raised.
+        Video files are decoded ahead in the background (the feature pipeline), so the
+        videos to process are fixed first: ``skip(video_id)`` is asked for every video up
+        front, in id order, before any is decoded. A caller whose ``skip`` has side effects
+        that must happen at the video's turn (``psftr detect`` passes on the saved outputs
+        of finished videos) gives ``will_skip`` too: a forecast without side effects, asked
+        up front, while ``skip`` is then asked at each video's turn. A skipped video is
+        neither processed nor yielded (``on_progress`` reports it as ``"skipped"``). A video
+        that fails is yielded as a :class:`Failure`, not raised.
         """
         total = len(self._items)
-        for done, item in enumerate(self._items, start=1):
-            if skip is not None and skip(item.video_id):
-                self.skipped.append(item.video_id)
+        decided: dict[str, bool] = {}  # final answers of ``skip`` known up front
+        if will_skip is None:
+            decided = {item.video_id: skip is not None and bool(skip(item.video_id)) for item in self._items}
+            forecast = decided
+        else:
+            forecast = {item.video_id: bool(will_skip(item.video_id)) for item in self._items}
+        planned = [item for item in self._items if not forecast.get(item.video_id)]
+        with self._source.reading(planned) as load:
+            for done, item in enumerate(self._items, start=1):
+                if item.video_id in decided:
+                    skipped = decided[item.video_id]
+                else:
+                    skipped = skip is not None and bool(skip(item.video_id))
+                if skipped:
+                    self.skipped.append(item.video_id)
+                    if on_progress:
+                        on_progress(done, total, item.video_id, "skipped")
+                    continue
                 if on_progress:
-                    on_progress(done, total, item.video_id, "skipped")
-                continue
-            if on_progress:
-                on_progress(done - 1, total, item.video_id, "started")
-            try:
-                result = self._process(item)
-            except VideoFailed as err:
-                failure = Failure(item.display, str(err))
-                self.failures.append(failure)
+                    on_progress(done - 1, total, item.video_id, "started")
+                try:
+                    result = self._process(item, load)
+                except VideoFailed as err:
+                    failure = Failure(item.display, str(err))
+                    self.failures.append(failure)
+                    if on_progress:
+                        on_progress(done, total, item.video_id, "failed")
+                    yield failure
+                    continue
+                self.segments.extend(result.segments)
+                self.videos[item.video_id] = result.info
                 if on_progress:
-                    on_progress(done, total, item.video_id, "failed")
-                yield failure
-                continue
-            self.segments.extend(result.segments)
-            self.videos[item.video_id] = result.info
-            if on_progress:
-                on_progress(done, total, item.video_id, result.status)
-            yield result
+                    on_progress(done, total, item.video_id, result.status)
+                yield result
 
-    def _process(self, item: "_Item") -> VideoResult:
+    def _process(self, item: "_Item", load: Callable[["_Item"], "_Loaded"]) -> VideoResult:
         """Features, model and post-processing of one video; ``VideoFailed`` if unreadable."""
-        loaded = self._source.load(item)
+        loaded = load(item)
         if loaded.features.shape[1] != self._feature_dim:
             raise VideoFailed(f"features have D={loaded.features.shape[1]}, expected {self._feature_dim}")
         raw = self._model.run(loaded.features, loaded.times, loaded.duration, self._text, self.actions)
@@ -606,12 +635,13 @@ def _local_file(item: "_Item") -> str | None:
 
 
 def _open_inputs(inputs: list[str], features_dir: str | os.PathLike | None, sampling: tuple[str, float] | None,
-                 clip: _ClipProvider, cache_dir: str | os.PathLike | None) -> _FeatureSource:
+                 clip: _ClipProvider, cache_dir: str | os.PathLike | None,
+                 pipeline: PipelineOptions | None = None) -> _FeatureSource:
     """The feature source of the inputs: a feature dataset, or video files."""
     if features_dir is None:
         if not inputs:
             raise InputError("no inputs: give video files, folders, globs or @list.txt, or --features DIR")
-        return _VideoSource(inputs, clip, cache_dir)
+        return _VideoSource(inputs, clip, cache_dir, pipeline)
     if sampling is not None:
         raise InputError("--stride/--fps apply to video inputs; --features DIR already holds features")
     return _DatasetSource(features_dir, inputs)
@@ -650,16 +680,6 @@ def _check_widths(source: _FeatureSource, clip: _ClipProvider, model: _Model, te
 
 
 # ----------------------------------------------------------------------------- CLIP and text
-
-
-def same_clip_model(a: str, b: str) -> bool:
-    """Whether two open_clip model names give the same features (``ViT-B/16`` =
-    ``ViT-B-16`` = ``ViT-B-16-quickgelu``: the weights decide the activation)."""
-
-    def norm(name: str) -> str:
-        return name.replace("/", "-").lower().removesuffix("-quickgelu")
-
-    return norm(a) == norm(b)
 
 
 class _ClipProvider:
@@ -787,6 +807,12 @@ class _FeatureSource:
     def load(self, item: _Item) -> _Loaded:
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def reading(self, planned: Sequence[_Item]) -> Iterator[Callable[[_Item], _Loaded]]:
+        """A ``load(item)`` for this run; ``planned``: the items it will probably be asked
+        for, in order (a video source decodes them ahead). Leaving stops any reading ahead."""
+        yield self.load
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -849,9 +875,15 @@ class _DatasetSource(_FeatureSource):
 
 
 class _VideoSource(_FeatureSource):
-    """Video files: features from the cache, else decoded + CLIP-encoded and cached."""
+    """Video files: features from the cache, else decoded + CLIP-encoded and cached.
 
-    def __init__(self, inputs: Sequence[str], clip: _ClipProvider, cache_dir: str | os.PathLike | None):
+    ``reading`` runs the uncached videos of a run through one feature pipeline
+    (``psftr_core.features.pipeline``: background decoding across videos, batched model
+    calls), the same route as ``psftr extract``.
+    """
+
+    def __init__(self, inputs: Sequence[str], clip: _ClipProvider, cache_dir: str | os.PathLike | None,
+                 pipeline: PipelineOptions | None = None):
         paths, notes = collect_videos(inputs)  # InputError names a missing path
         if not paths:
             raise InputError(f"no video files found in {', '.join(inputs)}" + (f" ({notes[0]})" if notes else ""))
@@ -859,6 +891,7 @@ class _VideoSource(_FeatureSource):
         self.videos = assign_video_ids(paths)
         self.clip = clip
         self.sampling: tuple[str, float] = ("stride", DEFAULT_STRIDE)  # set by detect()
+        self.pipeline = pipeline or PipelineOptions()
         self.cache_dir = cache_dir
         self.decoded = 0
         self.cache_hits = 0
@@ -874,14 +907,17 @@ class _VideoSource(_FeatureSource):
         return int(clip.handle().embed_dim)
 
     def feature_spec(self) -> FeatureSpec:
-        """Everything that changes a video's features: CLIP model, weights, transform, sampling."""
+        """Everything that changes a video's features: CLIP model, weights, transform and
+        its implementation, sampling. The decoder and batch size are left out: they change
+        the features by rounding noise only (as in ``psftr extract``)."""
         handle = self.clip.handle()
         return FeatureSpec(
             clip_model=handle.model_id,
             weights=handle.weights_id,
             sampling=_sampling_text(self.sampling),
             dtype="float16",
-            extra={"transform": repr(handle.preprocess), "quantized": handle.quantized},
+            extra={"transform": repr(handle.preprocess), "quantized": handle.quantized,
+                   "preprocess": self.pipeline.preprocess},
         )
 
     def identity(self) -> dict[str, Any]:
@@ -897,60 +933,151 @@ class _VideoSource(_FeatureSource):
         return self._cache or None
 
     def load(self, item: _Item) -> _Loaded:
-        path = item.ref
+        with self.reading([item]) as load:
+            return load(item)
+
+    @contextlib.contextmanager
+    def reading(self, planned: Sequence[_Item]) -> Iterator[Callable[[_Item], _Loaded]]:
+        reader = _ReadAhead(self, planned)
         try:
-            fingerprint = video_fingerprint(path)
-        except OSError as err:
-            raise VideoFailed(f"cannot read file: {err.strerror or err}") from None
-        cache = self.cache()
-        cached = cache.get(fingerprint) if cache is not None else None
-        if cached is not None:
-            self.cache_hits += 1
-            return _Loaded(
-                cached.features.astype(np.float32), cached.times, cached.meta.get("duration"), "cached"
-            )
-        features, times, meta = extract_video_features(self.clip.handle(), path, self.sampling)
+            yield reader.load
+        finally:
+            reader.close()
+
+    def extracted(self, item: _Item, fingerprint: str, outcome: "ExtractedVideo") -> _Loaded:
+        """Cache a freshly extracted video's features; ``VideoFailed`` when it has none."""
+        if outcome.error is not None:
+            raise VideoFailed(outcome.error)
         self.decoded += 1
+        cache = self.cache()
         if cache is not None:
             try:
-                cache.put(fingerprint, features, times, {**meta, "source": Path(path).name})
+                cache.put(fingerprint, outcome.features, outcome.times,
+                          {**outcome.meta, "source": Path(item.ref).name})
             except OSError as err:  # a full or read-only cache must not fail the run
                 self.warnings.append(f"could not write the feature cache ({err.strerror or err}); continuing")
         # Use what the cache would return, so a second (cached) run gives identical output.
-        features = np.asarray(features, dtype=np.float16).astype(np.float32)
-        return _Loaded(features, times, meta.get("duration"), "extracted")
+        features = np.asarray(outcome.features, dtype=np.float16).astype(np.float32)
+        return _Loaded(features, outcome.times, outcome.meta.get("duration"), "extracted")
+
+    def cached(self, fingerprint: str) -> _Loaded | None:
+        cache = self.cache()
+        entry = cache.get(fingerprint) if cache is not None else None
+        if entry is None:
+            return None
+        self.cache_hits += 1
+        return _Loaded(entry.features.astype(np.float32), entry.times, entry.meta.get("duration"), "cached")
+
+
+class _ReadAhead:
+    """One run's video features: cached videos from the cache, the others decoded ahead,
+    in one ``extract_video_features`` call over all of them, in order.
+
+    ``load(item)`` gives the item's features (``VideoFailed`` when it has none). An item
+    that was not planned, or whose cache entry went missing since, is extracted on its own.
+    """
+
+    def __init__(self, source: _VideoSource, planned: Sequence[_Item]) -> None:
+        self.source = source
+        self.fingerprints: dict[str, str] = {}
+        self.unreadable: dict[str, str] = {}
+        self.queue: list[_Item] = []  # planned videos to decode, in order, not yet taken
+        self.queued: set[str] = set()  # their ids
+        cache = source.cache() if planned else None
+        for item in planned:
+            try:
+                fingerprint = video_fingerprint(item.ref)
+            except OSError as err:
+                self.unreadable[item.video_id] = f"cannot read file: {err.strerror or err}"
+                continue
+            self.fingerprints[item.video_id] = fingerprint
+            if cache is None or not cache.usable or not cache.entry_path(fingerprint).is_file():
+                self.queue.append(item)
+                self.queued.add(item.video_id)
+        # Lazy: nothing is decoded before the first ``load`` of a queued video.
+        self.outcomes = self._extract(self.queue) if self.queue else None
+
+    def _extract(self, items: Sequence[_Item]) -> Iterator[ExtractedVideo]:
+        source = self.source
+        return extract_video_features(source.clip.handle(), [item.ref for item in items], source.sampling,
+                                      source.pipeline)
+
+    def load(self, item: _Item) -> _Loaded:
+        if item.video_id in self.unreadable:
+            raise VideoFailed(self.unreadable[item.video_id])
+        fingerprint = self.fingerprints.get(item.video_id)
+        if fingerprint is None:
+            try:
+                fingerprint = video_fingerprint(item.ref)
+            except OSError as err:
+                raise VideoFailed(f"cannot read file: {err.strerror or err}") from None
+        if item.video_id in self.queued:
+            while True:  # earlier queued videos that were skipped after all: cache them, go on
+                queued = self.queue.pop(0)
+                self.queued.discard(queued.video_id)
+                outcome = next(self.outcomes)
+                if queued.video_id == item.video_id:
+                    return self.source.extracted(item, fingerprint, outcome)
+                with contextlib.suppress(VideoFailed):
+                    self.source.extracted(queued, self.fingerprints[queued.video_id], outcome)
+        loaded = self.source.cached(fingerprint)
+        if loaded is not None:
+            return loaded
+        (outcome,) = self._extract([item])
+        return self.source.extracted(item, fingerprint, outcome)
+
+    def close(self) -> None:
+        """Stop decoding ahead (the pipeline's threads end with its generator)."""
+        if self.outcomes is not None:
+            self.outcomes.close()
+
+
+@dataclass
+class ExtractedVideo:
+    """One video's features from :func:`extract_video_features`, or why it has none.
+
+    ``features``: float32 [T, D]; ``times``: float64 [T] seconds; ``meta``: duration,
+    frame_length, video_fps, snippet_duration, decoder and note (e.g. --fps lowered).
+    ``error``: one line when the video could not be used (the other fields are None).
+    """
+
+    path: Path
+    features: np.ndarray | None = None
+    times: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 def extract_video_features(
-    handle: Any, path: Path, sampling: tuple[str, float]
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Decode one video and encode its sampled frames: (features [T, D], times [T], meta).
+    handle: Any, paths: Sequence[str | os.PathLike], sampling: tuple[str, float],
+    pipeline: PipelineOptions | None = None,
+) -> Iterator[ExtractedVideo]:
+    """Decode and CLIP-encode ``paths`` through the feature pipeline (``encode_videos``):
+    one :class:`ExtractedVideo` per path, in order, each as soon as it is done.
 
-    Raises ``VideoFailed`` for an unreadable, corrupt, empty or too short video.
+    ``sampling``: ("stride", frames) or ("fps", rate); ``pipeline``: batch size, decoder
+    and the other pipeline settings (its stride/fps are replaced by ``sampling``). An
+    unreadable, corrupt, empty or too short video gives an ``ExtractedVideo`` with
+    ``error``; the others go on. Decoding runs ahead while the caller works on a result;
+    closing the generator stops it.
     """
-    import torch
-    from PIL import Image
-
     kind, value = sampling
-    try:
-        source = VideoSource(path)
-        plan = source.plan(stride=int(value)) if kind == "stride" else source.plan(fps=float(value))
-        if plan.num_features == 0:
-            raise VideoFailed(
-                f"too short for one feature at {_sampling_text(sampling)} ({plan.frame_length} frames)"
-            )
-        chunks = []
-        for frames in source.iter_frames(plan.indices, chunk=16):
-            batch = torch.stack([handle.preprocess(Image.fromarray(frame)) for frame in frames])
-            chunks.append(encode_images(handle, batch).numpy())
-        source.close()
-    except VideoDecodeError as err:
-        raise VideoFailed(str(err)) from None
-    features = np.concatenate(chunks).astype(np.float32)
-    meta = {
-        "duration": float(plan.duration),
-        "frame_length": int(plan.frame_length),
-        "video_fps": float(plan.video_fps),
-        "snippet_duration": float(plan.snippet_duration),
-    }
-    return features, plan.times, meta
+    options = dataclasses.replace(pipeline or PipelineOptions(), stride=int(value) if kind == "stride" else None,
+                                  fps=float(value) if kind == "fps" else None)
+    videos = [VideoInput(Path(path), str(index)) for index, path in enumerate(paths)]  # ids: unique per call
+    with contextlib.closing(encode_videos(videos, handle, options)) as outcomes:
+        for outcome in outcomes:
+            path = outcome.video.path
+            if not isinstance(outcome, EncodedVideo):
+                yield ExtractedVideo(path, error=outcome.error)
+                continue
+            plan = outcome.plan
+            meta = {
+                "duration": float(plan.duration),
+                "frame_length": int(plan.frame_length),
+                "video_fps": float(plan.video_fps),
+                "snippet_duration": float(plan.snippet_duration),
+                "decoder": outcome.decoder,
+                "note": outcome.note,
+            }
+            yield ExtractedVideo(path, outcome.features, outcome.times, meta)

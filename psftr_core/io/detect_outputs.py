@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Callable, List, Optional
 
 from psftr_core.errors import InputError
 from psftr_core.io.output_dir import OutputDir

@@ -46,7 +46,8 @@ from psftr_core.config import config_from_dict
 from psftr_core.errors import InputError
 from psftr_core.io.atomic import torch_save
 from psftr_core.model import PSFTR
-from psftr_core.train.clip_source import BUILTIN_CLIP, builtin_release, manifest_clip, same_clip_model
+from psftr_core.features.clip import same_clip_model
+from psftr_core.train.clip_source import BUILTIN_CLIP, builtin_release, manifest_clip
 
 FORMAT = "psftr-checkpoint"
 FORMAT_VERSION = 1

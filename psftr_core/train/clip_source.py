@@ -35,6 +35,7 @@ from typing import Any
 
 from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
 from psftr_core.errors import InputError
+from psftr_core.features.clip import same_clip_model
 from psftr_core.features.clip_weights import looks_like_path
 from psftr_core.features.text import TextTower, check_text_width, load_text_tower
 from psftr_core.io.json_file import read_json_file
@@ -67,16 +68,6 @@ class ClipRequest:
         if not isinstance(data, dict) or not all(k in data for k in CLIP_CONFIG_KEYS):
             raise InputError(f"CLIP config {path} needs the open_clip keys {', '.join(CLIP_CONFIG_KEYS)}")
         return data
-
-
-def same_clip_model(a: str, b: str) -> bool:
-    """Whether two open_clip model names give the same features (``ViT-B/16`` =
-    ``ViT-B-16`` = ``ViT-B-16-quickgelu``: the weights decide the activation)."""
-
-    def norm(name: str) -> str:
-        return name.replace("/", "-").lower().removesuffix("-quickgelu")
-
-    return norm(a) == norm(b)
 
 
 # ------------------------------------------------------------------ what the features say

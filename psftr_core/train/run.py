@@ -65,8 +65,8 @@ from psftr_core.train.calibration import (CALIBRATION_FILE, CalibrationRun, cali
                                           calibration_config, matches)
 from psftr_core.train.checkpoint import (capture_rng_state, check_feature_spec, feature_spec_of, load_checkpoint,
                                          make_checkpoint, restore_rng_state, save_checkpoint)
-from psftr_core.train.clip_source import (ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower,
-                                          same_clip_model)
+from psftr_core.features.clip import same_clip_model
+from psftr_core.train.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
 from psftr_core.train.distributed import DistributedContext
 from psftr_core.train.engine import epoch_order, global_batches, rank_batches, train_one_epoch
 from psftr_core.train.inputs import class_text, training_windows

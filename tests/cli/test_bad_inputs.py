@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -50,31 +48,6 @@ def bad_inputs_checkpoint(tmp_path_factory) -> Path:
     with one_thread():
         (result,) = train(request(dataset, root / "run", epochs=1))
     return Path(result.checkpoint)
-
-
-@pytest.fixture()
-def make_immutable():
-    """``make(folder)``: ``chattr +i`` (nothing can be created, removed or renamed in it);
-    removed again at teardown. Skips the test where that is unavailable or ineffective."""
-    made: list[Path] = []
-
-    def make(folder: Path) -> None:
-        if shutil.which("chattr") is None:
-            pytest.skip("chattr is not available")
-        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"chattr +i failed here: {done.stderr.strip()}")
-        made.append(folder)
-        try:
-            (folder / "probe").touch()
-        except OSError:
-            return  # immutable indeed
-        (folder / "probe").unlink()
-        pytest.skip("chattr +i has no effect on this file system")
-
-    yield make
-    for path in made:
-        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
 
 
 @pytest.fixture()

@@ -26,6 +26,7 @@ import pytest
 import psftr_core.infer.detect as detect_module
 from psftr_core.io.output_dir import MANIFEST_NAME
 from psftr_core.io.writers import read_video_file
+from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo"
@@ -46,20 +47,21 @@ def fake_features(path, dim: int = 64, count: int = 48):
 
 
 def install_fake_source(calls: list | None = None, release: Path | None = None, interrupt_at: int | None = None):
-    """Replace the decoding seam. ``calls`` collects the decoded file names; the video
-    named ``b`` waits for the file ``release`` to exist; call number ``interrupt_at``
-    (1-based) raises KeyboardInterrupt, as Ctrl-C would."""
+    """Replace the decoding seam. ``calls`` collects the decoded file names (as each video
+    is taken from the seam); the video named ``b`` waits for the file ``release`` to
+    exist; video number ``interrupt_at`` (1-based) raises KeyboardInterrupt, as Ctrl-C would."""
     seen = calls if calls is not None else []
 
-    def extract(handle, path, sampling):
-        seen.append(Path(path).name)
-        if interrupt_at is not None and len(seen) == interrupt_at:
-            raise KeyboardInterrupt
-        if release is not None and Path(path).stem == "b":
-            deadline = time.monotonic() + 120
-            while not release.exists() and time.monotonic() < deadline:
-                time.sleep(0.02)
-        return fake_features(path, dim=handle.embed_dim)
+    def extract(handle, paths, sampling, pipeline=None):
+        for path in paths:
+            seen.append(Path(path).name)
+            if interrupt_at is not None and len(seen) == interrupt_at:
+                raise KeyboardInterrupt
+            if release is not None and Path(path).stem == "b":
+                deadline = time.monotonic() + 120
+                while not release.exists() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            yield detect_module.ExtractedVideo(Path(path), *fake_features(path, dim=handle.embed_dim))
 
     detect_module.extract_video_features = extract
     return seen
@@ -86,20 +88,6 @@ def clip_args(tiny_clip_files, cache: Path) -> list[str]:
             "--cache-dir", str(cache), "--device", "cpu"]
 
 
-def run_cli(args, capsys, monkeypatch) -> tuple[int, str, str]:
-    """``psftr detect ARGS`` in-process: (exit code, stdout, stderr)."""
-    from psftr_cli.main import run
-
-    monkeypatch.setattr(sys, "argv", ["psftr", "detect", *map(str, args)])
-    code = 0
-    try:
-        run()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -119,7 +107,7 @@ def test_jsonl_lines_reach_stdout_before_the_run_ends(tmp_path, tiny_clip_files)
     cmd = [sys.executable, "-c", script, str(release), str(videos), "--actions", ACTIONS, "--threshold", "0",
            "--format", "jsonl", *clip_args(tiny_clip_files, tmp_path / "cache")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests" / "cli")])}
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests" / "cli"), str(REPO / "tests")])}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         first = proc.stdout.readline()  # blocks until video a's lines are flushed
@@ -270,17 +258,17 @@ def test_output_dir_names_keep_unicode_and_never_collide(tmp_path, tiny_clip_fil
 
 
 def test_corrupt_video_is_retried_on_the_next_run(tmp_path, tiny_clip_files, capsys, monkeypatch):
-    from psftr_core.infer.detect import VideoFailed
-
     videos = make_videos(tmp_path / "videos", ["a", "b"])
     monkeypatch.setattr(detect_module, "extract_video_features", detect_module.extract_video_features)
     calls: list[str] = []
 
-    def broken_b(handle, path, sampling):
-        calls.append(Path(path).name)
-        if Path(path).stem == "b":
-            raise VideoFailed("corrupt")
-        return fake_features(path, dim=handle.embed_dim)
+    def broken_b(handle, paths, sampling, pipeline=None):
+        for path in paths:
+            calls.append(Path(path).name)
+            if Path(path).stem == "b":
+                yield detect_module.ExtractedVideo(Path(path), error="corrupt")
+            else:
+                yield detect_module.ExtractedVideo(Path(path), *fake_features(path, dim=handle.embed_dim))
 
     detect_module.extract_video_features = broken_b
     args = [videos, "--actions", ACTIONS, "--output-dir", tmp_path / "out", "--format", "csv",

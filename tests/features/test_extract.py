@@ -6,8 +6,6 @@ import dataclasses
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -277,29 +275,34 @@ def test_user_dataset_files_are_not_overwritten(tmp_path, tiny_clip, video_folde
     assert (out / "features" / "beta.npy").is_file()
 
 
-def _cli(args, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "psftr_cli", "extract", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=120)
+def _cli(args, capfd) -> tuple[int, str, str]:
+    """``psftr extract ARGS`` in-process; (exit code, stdout, stderr) at file-descriptor level,
+    so native decoder output would show too."""
+    from train_helpers import psftr_main
+
+    code = psftr_main(["extract", *map(str, args)])
+    out, err = capfd.readouterr()
+    return code, out, err
 
 
-def test_cli_exit_codes(tmp_path, tiny_clip_files, make_video):
+def test_cli_exit_codes(tmp_path, tiny_clip_files, make_video, capfd):
     videos = tmp_path / "videos"
     make_video(videos / "ok.mp4", 16)
     (videos / "bad.mp4").write_bytes(b"\x00" * 2048)
     (videos / "notes.txt").write_text("hello")
     out = tmp_path / "out"
-    proc = _cli([str(videos), "--output", str(out), "--clip-config", str(tiny_clip_files.config),
-                 "--clip-pretrained", str(tiny_clip_files.weights), "--device", "cpu", "--quiet"], tmp_path)
-    assert proc.returncode == 3, proc.stderr
-    assert proc.stdout == ""
-    assert "skipped" in proc.stderr and "notes.txt" in proc.stderr
-    assert "psftr: error: 1 of 2 videos failed" in proc.stderr
+    capfd.readouterr()
+    code, stdout, stderr = _cli([videos, "--output", out, "--clip-config", tiny_clip_files.config,
+                                 "--clip-pretrained", tiny_clip_files.weights, "--device", "cpu", "--quiet"], capfd)
+    assert code == 3, stderr
+    assert stdout == ""
+    assert "skipped" in stderr and "notes.txt" in stderr
+    assert "psftr: error: 1 of 2 videos failed" in stderr
     assert np.load(out / "features" / "ok.npy").shape == (2, 64)
 
-    missing = _cli([str(tmp_path / "absent.mp4"), "--output", str(out)], tmp_path)
-    assert missing.returncode == 2
-    assert "absent.mp4" in missing.stderr and "Traceback" not in missing.stderr
+    code, _, stderr = _cli([tmp_path / "absent.mp4", "--output", out], capfd)
+    assert code == 2
+    assert "absent.mp4" in stderr and "Traceback" not in stderr
 
 
 # ----------------------------------------------------------------------------- issues 13 and 14

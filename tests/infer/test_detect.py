@@ -10,8 +10,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import pytest
 from psftr_core.infer.detect import DetectionReport, VideoResult, detect, postprocess_detections, start_detection
 from psftr_core.errors import InputError
 from psftr_core.features.cache import FeatureCache, FeatureSpec, video_fingerprint
+from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo"
@@ -56,20 +55,6 @@ def clip_args(detect_clip, cache: Path) -> list[str]:
         "--clip-model", detect_clip["model"], "--clip-config", detect_clip["config"],
         "--clip-pretrained", detect_clip["weights"], "--cache-dir", str(cache), "--device", "cpu",
     ]
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """``psftr detect ARGS`` in-process: (exit code, stdout, stderr)."""
-    from psftr_cli.main import run
-
-    monkeypatch.setattr(sys, "argv", ["psftr", "detect", *map(str, args)])
-    code = 0
-    try:
-        run()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def demo_truth(video: str) -> list[tuple[str, float, float]]:
@@ -231,7 +216,6 @@ def test_per_action_threshold_and_top_k(tmp_path):
 
 def test_second_run_with_other_actions_hits_the_cache_without_decoding(bikes, clip_kwargs, monkeypatch):
     import psftr_core.infer.detect as detect_module
-    import psftr_core.features.video as video_module
 
     first = detect([bikes], ["riding a bike", "walking"], threshold=0.0, **clip_kwargs)
     assert first.stats["decoded"] == 1 and first.stats["cache_hits"] == 0
@@ -242,7 +226,7 @@ def test_second_run_with_other_actions_hits_the_cache_without_decoding(bikes, cl
         raise AssertionError("the video was decoded again")
 
     monkeypatch.setattr(detect_module, "extract_video_features", no_decoding)
-    monkeypatch.setattr(video_module, "VideoSource", no_decoding)
+    monkeypatch.setattr(detect_module, "encode_videos", no_decoding)
     second = detect([bikes], ["walking", "juggling"], threshold=0.0, **clip_kwargs)
     assert second.stats["decoded"] == 0 and second.stats["cache_hits"] == 1
     # Text embeddings are per action, so "walking" gives the same segments as before
@@ -269,9 +253,10 @@ def test_cached_features_equal_fresh_extraction(bikes, clip_kwargs):
     with np.load(entry) as data:
         cached, times = data["features"], data["times"]
     handle = load_clip(clip_kwargs["clip_model"], clip_kwargs["clip_pretrained"], clip_kwargs["clip_config"])
-    fresh, fresh_times, meta = extract_video_features(handle, bikes, ("stride", 8))
-    assert np.allclose(cached.astype(np.float32), fresh, atol=1e-2 * np.abs(fresh).max())
-    assert np.array_equal(times, fresh_times) and meta["frame_length"] == 250
+    (fresh,) = extract_video_features(handle, [bikes], ("stride", 8))
+    assert fresh.error is None and fresh.path == bikes
+    assert np.allclose(cached.astype(np.float32), fresh.features, atol=1e-2 * np.abs(fresh.features).max())
+    assert np.array_equal(times, fresh.times) and fresh.meta["frame_length"] == 250
 
 
 def test_json_output_schema_and_timeline_png(bikes, detect_clip, tmp_path, capsys, monkeypatch):
@@ -349,19 +334,21 @@ def test_demo_command_csv_on_stdout(capsys, monkeypatch):
     assert all(r["start"].count(".") == 1 and len(r["start"].split(".")[1]) == 3 for r in rows)
 
 
-def test_csv_on_stdout_is_clean_and_formula_labels_are_neutralised(bikes, detect_clip, tmp_path):
-    """A real subprocess: stdout holds only CSV, progress and summary go to stderr."""
-    cmd = [sys.executable, "-m", "psftr_cli", "detect", str(bikes), "--actions", "=cmd",
-           "--format", "csv", "--threshold", "0", *clip_args(detect_clip, tmp_path / "c")]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    rows = list(csv.reader(io.StringIO(proc.stdout, newline="")))
+def test_csv_on_stdout_is_clean_and_formula_labels_are_neutralised(bikes, detect_clip, tmp_path, capfd):
+    """stdout (at file-descriptor level) holds only CSV; progress and summary go to stderr."""
+    from train_helpers import psftr_main
+
+    capfd.readouterr()
+    code = psftr_main(["detect", bikes, "--actions", "=cmd", "--format", "csv", "--threshold", "0",
+                       *clip_args(detect_clip, tmp_path / "c")])
+    stdout, stderr = capfd.readouterr()
+    assert code == 0, stderr
+    rows = list(csv.reader(io.StringIO(stdout, newline="")))
     assert rows[0] == ["video", "label", "start", "end", "score"]
     labels = {row[1] for row in rows[1:]}
     assert labels == {"'=cmd"}  # one vocabulary entry: every row, neutralised
     assert all(len(row) == 5 for row in rows)
-    assert "segments" in proc.stderr and "videos: 1" in proc.stderr
+    assert "segments" in stderr and "videos: 1" in stderr
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -455,9 +442,10 @@ def test_steps_yield_each_video_in_id_order_and_skip_before_decoding(video_folde
     real_extract = detect_module.extract_video_features
     decoded = []
 
-    def counting_extract(handle, path, sampling):
-        decoded.append(Path(path).name)
-        return real_extract(handle, path, sampling)
+    def counting_extract(handle, paths, sampling, pipeline=None):
+        paths = list(paths)
+        decoded.extend(Path(path).name for path in paths)
+        return real_extract(handle, paths, sampling, pipeline)
 
     monkeypatch.setattr(detect_module, "extract_video_features", counting_extract)
     actions = ["walking", "a car"]

@@ -4,40 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import subprocess
 
 import pytest
 
 from psftr_core.errors import InputError, OutputError
 from psftr_core.io.paths import os_error_reason, prepare_output_dir, prepare_output_file
-
-
-@pytest.fixture()
-def immutable():
-    """``make(path)``: ``chattr +i`` (undone at teardown); skips where that has no effect."""
-    made = []
-
-    def make(path):
-        if shutil.which("chattr") is None:
-            pytest.skip("chattr is not available")
-        done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"chattr +i failed here: {done.stderr.strip()}")
-        made.append(path)
-        probe = path / "probe" if path.is_dir() else path
-        try:
-            with open(probe, "a"):
-                pass
-        except OSError:
-            return
-        if path.is_dir():
-            probe.unlink()
-        pytest.skip("chattr +i has no effect on this file system")
-
-    yield make
-    for path in made:
-        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
 
 
 def refusal(call, *args) -> OutputError:
@@ -90,10 +61,10 @@ def test_home_is_expanded(tmp_path, monkeypatch):
     assert prepare_output_file("~/out.json", "-o") == tmp_path / "out.json"
 
 
-def test_an_immutable_folder_is_refused_also_for_root(tmp_path, immutable):
+def test_an_immutable_folder_is_refused_also_for_root(tmp_path, make_immutable):
     folder = tmp_path / "ro"
     folder.mkdir()
-    immutable(folder)
+    make_immutable(folder)
     err = refusal(prepare_output_dir, folder, "--timeline")
     assert str(err).startswith(f"cannot write {folder} (--timeline): cannot create files: ")
     assert err.errno in (errno.EPERM, errno.EACCES)
@@ -103,10 +74,10 @@ def test_an_immutable_folder_is_refused_also_for_root(tmp_path, immutable):
     assert f"cannot create files in {folder}: " in str(err)
 
 
-def test_an_immutable_file_is_refused(tmp_path, immutable):
+def test_an_immutable_file_is_refused(tmp_path, make_immutable):
     target = tmp_path / "out.json"
     target.write_text("{}")
-    immutable(target)
+    make_immutable(target)
     err = refusal(prepare_output_file, target, "-o")
     assert str(err) == f"cannot write {target} (-o): the file is read-only"
 
@@ -129,14 +100,14 @@ def test_an_unlisted_reason_is_the_system_text():
     assert os_error_reason(OSError(errno.EBUSY, "Device or resource busy")) == "device or resource busy"
 
 
-def test_an_atomic_write_into_an_immutable_folder_keeps_the_old_file(tmp_path, immutable):
+def test_an_atomic_write_into_an_immutable_folder_keeps_the_old_file(tmp_path, make_immutable):
     """The writers' last line of defence (a folder made read-only during the run)."""
     from psftr_core.io.atomic import write_text
 
     folder = tmp_path / "ro"
     folder.mkdir()
     (folder / "out.txt").write_text("complete")
-    immutable(folder)
+    make_immutable(folder)
     with pytest.raises(OutputError) as caught:
         write_text(folder / "out.txt", "new")
     assert str(caught.value) == f"cannot write {folder / 'out.txt'}: operation not permitted (read-only or immutable)"

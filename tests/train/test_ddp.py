@@ -49,6 +49,7 @@ def _batch_size_without_single_tail(data: Path) -> int:
     return next(b for b in (4, 5, 6) if count % b != 1)
 
 
+@pytest.mark.slow  # two processes of gloo DDP (~8 s); run with -m slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 def test_two_cpu_processes_match_single_process(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")

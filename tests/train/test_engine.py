@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -268,16 +266,17 @@ def test_eval_every_writes_best_and_select_best_says_so(tiny_data, tmp_path, cap
     assert "best-on-test" in captured.out and "best-on-test" in captured.err
 
 
-def test_cli_train_and_missing_features_exit_2(tiny_data, tmp_path):
-    psftr = str(Path(sys.executable).with_name("psftr"))
-    run = subprocess.run([psftr, "train", "--dataset", "thumos14", "--split", "75_25", "--output",
-                          str(tmp_path / "x"), "--data-root", str(tmp_path / "missing")],
-                         capture_output=True, text=True)
-    assert run.returncode == 2
-    assert run.stderr.startswith("psftr: error:") and "features" in run.stderr and len(run.stderr.splitlines()) == 1
-    bad = subprocess.run([psftr, "train", "--dataset", str(tiny_data), "--split", "75_25", "--output",
-                          str(tmp_path / "y"), "--set", "model.no_such_key=1"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "no_such_key" in bad.stderr
+def test_cli_train_and_missing_features_exit_2(tiny_data, tmp_path, capsys):
+    from train_helpers import psftr_main
+
+    code = psftr_main(["train", "--dataset", "thumos14", "--split", "75_25", "--output", tmp_path / "x",
+                       "--data-root", tmp_path / "missing"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("psftr: error:") and "features" in err and len(err.splitlines()) == 1
+    code = psftr_main(["train", "--dataset", tiny_data, "--split", "75_25", "--output", tmp_path / "y",
+                       "--set", "model.no_such_key=1"])
+    assert code == 2 and "no_such_key" in capsys.readouterr().err
 
 
 def _chance_predictions(dataset, split, classes, seed=0):
@@ -295,6 +294,7 @@ def _chance_predictions(dataset, split, classes, seed=0):
     return view, preds
 
 
+@pytest.mark.slow  # six epochs (~9 s); run with -m slow
 def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
     """Six epochs (~15 s) on a small synthetic dataset with planted structure.
 
