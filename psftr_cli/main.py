@@ -77,7 +77,7 @@ _register()
 
 
 def run() -> None:
-    """Console-script entry point: one-line errors with formats.md exit codes."""
+    """Console-script entry point: one-line errors with the documented exit codes (docs/formats.md)."""
     try:
         app()
     except PsftrError as err:

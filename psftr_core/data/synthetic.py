@@ -1,7 +1,7 @@
 """Synthetic CLIP-like feature datasets for zero-shot localization experiments.
 
 ``generate_dataset(out_dir, SyntheticConfig(...))`` writes a complete feature dataset
-directory (formats.md): ``dataset.yaml``, ``annotations.json``, ``features/<id>.npy``
+directory (docs/datasets.md): ``dataset.yaml``, ``annotations.json``, ``features/<id>.npy``
 (float16 [T, D]), ``feature_info.json``, ``text_embeddings.npz``, ``splits.json`` and
 ``synthetic_config.json`` (the parameters that produced it).
 

@@ -281,53 +281,127 @@ def evaluate_detections(
     non-finite numbers or missing fields raise InputError naming the video.
     """
     thresholds = _as_thresholds(tious)
-    reach = thresholds - TIOU_EPS
+    gt = _flatten_ground_truth(ground_truth)
+    class_names, requested_missing = _classes_to_score(gt.labels, classes)
+    class_index = {name: k for k, name in enumerate(class_names)}
+    gt_class, gt_keep = gt.class_ids(class_index)
+    preds = _flatten_predictions(predictions, gt.video_index, class_index, set(gt.video[gt_keep].tolist()))
 
-    # Ground truth, flattened.
-    gt_video: list[int] = []
-    gt_label: list[str] = []
-    gt_bounds: list[tuple[float, float]] = []
+    ap = np.zeros((len(class_names), thresholds.shape[0]))
+    classes_without_predictions = []
+    for k, name in enumerate(class_names):
+        gt_sel = np.flatnonzero(gt_keep & (gt_class == k))
+        pr_sel = np.flatnonzero(preds.cls == k)
+        if pr_sel.size == 0:
+            classes_without_predictions.append(name)
+            continue
+        tp = _class_true_positives(gt.video[gt_sel], gt.bounds[gt_sel], preds.video[pr_sel], preds.bounds[pr_sel],
+                                   preds.score[pr_sel], thresholds - TIOU_EPS)
+        ap[k] = _average_precision(tp, gt_sel.size)
+
+    mean_ap = ap.mean(axis=0)
+    gt_videos_scored = set(gt.video[gt_keep].tolist())
+    counts = {
+        "predictions": preds.total,
+        "evaluated_predictions": int(preds.score.size),
+        "ignored_predictions_unknown_label": preds.total - int(preds.score.size),
+        "predictions_on_videos_without_ground_truth": preds.on_videos_without_ground_truth,
+        "ground_truth_instances": int(gt_keep.sum()),
+        "ground_truth_videos": len(gt_videos_scored),
+        "ground_truth_videos_without_predictions": len(gt_videos_scored - set(preds.video.tolist())),
+        "ignored_ground_truth_instances": int((~gt_keep).sum()),
+        "classes": len(class_names),
+        "classes_without_predictions": len(classes_without_predictions),
+        "classes_without_ground_truth": len(requested_missing),
+    }
+    return EvalResult(
+        tious=[float(t) for t in thresholds],
+        mAP=[float(m) for m in mean_ap],
+        average=float(mean_ap.mean()),
+        per_class={name: [float(a) for a in ap[k]] for k, name in enumerate(class_names)},
+        counts=counts,
+        ignored_labels=sorted(preds.ignored_labels),
+        classes_without_predictions=classes_without_predictions,
+        classes_without_ground_truth=requested_missing,
+    )
+
+
+@dataclass
+class _GroundTruth:
+    """Every ground-truth instance, flattened: ``video`` [G] (index into ``video_index``),
+    ``labels`` (G names), ``bounds`` [G, 2] seconds."""
+
+    video_index: dict[str, int]
+    video: np.ndarray
+    labels: list[str]
+    bounds: np.ndarray
+
+    def class_ids(self, class_index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        """[G] class index per instance (-1: not evaluated) and the [G] mask of evaluated ones."""
+        ids = np.array([class_index.get(label, -1) for label in self.labels], dtype=np.int64)
+        return ids, ids >= 0
+
+
+def _flatten_ground_truth(ground_truth: Mapping[str, Sequence[Mapping[str, Any]]]) -> _GroundTruth:
     video_index: dict[str, int] = {}
+    videos: list[int] = []
+    labels: list[str] = []
+    bounds: list[tuple[float, float]] = []
     for video, entries in _entries("ground truth", ground_truth):
         vi = video_index.setdefault(video, len(video_index))
         for i, entry in enumerate(entries):
             start, end, label = _segment("ground truth", video, i, entry)
-            gt_video.append(vi)
-            gt_label.append(label)
-            gt_bounds.append((start, end))
+            videos.append(vi)
+            labels.append(label)
+            bounds.append((start, end))
+    return _GroundTruth(video_index, np.array(videos, dtype=np.int64), labels,
+                        np.array(bounds, dtype=np.float64).reshape(-1, 2))
 
-    gt_labels_present = set(gt_label)
+
+def _classes_to_score(gt_labels: Sequence[str], classes: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
+    """(classes scored: requested ones with ground truth, or every ground-truth label
+    sorted; requested classes without ground truth)."""
+    present = set(gt_labels)
     if isinstance(classes, str):
         classes = [classes]
     if classes is None:
-        class_names = sorted(gt_labels_present)
-        requested_missing: list[str] = []
+        names, missing = sorted(present), []
     else:
-        class_names = [c for c in dict.fromkeys(classes) if c in gt_labels_present]
-        requested_missing = [c for c in dict.fromkeys(classes) if c not in gt_labels_present]
-    if not class_names:
+        names = [c for c in dict.fromkeys(classes) if c in present]
+        missing = [c for c in dict.fromkeys(classes) if c not in present]
+    if not names:
         raise InputError("the ground truth has no instances of the evaluated classes; nothing to score")
-    class_index = {name: k for k, name in enumerate(class_names)}
+    return names, missing
 
-    gt_class = np.array([class_index.get(label, -1) for label in gt_label], dtype=np.int64)
-    gt_keep = gt_class >= 0
-    gt_video_arr = np.array(gt_video, dtype=np.int64)[gt_keep]
-    gt_class = gt_class[gt_keep]
-    gt_bounds_arr = np.array(gt_bounds, dtype=np.float64).reshape(-1, 2)[gt_keep]
-    gt_videos_scored = set(gt_video_arr.tolist())
 
-    # Predictions, flattened in input order (the order the score-tie rule refers to).
-    pr_video: list[int] = []
-    pr_class: list[int] = []
-    pr_bounds: list[tuple[float, float]] = []
-    pr_score: list[float] = []
-    num_predictions = 0
+@dataclass
+class _Predictions:
+    """The scored predictions, flattened in input order (the order the score-tie rule
+    refers to): ``video`` [P] (-1: a video without ground truth), ``cls`` [P],
+    ``bounds`` [P, 2], ``score`` [P]; with what was counted on the way."""
+
+    video: np.ndarray
+    cls: np.ndarray
+    bounds: np.ndarray
+    score: np.ndarray
+    total: int
+    ignored_labels: set[str]
+    on_videos_without_ground_truth: int
+
+
+def _flatten_predictions(predictions: Mapping[str, Sequence[Mapping[str, Any]]], video_index: Mapping[str, int],
+                         class_index: Mapping[str, int], gt_videos: set[int]) -> _Predictions:
+    videos: list[int] = []
+    classes: list[int] = []
+    bounds: list[tuple[float, float]] = []
+    scores: list[float] = []
+    total = 0
     ignored_labels: set[str] = set()
-    unknown_video_hits = 0
+    elsewhere = 0
     for video, entries in _entries("predictions", predictions):
         vi = video_index.get(video, -1)
         for i, entry in enumerate(entries):
-            num_predictions += 1
+            total += 1
             start, end, label = _segment("predictions", video, i, entry)
             try:
                 score = entry["score"]
@@ -339,70 +413,37 @@ def evaluate_detections(
             if k is None:
                 ignored_labels.add(label)
                 continue
-            if vi not in gt_videos_scored:
-                unknown_video_hits += 1
-            pr_video.append(vi)
-            pr_class.append(k)
-            pr_bounds.append((start, end))
-            pr_score.append(float(score))
+            if vi not in gt_videos:
+                elsewhere += 1
+            videos.append(vi)
+            classes.append(k)
+            bounds.append((start, end))
+            scores.append(float(score))
+    return _Predictions(np.array(videos, dtype=np.int64), np.array(classes, dtype=np.int64),
+                        np.array(bounds, dtype=np.float64).reshape(-1, 2), np.array(scores, dtype=np.float64),
+                        total, ignored_labels, elsewhere)
 
-    pr_video_arr = np.array(pr_video, dtype=np.int64)
-    pr_class_arr = np.array(pr_class, dtype=np.int64)
-    pr_bounds_arr = np.array(pr_bounds, dtype=np.float64).reshape(-1, 2)
-    pr_score_arr = np.array(pr_score, dtype=np.float64)
 
-    num_classes = len(class_names)
-    ap = np.zeros((num_classes, thresholds.shape[0]))
-    classes_without_predictions = []
-    for k, name in enumerate(class_names):
-        gt_sel = np.flatnonzero(gt_class == k)
-        pr_sel = np.flatnonzero(pr_class_arr == k)
-        if pr_sel.size == 0:
-            classes_without_predictions.append(name)
+def _class_true_positives(gt_video: np.ndarray, gt_bounds: np.ndarray, pr_video: np.ndarray, pr_bounds: np.ndarray,
+                          pr_score: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """[num_thresholds, P] TP flags of one class's P predictions in rank order.
+
+    Ranking is a stable sort on descending score (input order among ties); matching is
+    per video, the ground truth in list order (``_match_group``).
+    """
+    ranked = np.argsort(-pr_score, kind="stable")
+    ranked_video = pr_video[ranked]
+    tp = np.zeros((reach.shape[0], ranked.size), dtype=bool)
+    by_video = np.argsort(ranked_video, kind="stable")  # rank order kept inside a video
+    sorted_video = ranked_video[by_video]
+    for video in np.unique(gt_video):
+        lo, hi = np.searchsorted(sorted_video, [video, video + 1])
+        if lo == hi:
             continue
-        # Rank: stable sort on descending score keeps input order among ties.
-        ranked = pr_sel[np.argsort(-pr_score_arr[pr_sel], kind="stable")]
-        ranked_video = pr_video_arr[ranked]
-        tp = np.zeros((thresholds.shape[0], ranked.size), dtype=bool)
-        # Group the ranked predictions by video (stable: rank order inside a group).
-        by_video = np.argsort(ranked_video, kind="stable")
-        sorted_video = ranked_video[by_video]
-        gt_video_k = gt_video_arr[gt_sel]
-        for video in np.unique(gt_video_k):
-            lo, hi = np.searchsorted(sorted_video, [video, video + 1])
-            if lo == hi:
-                continue
-            positions = by_video[lo:hi]  # rank positions of this video's predictions
-            group_gt = gt_bounds_arr[gt_sel[gt_video_k == video]]  # GT list order kept
-            tiou = tiou_matrix(pr_bounds_arr[ranked[positions]], group_gt)
-            tp[:, positions] = _match_group(tiou, reach)
-        ap[k] = _average_precision(tp, gt_sel.size)
-
-    mean_ap = ap.mean(axis=0)
-    scored_videos_with_preds = set(pr_video_arr.tolist()) if pr_video_arr.size else set()
-    counts = {
-        "predictions": num_predictions,
-        "evaluated_predictions": int(pr_score_arr.size),
-        "ignored_predictions_unknown_label": num_predictions - int(pr_score_arr.size),
-        "predictions_on_videos_without_ground_truth": unknown_video_hits,
-        "ground_truth_instances": int(gt_class.size),
-        "ground_truth_videos": len(gt_videos_scored),
-        "ground_truth_videos_without_predictions": len(gt_videos_scored - scored_videos_with_preds),
-        "ignored_ground_truth_instances": int((~gt_keep).sum()),
-        "classes": num_classes,
-        "classes_without_predictions": len(classes_without_predictions),
-        "classes_without_ground_truth": len(requested_missing),
-    }
-    return EvalResult(
-        tious=[float(t) for t in thresholds],
-        mAP=[float(m) for m in mean_ap],
-        average=float(mean_ap.mean()),
-        per_class={name: [float(a) for a in ap[k]] for k, name in enumerate(class_names)},
-        counts=counts,
-        ignored_labels=sorted(ignored_labels),
-        classes_without_predictions=classes_without_predictions,
-        classes_without_ground_truth=requested_missing,
-    )
+        positions = by_video[lo:hi]  # rank positions of this video's predictions
+        tiou = tiou_matrix(pr_bounds[ranked[positions]], gt_bounds[gt_video == video])
+        tp[:, positions] = _match_group(tiou, reach)
+    return tp
 
 
 # --------------------------------------------------------------------------- files

@@ -11,7 +11,7 @@ Folder (``OUT``)::
     annotations.json       {"classes": [], "database": {id: {subset: "test", duration,
                                   fps, annotations: []}}, "generated_by": "psftr extract"}
     manifest.json          model, weights, transform, sampling, dtype, versions, counts
-    dataset.yaml           makes the folder a dataset (formats.md)
+    dataset.yaml           makes the folder a dataset (docs/formats.md)
 
 Every file is written atomically. ``info/<id>.json`` carries the hash of the settings
 that determine the features (and the settings themselves, the request hash, the decoder

@@ -1,7 +1,7 @@
 """Results files: the ActivityNet results JSON and a spreadsheet-safe CSV.
 
 Both hold the same thing, ``{video_id: [{"segment": [start_s, end_s], "label": str,
-"score": float}, ...]}`` (formats.md, "Outputs"):
+"score": float}, ...]}`` (docs/formats.md):
 
 - JSON: ``{"version": str, "results": {...}, "external_data": {"used": false,
   "details": str}}``, the official ActivityNet results schema. Numbers are written

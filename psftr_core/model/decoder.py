@@ -1,4 +1,4 @@
-"""Semantics-Guided Query Generation (SGQG), psftr-model.md §2.
+"""Semantics-Guided Query Generation (SGQG).
 
 Learnable queries ``Q = Embedding(Nq, 2d)`` split into a positional part ``q_pos`` and
 a content part ``q_c``; the first reference centre is ``r = σ(Linear(q_pos))``.

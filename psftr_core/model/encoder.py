@@ -1,4 +1,4 @@
-"""Semantic Synergy-Aware Encoding (SSAE), psftr-model.md §1.
+"""Semantic Synergy-Aware Encoding (SSAE).
 
 Each layer refines video and text within each modality first, then across them:
 

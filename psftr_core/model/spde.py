@@ -1,4 +1,4 @@
-"""Semantic Prototype-Driven Enhancement (SPDE), psftr-model.md §3 (eq. 5-6).
+"""Semantic Prototype-Driven Enhancement (SPDE) (eq. 5-6 of the paper).
 
 Prototype attention (eq. 5): for each class k, ``V̂_k = Σ_t softmax_t(Tx_k · V_t) V_t``
 over the valid snippets of the raw CLIP features, one text-conditioned visual
