@@ -66,25 +66,39 @@ def torch_one_thread():
     torch.set_num_threads(before)
 
 
-def write_video(path: Path, num_frames: int, fps: int = 25, width: int = 96, height: int = 64) -> Path:
-    """H.264 video; frame i is grey ``frame_level(i)`` with a small moving white square."""
+def encode_frames(path: Path, images: list, fps: int = 25, codec: str = "libx264", pix_fmt: str = "yuv420p",
+                  rotation: int = 0, options: dict | None = None, container_options: dict | None = None) -> Path:
+    """Encode uint8 [H, W, 3] ``images`` with PyAV; ``rotation``: display matrix, counter-clockwise."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    stream.options = {"preset": "ultrafast", "crf": "18"}
-    for i in range(num_frames):
-        img = np.full((height, width, 3), frame_level(i), dtype=np.uint8)
-        x = (4 * i) % (width - 8)
-        img[4:12, x : x + 8] = 255
-        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+    container = av.open(str(path), "w", options=container_options or {})
+    stream = container.add_stream(codec, rate=fps)
+    stream.height, stream.width = images[0].shape[:2]
+    stream.pix_fmt = pix_fmt
+    stream.options = options or {}
+    if rotation:
+        if not hasattr(stream, "set_display_rotation"):
+            pytest.skip("this PyAV cannot write a display matrix (VideoStream.set_display_rotation)")
+        stream.set_display_rotation(rotation)
+    for image in images:
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
     container.close()
     return path
+
+
+def write_video(path: Path, num_frames: int, fps: int = 25, width: int = 96, height: int = 64) -> Path:
+    """H.264 video; frame i is grey ``frame_level(i)`` with a small moving white square."""
+    images = []
+    for i in range(num_frames):
+        img = np.full((height, width, 3), frame_level(i), dtype=np.uint8)
+        x = (4 * i) % (width - 8)
+        img[4:12, x : x + 8] = 255
+        images.append(img)
+    return encode_frames(path, images, fps=fps, options={"preset": "ultrafast", "crf": "18"})
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fixtures_clip import encode_frames
+
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo"
 DEMO_TEST_VIDEO = "synth_test_0000"  # a video of the demo's test subset (validation)
@@ -217,39 +219,16 @@ def make_bad_entry(kind: str, folder: Path, scene: Scene) -> None:
 
 def write_narrow_video(path: Path, width: int, height: int = 64, num_frames: int = 24) -> Path:
     """H.264 4:4:4 video ``width`` px wide (4:2:0 needs even sizes; 4:4:4 allows 1 px)."""
-    import av
-
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=25)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
-    stream.options = {"preset": "ultrafast"}
-    for i in range(num_frames):
-        frame = np.full((height, width, 3), 40 + 5 * i, dtype=np.uint8)
-        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    images = [np.full((height, width, 3), 40 + 5 * i, dtype=np.uint8) for i in range(num_frames)]
+    return encode_frames(path, images, pix_fmt="yuv444p", options={"preset": "ultrafast"})
 
 
 def write_faststart_video(path: Path, num_frames: int = 150) -> Path:
     """A 6 s noisy video with its index at the start, so a cut file still opens."""
-    import av
-
-    container = av.open(str(path), "w", options={"movflags": "faststart"})
-    stream = container.add_stream("libx264", rate=25)
-    stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-    stream.options = {"preset": "ultrafast", "crf": "10", "g": "25"}
     rng = np.random.default_rng(0)
-    for _ in range(num_frames):
-        frame = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)  # noise: every frame is large
-        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    images = [rng.integers(0, 255, (64, 96, 3), dtype=np.uint8) for _ in range(num_frames)]  # noise: large frames
+    return encode_frames(path, images, options={"preset": "ultrafast", "crf": "10", "g": "25"},
+                         container_options={"movflags": "faststart"})
 
 
 def named_fifo(name: str) -> Callable[[Scene], None]:

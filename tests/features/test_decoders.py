@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from fixtures_clip import frame_level
+from fixtures_clip import encode_frames as write_frames, frame_level
 from psftr_core.features import decoders
 from psftr_core.features.decoders import (
     VideoDecodeError,
@@ -27,27 +27,6 @@ BACKENDS = [pytest.param("decord", marks=needs_decord), "pyav"]
 def decode_all(path: Path, decoder: str, indices, chunk: int = 4) -> tuple[object, np.ndarray]:
     source = open_video(path, decoder)
     return source, np.concatenate(list(source.iter_frames(indices, chunk=chunk)))
-
-
-def write_frames(path: Path, images: list, codec: str = "libx264", pix_fmt: str = "yuv420p", rotation: int = 0,
-                 options: dict | None = None, container_options: dict | None = None) -> Path:
-    """Encode uint8 [H, W, 3] ``images`` at 25 fps; ``rotation``: display matrix, counter-clockwise."""
-    container = av.open(str(path), "w", options=container_options or {})
-    stream = container.add_stream(codec, rate=25)
-    stream.height, stream.width = images[0].shape[:2]
-    stream.pix_fmt = pix_fmt
-    stream.options = options or {}
-    if rotation:
-        if not hasattr(stream, "set_display_rotation"):
-            pytest.skip("this PyAV cannot write a display matrix (VideoStream.set_display_rotation)")
-        stream.set_display_rotation(rotation)
-    for image in images:
-        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
 
 
 def write_pattern_video(path: Path, width: int = 96, height: int = 64, frames: int = 10, **kwargs) -> Path:
