@@ -15,35 +15,35 @@ def extract(
     videos: List[str] = typer.Argument(
         ..., metavar="VIDEOS", help="Video files, folders (recursive), glob patterns or @list.txt files."
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Output dataset folder (created if needed)."),
-    clip_model: str = typer.Option(DEFAULT_CLIP_MODEL, "--clip-model", help="open_clip architecture name."),
-    clip_pretrained: str = typer.Option(
-        DEFAULT_CLIP_PRETRAINED, "--clip-pretrained", help="open_clip weights tag (e.g. openai) or a local weights file."
-    ),
-    clip_config: Optional[Path] = typer.Option(
-        None, "--clip-config", help="open_clip model-config JSON of a custom architecture (named by its file stem)."
-    ),
-    stride: Optional[int] = typer.Option(
-        None, "--stride", help="Frames per feature (default 8, the THUMOS14 convention); the centre frame is encoded."
-    ),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Features per second instead of --stride."),
-    dtype: str = typer.Option("float16", "--dtype", help="Feature file dtype: float16 or float32."),
+    output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Output dataset folder (created if needed)."),
+    clip_model: str = options.clip_model(DEFAULT_CLIP_MODEL, help="open_clip architecture name."),
+    clip_pretrained: str = options.clip_pretrained(DEFAULT_CLIP_PRETRAINED),
+    clip_config: Optional[Path] = options.clip_config(),
+    stride: Optional[int] = options.stride(help="Frames per feature (the THUMOS14 convention); the centre frame "
+                                                "is encoded."),
+    fps: Optional[float] = options.fps(),
+    dtype: str = typer.Option("float16", "--dtype", metavar="float16|float32", show_default=True,
+                              help="Feature file dtype."),
     batch_size: int = options.batch_size(),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = options.device(),
     quantize: Optional[str] = typer.Option(
-        None, "--quantize", help="int8: dynamic quantization of the image tower (CPU); reports drift from fp32."
+        None, "--quantize", metavar="int8", show_default=False,
+        help="Dynamic int8 quantization of the image tower (CPU); reports the drift from fp32.",
     ),
     precision: str = typer.Option(
-        "auto", "--precision", help="auto, float32 or float16 (CUDA autocast); auto: float16 on CUDA, float32 on CPU."
+        "auto", "--precision", metavar="auto|float32|float16", show_default=True,
+        help="Image tower precision; auto: float16 (autocast) on CUDA, float32 on CPU.",
     ),
     decoder: str = options.decoder(),
     decode_workers: int = typer.Option(
-        0, "--decode-workers", help="Videos decoded at once (0: 1 on CPU, up to 4 with a GPU)."
+        0, "--decode-workers", metavar="N", show_default=True,
+        help="Videos decoded at once (0: 1 on CPU, up to 4 with a GPU).",
     ),
     shard: Optional[str] = typer.Option(
-        None, "--shard", help="I/N: process the I-th of N parts (default: RANK/WORLD_SIZE when set)."
+        None, "--shard", metavar="I/N", show_default="RANK/WORLD_SIZE when set",
+        help="Process the I-th of N parts of the videos.",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = options.quiet(help="No progress bar (the summary and failures still go to stderr)."),
 ) -> None:
     """Extract CLIP image features from videos; re-running skips finished videos."""
     from psftr_cli.extract_render import ExtractProgress, print_summary, stderr_console
