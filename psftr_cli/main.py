@@ -42,10 +42,11 @@ def main(
     """Zero-shot temporal action localization (PSFTR)."""
     from psftr_cli.logs import configure_logging
 
-    try:
-        configure_logging(verbose, log_file)
-    except OSError as err:
-        raise typer.BadParameter(f"cannot open the log file: {err.strerror or err}", param_hint="--log-file")
+    if log_file:  # the one output-path check every command uses: exit 2, one line naming the path
+        from psftr_core.io.paths import prepare_output_file
+
+        log_file = str(prepare_output_file(log_file, "--log-file"))
+    configure_logging(verbose, log_file)
 
 
 def _interruptible(func):

@@ -54,6 +54,9 @@ def text_embeddings(
     path = output if output is not None else Path(data.root) / TEXT_EMBEDDINGS_NAME
     if path.exists():
         raise InputError(f"{path} exists; remove it first or give another --output")
+    from psftr_core.io.paths import prepare_output_file
+
+    path = prepare_output_file(path, "--output")  # before loading CLIP: an unwritable path is exit 2 at once
     tower = dataset_text_tower(data, ClipRequest(clip_model, clip_pretrained, clip_config))
     table = dataset_text_embeddings(data, tower, prompt, device=resolve_device(device))
     save_text_embeddings(path, table)
