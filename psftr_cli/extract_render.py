@@ -11,13 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from psftr_cli.render import print_table
 from psftr_core.features.extract import ExtractListener, ExtractSummary, VideoResult
 
 MAX_NOTES = 10  # notes on skipped input files shown before "... and N more"
-
-
-def stderr_console() -> Console:
-    return Console(stderr=True)
 
 
 def say(console: Console, text: str) -> None:
@@ -94,7 +91,7 @@ def print_summary(summary: ExtractSummary, console: Console) -> None:
         f"{summary.elapsed:.1f} s",
         f"{summary.frames_per_second:.1f}",
     )
-    console.print(table)
+    print_table(console, table)
     redone = [r.video_id for r in summary.results if r.redone and r.status == "done"]
     if redone:
         say(console, f"redone with new settings: {len(redone)} videos")

@@ -46,7 +46,8 @@ def extract(
     quiet: bool = options.quiet(help="No progress bar (the summary and failures still go to stderr)."),
 ) -> None:
     """Extract CLIP image features from videos; re-running skips finished videos."""
-    from psftr_cli.extract_render import ExtractProgress, print_summary, stderr_console
+    from psftr_cli.extract_render import ExtractProgress, print_summary
+    from psftr_cli.render import stderr_console
     from psftr_core.errors import InputError
     from psftr_core.features.extract import ExtractOptions, extract_features
 

@@ -19,6 +19,7 @@ stdout) are written directly, row by row, so output can be streamed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -192,11 +193,10 @@ def write_results_csv(
     """Write all detections as CSV to a path (atomically) or to an open text stream."""
     results = normalise_results(results)
     if _is_stream(path_or_file):
-        writer = CsvSegmentWriter(path_or_file)
-        for video, detections in results.items():
-            writer.write_video(video, detections)
-        return
-    with atomic_open(path_or_file, "w", encoding="utf-8", newline="") as handle:
+        target = contextlib.nullcontext(path_or_file)
+    else:
+        target = atomic_open(path_or_file, "w", encoding="utf-8", newline="")
+    with target as handle:
         writer = CsvSegmentWriter(handle)
         for video, detections in results.items():
             writer.write_video(video, detections)
