@@ -146,8 +146,7 @@ def detect(
             with _progress(console, quiet) as on_progress:
                 # Decoding reads ahead, so the finished videos are forecast up front; their saved
                 # outputs are passed on (resume) at each one's turn, keeping the stream in id order.
-                forecast = outputs.output_dir.is_complete if outputs.output_dir is not None else (lambda video: False)
-                for result in run.results(skip=outputs.resume, will_skip=forecast, on_progress=on_progress):
+                for result in run.results(skip=outputs.resume, will_skip=outputs.will_skip, on_progress=on_progress):
                     if isinstance(result, Failure):
                         _print_lines(console, "failed", [f"{result.input}: {result.reason}"])
                     else:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from psftr_core.segments import to_numpy
+from psftr_core.segments import tiou_matrix, to_numpy
 
 
 def nms(
@@ -53,8 +53,6 @@ def nms(
     win = _group_ids(windows, len(seg), "windows")
 
     order = np.argsort(-sc, kind="stable")  # stable: equal scores keep index order
-    start, end = seg[:, 0], np.maximum(seg[:, 1], seg[:, 0])
-    length = end - start
     alive = np.ones(len(seg), dtype=bool)
     keep: list[int] = []
     limit = len(seg) if max_keep is None else max(int(max_keep), 0)
@@ -70,10 +68,7 @@ def nms(
             rest = rest[win[rest] != win[i]]
         if len(rest) == 0:
             continue
-        inter = np.clip(np.minimum(end[i], end[rest]) - np.maximum(start[i], start[rest]), 0.0, None)
-        union = length[i] + length[rest] - inter
-        iou = np.zeros_like(inter)
-        np.divide(inter, union, out=iou, where=union > 0)
+        iou = tiou_matrix(seg[i], seg[rest])[0]
         alive[rest[iou > iou_threshold]] = False
 
     kept = np.asarray(keep, dtype=np.int64)

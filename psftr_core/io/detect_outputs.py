@@ -96,14 +96,20 @@ class DetectOutputs:
 
     # -- the skip rule
 
+    def will_skip(self, video: str) -> bool:
+        """Forecast of :meth:`resume` without reading any file (decoding reads ahead of the
+        videos' turns): finished, and its segments can be read back when other outputs need
+        them. A file damaged since is still caught by :meth:`resume` at the video's turn."""
+        if self.output_dir is None or not self.output_dir.is_complete(video):
+            return False
+        return not self.needs_every_video or self._read_back is not None
+
     def resume(self, video: str) -> bool:
         """True (skip) when ``video`` is finished in the output folder and its segments can be
         had without running it; they are then passed on to the other outputs."""
-        if self.output_dir is None or not self.output_dir.is_complete(video):
+        if not self.will_skip(video):
             return False
         if self.needs_every_video:
-            if self._read_back is None:
-                return False
             path = self.output_dir.path_for(video, self._read_back)
             try:
                 detections = read_video_file(path, self._read_back).get(video, [])
