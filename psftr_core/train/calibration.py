@@ -60,10 +60,10 @@ from psftr_core.infer.scoring import PostProcess
 from psftr_core.model import PSFTR
 from psftr_core.segments import tiou_matrix
 from psftr_core.train.distributed import DistributedContext
-from psftr_core.train.engine import epoch_order, global_batches, rank_batches, train_one_epoch
+from psftr_core.train.engine import train_epoch
 from psftr_core.train.inputs import class_text
 from psftr_core.train.losses import build_criterion
-from psftr_core.train.optimizer import build_optimizer, set_epoch_lr
+from psftr_core.train.optimizer import build_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -238,13 +238,7 @@ def train_calibration_model(cfg: PSFTRConfig, windows: WindowDataset, text: torc
     net = dist.wrap(model, device, find_unused_parameters=not tcfg.aux_loss)
     losses = []
     for epoch in range(tcfg.epochs):
-        lr = set_epoch_lr(optimizer, epoch, tcfg)
-        batches = global_batches(epoch_order(len(windows), tcfg.seed, epoch), tcfg.batch_size, dist.world_size)
-        if reporter is not None:
-            reporter.epoch_start(epoch + 1, len(batches), lr)
-        means = train_one_epoch(net, criterion, rank_batches(windows, batches, dist), optimizer, scaler, text,
-                                device, tcfg.clip_max_norm, dist,
-                                on_iteration=reporter.iteration if reporter is not None else None)
+        means = train_epoch(net, criterion, windows, optimizer, scaler, text, device, tcfg, epoch, dist, reporter)
         losses.append(means["loss"])
         if reporter is not None:
             reporter.epoch_trained(means)

@@ -22,8 +22,9 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 
 from psftr_core.data.windows import collate_windows
-from psftr_core.errors import PsftrError
+from psftr_core.errors import InputError, PsftrError
 from psftr_core.train.distributed import DistributedContext
+from psftr_core.train.optimizer import set_epoch_lr
 
 
 def epoch_order(num_windows: int, seed: int, epoch: int) -> list[int]:
@@ -107,3 +108,23 @@ def train_one_epoch(net: torch.nn.Module, criterion: Any, batches: Iterable[dict
         if on_iteration is not None:
             on_iteration(iterations, terms)
     return {k: v / iterations for k, v in sums.items()}
+
+
+def train_epoch(net: torch.nn.Module, criterion: Any, windows: Any, optimizer: torch.optim.Optimizer, scaler: Any,
+                text: torch.Tensor, device: str, train_cfg: Any, epoch: int, dist: DistributedContext,
+                reporter: Any | None = None) -> dict[str, float]:
+    """Epoch ``epoch`` (0-based) of ``train_cfg``'s schedule over ``windows``: its learning
+    rate, the seeded window order cut into this rank's batches, :func:`train_one_epoch`.
+
+    ``reporter`` (a ``TrainingReporter`` or None) hears ``epoch_start`` and each iteration;
+    returns the epoch means of the loss terms. Used by the final training and calibration.
+    """
+    lr = set_epoch_lr(optimizer, epoch, train_cfg)
+    batches = global_batches(epoch_order(len(windows), train_cfg.seed, epoch), train_cfg.batch_size, dist.world_size)
+    if not batches:
+        raise InputError(f"fewer training windows ({len(windows)}) than processes ({dist.world_size})")
+    if reporter is not None:
+        reporter.epoch_start(epoch + 1, len(batches), lr)
+    return train_one_epoch(net, criterion, rank_batches(windows, batches, dist), optimizer, scaler, text, device,
+                           train_cfg.clip_max_norm, dist,
+                           on_iteration=reporter.iteration if reporter is not None else None)

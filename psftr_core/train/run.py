@@ -68,11 +68,11 @@ from psftr_core.train.checkpoint import (capture_rng_state, check_feature_spec, 
 from psftr_core.features.clip import same_clip_model
 from psftr_core.train.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
 from psftr_core.train.distributed import DistributedContext
-from psftr_core.train.engine import epoch_order, global_batches, rank_batches, train_one_epoch
+from psftr_core.train.engine import train_epoch
 from psftr_core.train.inputs import class_text, training_windows
 from psftr_core.train.losses import build_criterion
 from psftr_core.train.metrics_log import MetricsLog
-from psftr_core.train.optimizer import build_optimizer, set_epoch_lr
+from psftr_core.train.optimizer import build_optimizer
 from psftr_core.train.progress import ProgressCallback, TrainingReporter
 from psftr_core.train.run_dir import check_fresh_run, split_run_dirs, write_run_info
 
@@ -425,13 +425,8 @@ def train_split(run: SplitRun, request: TrainRequest, dist: DistributedContext |
     # output only feeds the next layer's detached reference): DDP must allow that.
     net = dist.wrap(state.model, run.device, find_unused_parameters=not tcfg.aux_loss)
     for epoch in range(state.epochs_done, tcfg.epochs):
-        lr = set_epoch_lr(state.optimizer, epoch, tcfg)
-        batches = global_batches(epoch_order(len(windows), tcfg.seed, epoch), tcfg.batch_size, dist.world_size)
-        if not batches:
-            raise InputError(f"fewer training windows ({len(windows)}) than processes ({dist.world_size})")
-        reporter.epoch_start(epoch + 1, len(batches), lr)
-        means = train_one_epoch(net, criterion, rank_batches(windows, batches, dist), state.optimizer, state.scaler,
-                                text, run.device, tcfg.clip_max_norm, dist, on_iteration=reporter.iteration)
+        means = train_epoch(net, criterion, windows, state.optimizer, state.scaler, text, run.device, tcfg, epoch,
+                            dist, reporter)
         state.epochs_done = epoch + 1
         state.epoch_losses.append(means["loss"])
         reporter.epoch_trained(means)
