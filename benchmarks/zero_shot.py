@@ -73,6 +73,7 @@ FIXED_SCORINGS: dict[str, tuple[float, float, str]] = {
     "PSFTR, learned logits only": (0.0, 0.0, "all"),
     "PSFTR, calibrated CLIP only": (1.0, 0.0, "all"),
 }
+RESULT_FILE = "benchmark_result.json"  # a finished task's scores, in its run folder
 ROW_ORDER = [LOCALIZER_ROW, PROBE_ROW, *FIXED_SCORINGS, DEFAULT_ROW]
 KNOB_WORDS = {0.0: "raw CLIP similarity informative", 0.5: "between",
               1.0: "raw similarity weak, a map learned on seen classes transfers"}
@@ -130,10 +131,27 @@ def cell_key(transfer: float) -> str:
 
 def _train_and_score(task: dict) -> dict:
     """Train one (transfer, variant, ratio, split, seed) with calibration and score it;
-    runs in a worker process."""
+    runs in a worker process. A finished task's result is kept in its run folder, so a
+    rerun with the same ``--out`` (after an interruption, or with more variants) only
+    trains what is missing."""
+    import json
+
     import torch
 
+    from psftr_core.io.atomic import write_json
+
     torch.set_num_threads(1)
+    result_file = Path(task["run_dir"]) / RESULT_FILE
+    if result_file.is_file():
+        saved = json.loads(result_file.read_text(encoding="utf-8"))
+        if saved.get("task") == json.loads(json.dumps(task)):  # tuples saved as lists
+            return saved["result"]
+    result = _train_and_score_fresh(task)
+    write_json(result_file, {"task": task, "result": result})
+    return result
+
+
+def _train_and_score_fresh(task: dict) -> dict:
     import shutil
 
     from psftr_core.evaluation.protocol import evaluate_checkpoint
@@ -288,6 +306,15 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std())
 
 
+def _complete(rows: dict, row: str, transfer: str, ratios: tuple[str, ...]) -> bool:
+    """Whether ``row`` has a number for every split of every ratio at this knob value
+    (a partial run, e.g. ablations on some cells only, leaves the others out)."""
+    import math
+
+    cells = rows.get(row, {}).get(transfer, {})
+    return all(ratio in cells and not any(math.isnan(v) for v in cells[ratio]) for ratio in ratios)
+
+
 def table_lines(results: dict, transfer: str, ratios: tuple[str, ...]) -> list[str]:
     """Markdown table of one knob value: one row per method, mean ± std (population, over splits) per ratio."""
     rows = results["rows"]
@@ -295,7 +322,7 @@ def table_lines(results: dict, transfer: str, ratios: tuple[str, ...]) -> list[s
     lines = ["| method | " + " | ".join(f"{r.replace('_', '/')} unseen mAP" for r in ratios) + " |",
              "|---|" + "---:|" * len(ratios)]
     for row in order:
-        if row not in rows or transfer not in rows[row]:
+        if not _complete(rows, row, transfer, ratios):
             continue
         label = row if row in ROW_ORDER else f"{row} (new default)"
         cells = []
@@ -337,7 +364,7 @@ def findings(results: dict, transfer: str, ratios: tuple[str, ...]) -> list[str]
             lines.append(f"- {name}: the calibration chose " + "; ".join(f"split {k}: {p}" for k, p in
                                                                         enumerate(picks)) + ".")
         for variant in VARIANTS:
-            if variant == "PSFTR" or variant not in rows:
+            if variant == "PSFTR" or not _complete(rows, variant, transfer, (ratio,)):
                 continue
             delta = default - np.asarray(rows[variant][transfer][ratio])  # > 0: removing the path costs mAP
             verdict = ("the path helps on every split" if (delta > 0).all() else

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT
+from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT, DEFAULT_STRIDE
 
 
 def clip_model(default: str | None = None, default_text: str | None = None, help: str = "open_clip model name.") -> Any:
@@ -50,7 +50,7 @@ def cache_dir(help: str = "Feature and text cache folder.") -> Any:
                         show_default="$PSFTR_CACHE_DIR or ~/.cache/psftr")
 
 
-def stride(default_text: str = "8", help: str = "Frames per feature (one frame every N is encoded).") -> Any:
+def stride(default_text: str = str(DEFAULT_STRIDE), help: str = "Frames per feature (one frame every N is encoded).") -> Any:
     """``--stride N``."""
     return typer.Option(None, "--stride", metavar="N", help=help, show_default=default_text)
 

@@ -111,9 +111,13 @@ def warn_about(result: Any) -> None:
     if result.classes_without_ground_truth:
         lines.append(f"{len(result.classes_without_ground_truth)} requested class(es) have no ground truth "
                      "and are left out of the mean")
-    console = stderr_console()
+    print_lines(stderr_console(), "warning", lines)
+
+
+def print_lines(console: Console, kind: str, lines: list[str]) -> None:
+    """One ``kind: line`` per line, as typed (no markup, no wrapping)."""
     for line in lines:
-        console.print(f"warning: {line}", markup=False, soft_wrap=True)
+        console.print(f"{kind}: {line}", markup=False, soft_wrap=True)
 
 
 def _first_five(items: list[str], show: Any, more: str) -> str:

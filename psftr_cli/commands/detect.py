@@ -29,6 +29,7 @@ from typing import Any, Iterator, List, Optional
 import typer
 
 from psftr_cli import options
+from psftr_core.defaults import DEFAULT_NMS_IOU, DEFAULT_STRIDE, DEFAULT_THRESHOLDS
 
 SUMMARY_ACTION_ROWS = 20  # the summary lists at most this many actions
 
@@ -84,7 +85,8 @@ def detect(
         "--threshold",
         metavar="T|NAME=T",
         help="Minimum score: 0.3 for all actions, or name=0.3 for one action (repeatable).",
-        show_default="0.3 training-free; a checkpoint's calibrated threshold, else 0.03",
+        show_default=f"{DEFAULT_THRESHOLDS['baseline']:g} training-free; a checkpoint's calibrated threshold, "
+        f"else {DEFAULT_THRESHOLDS['psftr']:g}",
     ),
     top_k: Optional[int] = typer.Option(
         None, "--top-k", metavar="N", show_default="no limit", help="Keep at most N segments per video (best scores)."
@@ -92,12 +94,12 @@ def detect(
     min_duration: float = typer.Option(
         0.0, "--min-duration", metavar="S", show_default=True, help="Drop segments shorter than S seconds."
     ),
-    nms_iou: float = typer.Option(0.5, "--nms-iou", metavar="IOU", show_default=True, help="Class-wise NMS tIoU threshold."),
+    nms_iou: float = typer.Option(DEFAULT_NMS_IOU, "--nms-iou", metavar="IOU", show_default=True, help="Class-wise NMS tIoU threshold."),
     timeline: Optional[Path] = typer.Option(
         None, "--timeline", metavar="DIR", show_default=False, help="Write one timeline PNG per video into DIR."
     ),
     device: str = options.device(),
-    stride: Optional[int] = options.stride(default_text="8, or the checkpoint's rate"),
+    stride: Optional[int] = options.stride(default_text=f"{DEFAULT_STRIDE}, or the checkpoint's rate"),
     fps: Optional[float] = options.fps(),
     batch_size: int = options.batch_size(),
     decoder: str = options.decoder(),
@@ -105,7 +107,7 @@ def detect(
     quiet: bool = options.quiet(),
 ) -> None:
     """Find actions of a custom vocabulary in videos; write segments as each video finishes."""
-    from psftr_cli.render import stderr_console
+    from psftr_cli.render import print_lines, stderr_console
     from psftr_core.infer.detect import Failure, start_detection
     from psftr_core.infer.vocabulary import parse_thresholds, parse_vocabulary
 
@@ -133,14 +135,14 @@ def detect(
         per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, nms_iou=nms_iou, stride=stride,
         fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder,
     )
-    _print_lines(console, "warning", run.warnings)
+    print_lines(console, "warning", run.warnings)
     warned = len(run.warnings)
     with contextlib.ExitStack() as stack:
         outputs = DetectOutputs(run, functools.partial(_open_stream, stack, stream_to), stream_to=stream_to,
                                 stream_format=stream_format, output_dir=output_dir,
                                 dir_formats=dir_formats, collect=report is not None or timeline is not None)
         if outputs.rerun_note:
-            _print_lines(console, "note", ["finished videos in --output-dir are processed again (from the feature "
+            print_lines(console, "note", ["finished videos in --output-dir are processed again (from the feature "
                                            "cache) for the other outputs: add --format jsonl to read them back"])
         try:
             with _progress(console, quiet) as on_progress:
@@ -148,7 +150,7 @@ def detect(
                 # outputs are passed on (resume) at each one's turn, keeping the stream in id order.
                 for result in run.results(skip=outputs.resume, will_skip=outputs.will_skip, on_progress=on_progress):
                     if isinstance(result, Failure):
-                        _print_lines(console, "failed", [f"{result.input}: {result.reason}"])
+                        print_lines(console, "failed", [f"{result.input}: {result.reason}"])
                     else:
                         outputs.add(result)
         except BaseException:
@@ -161,7 +163,7 @@ def detect(
         if not final.videos and not final.stats["skipped"]:
             final.raise_for_failures()  # all failed: nothing to write (the output file is not created)
         outputs.close()
-    _print_lines(console, "warning", run.warnings[warned:])
+    print_lines(console, "warning", run.warnings[warned:])
     if timeline is not None:
         from psftr_core.io.timeline import write_timelines
 
@@ -192,11 +194,6 @@ def _write_report(path: Path, outputs: Any, run: Any, partial: bool) -> None:
     if partial:
         title += f" (interrupted: {len(outputs.results)} of {len(run.inputs)} videos)"
     write_report(path, outputs.report_videos(), run.actions, title=title, details=run.details)
-
-
-def _print_lines(console: Any, kind: str, lines: list[str]) -> None:
-    for line in lines:
-        console.print(f"{kind}: {line}", markup=False, soft_wrap=True)
 
 
 def _print_summary(console: Any, report: Any, outputs: Any, output: Optional[str],

@@ -281,23 +281,16 @@ def evaluate_detections(
     non-finite numbers or missing fields raise InputError naming the video.
     """
     thresholds = _as_thresholds(tious)
-    gt = _flatten_ground_truth(ground_truth)
-    class_names, requested_missing = _classes_to_score(gt.labels, classes)
-    class_index = {name: k for k, name in enumerate(class_names)}
-    gt_class, gt_keep = gt.class_ids(class_index)
-    preds = _flatten_predictions(predictions, gt.video_index, class_index, set(gt.video[gt_keep].tolist()))
+    matches = _match(ground_truth, predictions, thresholds, classes)
+    gt, gt_keep, preds, class_names = matches.gt, matches.gt_keep, matches.preds, matches.class_names
 
     ap = np.zeros((len(class_names), thresholds.shape[0]))
     classes_without_predictions = []
-    for k, name in enumerate(class_names):
-        gt_sel = np.flatnonzero(gt_keep & (gt_class == k))
-        pr_sel = np.flatnonzero(preds.cls == k)
-        if pr_sel.size == 0:
+    for k, (name, group) in enumerate(zip(class_names, matches.groups)):
+        if group.tp.shape[1] == 0:
             classes_without_predictions.append(name)
             continue
-        tp = _class_true_positives(gt.video[gt_sel], gt.bounds[gt_sel], preds.video[pr_sel], preds.bounds[pr_sel],
-                                   preds.score[pr_sel], thresholds - TIOU_EPS)
-        ap[k] = _average_precision(tp, gt_sel.size)
+        ap[k] = _average_precision(group.tp, group.num_gt)
 
     mean_ap = ap.mean(axis=0)
     gt_videos_scored = set(gt.video[gt_keep].tolist())
@@ -312,7 +305,7 @@ def evaluate_detections(
         "ignored_ground_truth_instances": int((~gt_keep).sum()),
         "classes": len(class_names),
         "classes_without_predictions": len(classes_without_predictions),
-        "classes_without_ground_truth": len(requested_missing),
+        "classes_without_ground_truth": len(matches.requested_missing),
     }
     return EvalResult(
         tious=[float(t) for t in thresholds],
@@ -322,8 +315,65 @@ def evaluate_detections(
         counts=counts,
         ignored_labels=sorted(preds.ignored_labels),
         classes_without_predictions=classes_without_predictions,
-        classes_without_ground_truth=requested_missing,
+        classes_without_ground_truth=matches.requested_missing,
     )
+
+
+def true_positives(
+    ground_truth: Mapping[str, Sequence[Mapping[str, Any]]],
+    predictions: Mapping[str, Sequence[Mapping[str, Any]]],
+    tiou: float,
+    classes: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The matching of :func:`evaluate_detections` at one threshold, for a detector's
+    operating point instead of a ranking: every evaluated prediction's score [P], whether
+    it is a true positive [P] bool (both ordered per class by descending score, classes
+    one after another), and the number of evaluated ground-truth instances."""
+    matches = _match(ground_truth, predictions, _as_thresholds([tiou]), classes)
+    scores = [g.scores for g in matches.groups]
+    hits = [g.tp[0] for g in matches.groups]
+    return (np.concatenate(scores) if scores else np.zeros(0), np.concatenate(hits) if hits else np.zeros(0, bool),
+            sum(g.num_gt for g in matches.groups))
+
+
+@dataclass
+class _ClassMatch:
+    """One class's predictions in rank order: ``scores`` [P], ``tp`` [T, P] per
+    threshold; ``num_gt`` evaluated instances of the class."""
+
+    scores: np.ndarray
+    tp: np.ndarray
+    num_gt: int
+
+
+@dataclass
+class _Matches:
+    gt: _GroundTruth
+    gt_keep: np.ndarray
+    preds: _Predictions
+    class_names: list[str]
+    requested_missing: list[str]
+    groups: list[_ClassMatch]
+
+
+def _match(ground_truth: Mapping[str, Sequence[Mapping[str, Any]]],
+           predictions: Mapping[str, Sequence[Mapping[str, Any]]], thresholds: np.ndarray,
+           classes: Sequence[str] | None) -> _Matches:
+    """Flatten, choose the classes, and match every class's predictions at ``thresholds``."""
+    gt = _flatten_ground_truth(ground_truth)
+    class_names, requested_missing = _classes_to_score(gt.labels, classes)
+    class_index = {name: k for k, name in enumerate(class_names)}
+    gt_class, gt_keep = gt.class_ids(class_index)
+    preds = _flatten_predictions(predictions, gt.video_index, class_index, set(gt.video[gt_keep].tolist()))
+    groups = []
+    for k in range(len(class_names)):
+        gt_sel = np.flatnonzero(gt_keep & (gt_class == k))
+        pr_sel = np.flatnonzero(preds.cls == k)
+        ranked = np.argsort(-preds.score[pr_sel], kind="stable")
+        tp = _class_true_positives(gt.video[gt_sel], gt.bounds[gt_sel], preds.video[pr_sel], preds.bounds[pr_sel],
+                                   preds.score[pr_sel], thresholds - TIOU_EPS)
+        groups.append(_ClassMatch(preds.score[pr_sel][ranked], tp, int(gt_sel.size)))
+    return _Matches(gt, gt_keep, preds, class_names, requested_missing, groups)
 
 
 @dataclass

@@ -57,41 +57,27 @@ DTYPES = ("float16", "float32")
 
 
 @dataclass
-class ExtractOptions:
-    """Settings of one run (the ``psftr extract`` flags; the pipeline's are ``PipelineOptions``')."""
+class ExtractOptions(PipelineOptions):
+    """Settings of one run: the ``psftr extract`` flags, i.e. the pipeline's
+    (``PipelineOptions``: sampling, decoding, batch, precision) plus these."""
 
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED
     clip_config: str | None = None
-    stride: int | None = 8  # frames per feature; ignored when fps is set
-    fps: float | None = None  # features per second instead of a stride
     dtype: str = "float16"
-    batch_size: int = 16
     device: str = "auto"
-    quantize: str | None = None  # None or "int8"
     shard: str | None = None  # "I/N"; None -> RANK/WORLD_SIZE or 0/1
-    decoder: str = "auto"  # auto | decord | pyav
-    decode_workers: int = 0  # videos decoded at once; 0: 1 on CPU, more with a GPU
-    decode_threads: int = 0  # codec threads per video; 0: auto
-    prefetch: int = 3  # decoded chunks waiting for the model, per worker (bounds memory)
-    precision: str = "auto"  # auto | float32 | float16 (CUDA autocast)
-    preprocess: str = "batched"  # batched (torch) | pil (open_clip's PIL steps, bit-identical)
 
     def pipeline(self) -> PipelineOptions:
-        return PipelineOptions(
-            stride=self.stride, fps=self.fps, batch_size=self.batch_size, decoder=self.decoder,
-            decode_workers=self.decode_workers, decode_threads=self.decode_threads, prefetch=self.prefetch,
-            precision=self.precision, quantize=self.quantize, preprocess=self.preprocess,
-        )
+        """The pipeline's part of these options."""
+        return PipelineOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(PipelineOptions)})
 
     def validate(self) -> None:
-        pipeline = self.pipeline()
-        pipeline.validate()
-        self.stride, self.quantize = pipeline.stride, pipeline.quantize
+        super().validate()
         if self.dtype not in DTYPES:
             raise InputError(f"--dtype must be float16 or float32, got {self.dtype!r}")
         if self.device == "cpu":
-            pipeline.for_device("cpu")  # --precision float16 on CPU: say so before loading the model
+            self.for_device("cpu")  # --precision float16 on CPU: say so before loading the model
 
     @property
     def sampling(self) -> dict:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from psftr_core.defaults import DEFAULT_STRIDE
 from psftr_core.errors import InputError, PsftrError
 from psftr_core.features.clip import ClipHandle, encode_images, quantize_image_tower
 from psftr_core.features.decoders import DECODERS, VideoDecodeError, decord_available, open_video
@@ -57,7 +58,7 @@ class PipelineOptions:
     threads each, and float16 autocast.
     """
 
-    stride: int | None = 8  # frames per feature; ignored when fps is set
+    stride: int | None = DEFAULT_STRIDE  # frames per feature; ignored when fps is set
     fps: float | None = None  # features per second instead of a stride
     batch_size: int = 16  # frames per model call
     decoder: str = "auto"  # auto | decord | pyav
@@ -130,6 +131,7 @@ class EncodedVideo:
     decoder: str = ""
     note: str | None = None
     encoded: int = 0
+    decoded: int = 0  # rows handed to the encoder so far
     decoded_all: bool = False
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
@@ -416,8 +418,10 @@ def encode_videos(
         """Pop the videos at the front of ``started`` that are complete."""
         while started:
             first = next(iter(started.values()))
+            # complete = the decoder is done and every row it gave is encoded; a decoder that
+            # stopped short still completes, and problem() then says so
             if first is None or (
-                isinstance(first, EncodedVideo) and not (first.decoded_all and first.encoded == first.plan.num_features)
+                isinstance(first, EncodedVideo) and not (first.decoded_all and first.encoded == first.decoded)
             ):
                 return
             started.popitem(last=False)
@@ -441,6 +445,7 @@ def encode_videos(
             elif kind == "frames":
                 current = started.get(video.video_id)
                 if isinstance(current, EncodedVideo):
+                    current.decoded += len(payload)
                     batches.add(current, frame_preprocess.to_model_input(payload, device=handle.device))
             elif kind == "end":
                 current = started.get(video.video_id)

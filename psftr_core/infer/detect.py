@@ -57,18 +57,11 @@ from psftr_core.features.clip import encode_texts, load_clip, same_clip_model
 from psftr_core.features.pipeline import EncodedVideo, PipelineOptions, encode_videos
 from psftr_core.features.text import lookup_text_embeddings
 from psftr_core.features.video import VideoInput, assign_video_ids, collect_videos
+from psftr_core.defaults import DEFAULT_NMS_IOU, DEFAULT_STRIDE, DEFAULT_THRESHOLDS
 from psftr_core.infer.localizer import LocalizerConfig, localize
 from psftr_core.infer.nms import nms
 from psftr_core.infer.vocabulary import normalise_vocabulary, parse_vocabulary, resolve_thresholds
 
-DEFAULT_STRIDE = 8  # frames per feature, the THUMOS14 convention (as in ``psftr extract``)
-# Default score thresholds per model (``--threshold`` overrides). A checkpoint trained with
-# calibration (``psftr train``, on by default) carries its own, chosen on held-out seen
-# classes (``psftr_core.train.calibration``); these apply to the localizer and to older
-# checkpoints. The localizer's score is an inner-outer contrast of class probability;
-# PSFTR's calibrated scoring multiplies that by actionness, a smaller number.
-DEFAULT_THRESHOLDS = {"baseline": 0.3, "psftr": 0.03}
-DEFAULT_NMS_IOU = 0.5
 
 ProgressCallback = Callable[[int, int, str, str], None]
 """``on_progress(done, total, video, status)``: status ``"started"`` before a video (done

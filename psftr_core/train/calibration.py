@@ -54,11 +54,10 @@ import torch
 
 from psftr_core.config import InferenceConfig, PSFTRConfig
 from psftr_core.data.windows import WindowDataset, windowing_from_config
-from psftr_core.evaluation.detection_map import evaluate_detections
+from psftr_core.evaluation.detection_map import evaluate_detections, true_positives
 from psftr_core.infer.predict import VideoWindows, localizer_detections, merge_video, window_batches
 from psftr_core.infer.scoring import PostProcess
 from psftr_core.model import PSFTR
-from psftr_core.segments import tiou_matrix
 from psftr_core.train.distributed import DistributedContext
 from psftr_core.train.engine import train_epoch
 from psftr_core.train.inputs import class_text
@@ -295,37 +294,23 @@ def best_f1_threshold(ground_truth: dict[str, list[dict]], predictions: dict[str
     """The score threshold (keep ``score >= threshold``) that maximises F1 at ``tiou``,
     and that F1; ``(None, 0.0)`` when no detection matches.
 
-    Per (class), detections in descending score order each take the unmatched
-    ground-truth instance of their video with the highest tIoU, if that reaches ``tiou``.
+    Detections are matched as the mAP does (``evaluation.detection_map.true_positives``);
     F1 is computed at every distinct score; the highest of the best thresholds wins.
     """
-    rows: list[tuple[float, bool]] = []
-    num_gt = sum(len(v) for v in ground_truth.values())
-    labels = sorted({d["label"] for dets in predictions.values() for d in dets})
-    for label in labels:
-        dets = sorted(((float(d["score"]), vid, d["segment"]) for vid, ds in predictions.items() for d in ds
-                       if d["label"] == label), key=lambda x: -x[0])
-        gt = {vid: np.array([g["segment"] for g in gs if g["label"] == label], dtype=np.float64).reshape(-1, 2)
-              for vid, gs in ground_truth.items()}
-        taken = {vid: np.zeros(len(segs), dtype=bool) for vid, segs in gt.items()}
-        for score, vid, segment in dets:
-            segs = gt.get(vid)
-            hit = False
-            if segs is not None and len(segs):
-                overlap = np.where(taken[vid], -1.0, tiou_matrix([segment], segs)[0])
-                best = int(overlap.argmax())
-                if overlap[best] >= tiou - 1e-9:
-                    taken[vid][best] = hit = True
-            rows.append((score, hit))
-    if not rows or num_gt == 0:
+    if not any(predictions.values()) or not any(ground_truth.values()):
         return None, 0.0
-    rows.sort(key=lambda x: -x[0])
-    scores = np.array([r[0] for r in rows])
-    tp = np.cumsum([r[1] for r in rows])
-    if tp[-1] == 0:
+    scores, hits, num_gt = true_positives(ground_truth, predictions, tiou)
+    # a class without ground truth here is left out of the mAP, but its detections are false alarms
+    labels = {g["label"] for gs in ground_truth.values() for g in gs}
+    stray = [float(d["score"]) for ds in predictions.values() for d in ds if d["label"] not in labels]
+    scores, hits = np.append(scores, stray), np.append(hits, np.zeros(len(stray), bool))
+    order = np.argsort(-scores, kind="stable")
+    scores = scores[order]
+    tp = np.cumsum(hits[order])
+    if not len(tp) or tp[-1] == 0:
         return None, 0.0
     last_of_score = np.append(scores[1:] != scores[:-1], True)  # a threshold keeps every equal score
-    kept = np.arange(1, len(rows) + 1)
+    kept = np.arange(1, len(scores) + 1)
     f1 = np.where(last_of_score, 2 * tp / (kept + num_gt), -1.0)
     index = int(np.argmax(f1))  # first maximum = highest threshold
     return float(scores[index]), float(f1[index])

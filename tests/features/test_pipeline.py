@@ -77,6 +77,23 @@ def test_failures_keep_their_place_and_workers_do_not_change_results(tiny_clip, 
         np.testing.assert_allclose(a.features, b.features, atol=1e-5)
 
 
+def test_a_decoder_that_stops_short_fails_that_video_and_not_the_ones_after_it(tiny_clip, video_folder,
+                                                                               monkeypatch):
+    real_open = pipeline.open_video
+
+    def short_alpha(path, *args, **kwargs):
+        source = real_open(path, *args, **kwargs)
+        if path.name == "alpha.mp4":
+            frames = source.iter_frames
+            source.iter_frames = lambda indices, chunk=16: frames(list(indices)[:-2], chunk=chunk)
+        return source
+
+    monkeypatch.setattr(pipeline, "open_video", short_alpha)
+    results = run([video_folder / "alpha.mp4", video_folder / "beta.mp4"], tiny_clip, batch_size=4)
+    assert [type(r) for r in results] == [FailedVideo, EncodedVideo]
+    assert results[0].error == "decoded 4 of 6 frames" and results[1].features.shape == (4, 64)
+
+
 def test_precision_and_workers_are_decided_by_the_device():
     cpu = PipelineOptions().for_device("cpu")
     assert (cpu.precision, cpu.decode_workers, cpu.decode_threads) == ("float32", 1, 1)

@@ -113,6 +113,11 @@ def test_best_f1_threshold_hand_computed():
     # F1 = 2 TP / (kept + 3): 0.5, 0.4, 0.667, 0.571, 0.5 at thresholds 0.9 .. 0.6
     threshold, f1 = calibration.best_f1_threshold(gt, preds)
     assert threshold == 0.7 and f1 == pytest.approx(4 / 6)
+    # a class without ground truth has no AP, but its detections are false alarms: 2 TP / (kept + 3)
+    # becomes 0, 0.4, 0.333, 0.571, 0.5, 0.444 at thresholds 0.95 .. 0.6
+    preds["w"].append({"segment": [0, 5], "label": "c", "score": 0.95})
+    threshold, f1 = calibration.best_f1_threshold(gt, preds)
+    assert threshold == 0.7 and f1 == pytest.approx(4 / 7)
     assert calibration.best_f1_threshold(gt, {"v": [{"segment": [40, 50], "label": "a", "score": 1.0}]}) == (None, 0.0)
     assert calibration.default_score_threshold({"calibration": {"score_threshold": 0.25}}) == 0.25
     assert calibration.default_score_threshold({"calibration": None}) is None
