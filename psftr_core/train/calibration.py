@@ -55,7 +55,7 @@ import torch
 from psftr_core.config import InferenceConfig, PSFTRConfig
 from psftr_core.data.windows import WindowDataset, windowing_from_config
 from psftr_core.evaluation.detection_map import evaluate_detections, true_positives
-from psftr_core.infer.predict import VideoWindows, localizer_detections, merge_video, window_batches
+from psftr_core.infer.predict import VideoWindows, dataset_videos, localizer_detections, merge_video, window_batches
 from psftr_core.infer.scoring import PostProcess
 from psftr_core.model import PSFTR
 from psftr_core.train.distributed import DistributedContext
@@ -251,13 +251,7 @@ def train_calibration_model(cfg: PSFTRConfig, windows: WindowDataset, text: torc
 def held_out_videos(dataset: Any, held: HeldOut, data_cfg: Any) -> tuple[list[VideoWindows], int]:
     """The held-out videos with their inference windows, and the padded window length."""
     windows = WindowDataset(dataset, held.videos, held.classes, windowing_from_config(data_cfg), training=False)
-    per_video: dict[str, list] = {}
-    for window in windows.windows:
-        per_video.setdefault(window.video_id, []).append(window)
-    videos = [VideoWindows(r.video_id, dataset.load_features(r.video_id), dataset.snippet_times(r.video_id),
-                           windows.durations.get(r.video_id), per_video.get(r.video_id, []))
-              for r in held.videos]
-    return videos, windows.length
+    return list(dataset_videos(windows, [r.video_id for r in held.videos])), windows.length
 
 
 @torch.no_grad()
