@@ -95,6 +95,7 @@ class Settings:
     probe_ridge: float = 0.3
     model_overrides: tuple[str, ...] = SMALL_MODEL
     data: dict[str, Any] = field(default_factory=lambda: {"feature_dim": 256})
+    finished_only: bool = False  # report the trainings an earlier run in --out finished; train nothing
 
     def synthetic_config(self, transfer: float) -> Any:
         from psftr_core.data.synthetic import SyntheticConfig
@@ -134,21 +135,27 @@ def _train_and_score(task: dict) -> dict:
     runs in a worker process. A finished task's result is kept in its run folder, so a
     rerun with the same ``--out`` (after an interruption, or with more variants) only
     trains what is missing."""
-    import json
-
     import torch
 
     from psftr_core.io.atomic import write_json
 
     torch.set_num_threads(1)
-    result_file = Path(task["run_dir"]) / RESULT_FILE
-    if result_file.is_file():
-        saved = json.loads(result_file.read_text(encoding="utf-8"))
-        if saved.get("task") == json.loads(json.dumps(task)):  # tuples saved as lists
-            return saved["result"]
-    result = _train_and_score_fresh(task)
-    write_json(result_file, {"task": task, "result": result})
+    result = finished_result(task)
+    if result is None:
+        result = _train_and_score_fresh(task)
+        write_json(Path(task["run_dir"]) / RESULT_FILE, {"task": task, "result": result})
     return result
+
+
+def finished_result(task: dict) -> dict | None:
+    """The saved result of ``task`` when an earlier run finished exactly this task."""
+    import json
+
+    result_file = Path(task["run_dir"]) / RESULT_FILE
+    if not result_file.is_file():
+        return None
+    saved = json.loads(result_file.read_text(encoding="utf-8"))
+    return saved["result"] if saved.get("task") == json.loads(json.dumps(task)) else None  # tuples saved as lists
 
 
 def _train_and_score_fresh(task: dict) -> dict:
@@ -259,6 +266,8 @@ def run(settings: Settings, out_dir: Path, log: Callable[[str], None] = print) -
     log(f"baselines done ({time.time() - started:.1f} s)")
 
     tasks = make_tasks(settings, data_dirs, out_dir)
+    if settings.finished_only:
+        tasks = [t for t in tasks if finished_result(t) is not None]
     train_seconds, calibration_seconds = [], []
     for done, result in enumerate(_map(_train_and_score, tasks, settings.jobs), 1):
         transfer, ratio, split = result["transfer"], result["ratio"], result["split"]
@@ -503,6 +512,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-second-seed", action="store_true", help="skip the seed-noise cell")
     parser.add_argument("--markdown", default="docs/benchmarks.md", help="where to write the report ('' = nowhere)")
     parser.add_argument("--results", default=None, help="also save the raw numbers as JSON here")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="report only the trainings an earlier run with the same --out finished (train nothing)")
     parser.add_argument("--render", default=None, metavar="RESULTS.json",
                         help="only rewrite the report from a --results file of the same settings (no training)")
     args = parser.parse_args(argv)
@@ -518,6 +529,8 @@ def main(argv: list[str] | None = None) -> None:
         changes["transfers"] = tuple(float(t) for t in args.transfers.split(","))
     if args.no_second_seed:
         changes["second_seed"] = None
+    if args.finished_only:
+        changes["finished_only"] = True
     settings = dataclasses.replace(settings, **changes)
 
     import json
