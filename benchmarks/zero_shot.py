@@ -529,7 +529,9 @@ def markdown(results: dict, settings: Settings, command: str) -> str:
         "",
         "Written by `benchmarks/zero_shot.py`; rerun it to update this page.",
         "",
-        f"- Command: `{command}`",
+        (f"- Command: `{command.replace(' --finished-only', '')}` (this page was written from that run's finished "
+         "trainings by the same command with `--finished-only`)" if settings.finished_only else
+         f"- Command: `{command}`"),
         f"- Seed: {settings.seed}; splits per ratio: {settings.splits} (the first ones of the generated "
         "splits.json); mean ± population std over splits; comparisons paired per split.",
         f"- Data: `psftr_core.data.synthetic` defaults except feature_dim={data.feature_dim}, "
