@@ -285,18 +285,19 @@ def test_a_calibration_that_cannot_hold_out_is_skipped_and_changes_nothing(tiny_
 
 SMALL = ["model.hidden_dim=64", "model.num_groups=8", "model.dim_feedforward=128", "model.dec_layers=3",
          "model.num_queries=20", "train.lr=1e-3", "train.batch_size=16", "data.slice_size=128",
-         "train.lr_drop_epochs=6"]
+         "train.lr_drop_epochs=4"]
 
 
-@pytest.mark.slow  # ~25 s: a run on data where raw CLIP similarity carries no class information
+# ~10 s. Sizes checked on data seeds 0, 1 and 2 (each passes); smaller data or fewer epochs do not
+# learn a map that transfers.
 def test_where_raw_similarity_is_weak_the_learned_logits_carry_the_class_decision(tmp_path):
     """Generator transfer 1: raw frame-text similarity is uninformative, a map learned on
     seen classes transfers. The calibration must then keep the learned logits in the
     default (w_c < 1, w_r < 1), and randomising ``class_proj`` must change its output."""
-    data = make_tiny_dataset(tmp_path / "data", num_splits=1, transfer=1.0, train_videos=60, feature_dim=64,
-                             num_classes=20, num_groups=5, video_seconds=(30.0, 90.0), instance_seconds=(2.0, 20.0),
+    data = make_tiny_dataset(tmp_path / "data", num_splits=1, transfer=1.0, train_videos=40, feature_dim=64,
+                             num_classes=20, num_groups=5, video_seconds=(30.0, 60.0), instance_seconds=(2.0, 20.0),
                              instances_per_video=(2, 6))
-    (result,) = run.train(request(data, tmp_path / "run", epochs=8, overrides=SMALL, calibrate=True, log_every=0))
+    (result,) = run.train(request(data, tmp_path / "run", epochs=6, overrides=SMALL, calibrate=True, log_every=0))
     ckpt = load_checkpoint(result.checkpoint)
     record = ckpt["calibration"]
     chosen = record["chosen"]
