@@ -73,6 +73,7 @@ FIXED_SCORINGS: dict[str, tuple[float, float, str]] = {
     "PSFTR, learned logits only": (0.0, 0.0, "all"),
     "PSFTR, calibrated CLIP only": (1.0, 0.0, "all"),
 }
+REPO = Path(__file__).resolve().parents[1]
 RESULT_FILE = "benchmark_result.json"  # a finished task's scores, in its run folder
 ROW_ORDER = [LOCALIZER_ROW, PROBE_ROW, *FIXED_SCORINGS, DEFAULT_ROW]
 KNOB_WORDS = {0.0: "raw CLIP similarity informative", 0.5: "between",
@@ -219,9 +220,6 @@ def _baselines(data_dir: Path, ratio: str, split: int, ridge: float) -> dict[str
     return {LOCALIZER_ROW: localizer, PROBE_ROW: probe_map}
 
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 def demo_check(out_dir: Path) -> dict:
     """The README's demo: ``psftr train --dataset examples/demo --split 75_25 --config
     examples/train_override.yaml`` (calibration on, as by default), evaluated like
@@ -356,6 +354,28 @@ def _complete(rows: dict, row: str, transfer: str, ratios: tuple[str, ...]) -> b
     return all(ratio in cells and not any(math.isnan(v) for v in cells[ratio]) for ratio in ratios)
 
 
+def best_fixed(rows: dict, transfer: str, ratio: str) -> tuple[str, Any] | None:
+    """The fixed scoring (or the localizer) with the best mean over splits in one cell, and
+    its per-split numbers; None when there is none."""
+    import numpy as np
+
+    fixed = {r: np.asarray(rows[r][transfer][ratio]) for r in (*FIXED_SCORINGS, LOCALIZER_ROW)
+             if _complete(rows, r, transfer, (ratio,))}
+    if not fixed:
+        return None
+    best = max(fixed, key=lambda r: fixed[r].mean())
+    return best, fixed[best]
+
+
+def seed_difference(results: dict, row: str) -> float:
+    """Mean absolute difference per split of ``row`` between the seed cell's two training seeds."""
+    import numpy as np
+
+    second = results["second_seed"]
+    one = np.asarray(results["rows"][row][cell_key(second["transfer"])][second["ratio"]])
+    return float(np.abs(one - np.asarray(second["rows"][row])).mean())
+
+
 def table_lines(results: dict, transfer: str, ratios: tuple[str, ...]) -> list[str]:
     """Markdown table of one knob value: one row per method, mean ± std (population, over splits) per ratio."""
     rows = results["rows"]
@@ -387,13 +407,13 @@ def findings(results: dict, transfer: str, ratios: tuple[str, ...]) -> list[str]
     for ratio in ratios:
         name = ratio.replace("_", "/")
         default = np.asarray(rows[DEFAULT_ROW][transfer][ratio])
-        fixed = {r: np.asarray(rows[r][transfer][ratio]) for r in (*FIXED_SCORINGS, LOCALIZER_ROW) if r in rows}
-        if fixed:
-            best = max(fixed, key=lambda r: fixed[r].mean())
-            gap = default - fixed[best]
+        found = best_fixed(rows, transfer, ratio)
+        if found:
+            best, values = found
+            gap = default - values
             per_split = ", ".join(f"{g:+.1f}" for g in gap)
             lines.append(f"- {name}: new default {default.mean():.1f} vs best fixed scoring ({best}) "
-                         f"{fixed[best].mean():.1f}: {gap.mean():+.1f} (per split {per_split}).")
+                         f"{values.mean():.1f}: {gap.mean():+.1f} (per split {per_split}).")
         if LOCALIZER_ROW in rows:
             localizer = np.asarray(rows[LOCALIZER_ROW][transfer][ratio])
             delta = default - localizer
@@ -433,7 +453,7 @@ def seed_noise_lines(results: dict) -> list[str]:
             continue
         one = np.asarray(results["rows"][row][transfer][ratio])
         two = np.asarray(second["rows"][row])
-        lines.append(f"| {row} | {one.mean():.1f} | {two.mean():.1f} | {np.abs(one - two).mean():.1f} |")
+        lines.append(f"| {row} | {one.mean():.1f} | {two.mean():.1f} | {seed_difference(results, row):.1f} |")
     return lines
 
 
@@ -499,13 +519,12 @@ def criteria_lines(results: dict, settings: Settings) -> list[str]:
             if not _complete(rows, DEFAULT_ROW, key, (ratio,)):
                 continue
             default = np.asarray(rows[DEFAULT_ROW][key][ratio])
-            fixed = {r: np.asarray(rows[r][key][ratio]) for r in (*FIXED_SCORINGS, LOCALIZER_ROW)
-                     if _complete(rows, r, key, (ratio,))}
-            best = max(fixed, key=lambda r: fixed[r].mean())
-            gap = default.mean() - fixed[best].mean()
-            over = default - fixed[LOCALIZER_ROW] if LOCALIZER_ROW in fixed else np.array([np.nan])
+            best, values = best_fixed(rows, key, ratio)
+            gap = default.mean() - values.mean()
+            has_localizer = _complete(rows, LOCALIZER_ROW, key, (ratio,))
+            over = default - np.asarray(rows[LOCALIZER_ROW][key][ratio]) if has_localizer else np.array([np.nan])
             lines.append(f"| {key} | {ratio.replace('_', '/')} | {default.mean():.1f} | {best.removeprefix('PSFTR, ')} "
-                         f"{fixed[best].mean():.1f} | {gap:+.1f} | {'yes' if gap >= -2 else 'no'} | "
+                         f"{values.mean():.1f} | {gap:+.1f} | {'yes' if gap >= -2 else 'no'} | "
                          f"{over.mean():+.1f} ({over.min():+.1f}) |")
             if gap < -2:
                 misses.append(f"transfer {key} {ratio.replace('_', '/')} ({gap:+.1f})")
@@ -514,11 +533,8 @@ def criteria_lines(results: dict, settings: Settings) -> list[str]:
         second = results.get("second_seed") or {}
         noise = ""
         if DEFAULT_ROW in second.get("rows", {}):
-            cell = cell_key(second["transfer"])
-            one = np.asarray(rows[DEFAULT_ROW][cell][second["ratio"]])
             noise = (f"; for scale, retraining with another seed moves the default by "
-                     f"{np.abs(one - np.asarray(second['rows'][DEFAULT_ROW])).mean():.1f} points per split on "
-                     "average (Seed noise below)")
+                     f"{seed_difference(results, DEFAULT_ROW):.1f} points per split on average (Seed noise below)")
         lines += [f"More than 2 points below the best fixed scoring: {', '.join(misses)}{noise}.", ""]
     return lines
 

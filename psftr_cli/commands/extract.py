@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from psftr_cli import options
-from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
+from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_STRIDE
 
 
 def extract(
@@ -57,7 +57,7 @@ def extract(
         clip_model=clip_model,
         clip_pretrained=clip_pretrained,
         clip_config=str(clip_config) if clip_config is not None else None,
-        stride=stride if stride is not None else (None if fps is not None else 8),
+        stride=stride if stride is not None else (None if fps is not None else DEFAULT_STRIDE),
         fps=fps,
         dtype=dtype,
         batch_size=batch_size,

@@ -369,9 +369,8 @@ def _match(ground_truth: Mapping[str, Sequence[Mapping[str, Any]]],
     for k in range(len(class_names)):
         gt_sel = np.flatnonzero(gt_keep & (gt_class == k))
         pr_sel = np.flatnonzero(preds.cls == k)
-        ranked = np.argsort(-preds.score[pr_sel], kind="stable")
-        tp = _class_true_positives(gt.video[gt_sel], gt.bounds[gt_sel], preds.video[pr_sel], preds.bounds[pr_sel],
-                                   preds.score[pr_sel], thresholds - TIOU_EPS)
+        ranked, tp = _class_true_positives(gt.video[gt_sel], gt.bounds[gt_sel], preds.video[pr_sel],
+                                           preds.bounds[pr_sel], preds.score[pr_sel], thresholds - TIOU_EPS)
         groups.append(_ClassMatch(preds.score[pr_sel][ranked], tp, int(gt_sel.size)))
     return _Matches(gt, gt_keep, preds, class_names, requested_missing, groups)
 
@@ -475,8 +474,9 @@ def _flatten_predictions(predictions: Mapping[str, Sequence[Mapping[str, Any]]],
 
 
 def _class_true_positives(gt_video: np.ndarray, gt_bounds: np.ndarray, pr_video: np.ndarray, pr_bounds: np.ndarray,
-                          pr_score: np.ndarray, reach: np.ndarray) -> np.ndarray:
-    """[num_thresholds, P] TP flags of one class's P predictions in rank order.
+                          pr_score: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rank order of one class's P predictions ([P] indices into them) and their
+    [num_thresholds, P] TP flags in that order.
 
     Ranking is a stable sort on descending score (input order among ties); matching is
     per video, the ground truth in list order (``_match_group``).
@@ -493,7 +493,7 @@ def _class_true_positives(gt_video: np.ndarray, gt_bounds: np.ndarray, pr_video:
         positions = by_video[lo:hi]  # rank positions of this video's predictions
         tiou = tiou_matrix(pr_bounds[ranked[positions]], gt_bounds[gt_video == video])
         tp[:, positions] = _match_group(tiou, reach)
-    return tp
+    return ranked, tp
 
 
 # --------------------------------------------------------------------------- files

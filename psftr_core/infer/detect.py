@@ -48,7 +48,14 @@ from typing import Any
 import numpy as np
 
 from psftr_core import __version__
-from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT
+from psftr_core.defaults import (
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_NMS_IOU,
+    DEFAULT_PROMPT,
+    DEFAULT_STRIDE,
+    DEFAULT_THRESHOLDS,
+)
 from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PartialFailure, PsftrError
 from psftr_core.data.datasets import load_dataset
@@ -57,7 +64,6 @@ from psftr_core.features.clip import encode_texts, load_clip, same_clip_model
 from psftr_core.features.pipeline import EncodedVideo, PipelineOptions, encode_videos
 from psftr_core.features.text import lookup_text_embeddings
 from psftr_core.features.video import VideoInput, assign_video_ids, collect_videos
-from psftr_core.defaults import DEFAULT_NMS_IOU, DEFAULT_STRIDE, DEFAULT_THRESHOLDS
 from psftr_core.infer.localizer import LocalizerConfig, localize
 from psftr_core.infer.nms import nms
 from psftr_core.infer.vocabulary import normalise_vocabulary, parse_vocabulary, resolve_thresholds

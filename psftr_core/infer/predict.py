@@ -247,20 +247,15 @@ def predict_video(
     return found.get("video", [])
 
 
-def windows_by_video(window_dataset: Any) -> dict[str, list[WindowSpec]]:
-    """An inference ``WindowDataset``'s windows grouped by video, in window order."""
-    found: dict[str, list[WindowSpec]] = {}
+def dataset_videos(window_dataset: Any, video_ids: Iterable[str] | None = None) -> Iterator[VideoWindows]:
+    """Videos of an inference ``WindowDataset`` ready for inference, features loaded one
+    video at a time: ``video_ids`` (a video without windows gets an empty list), or by
+    default those with windows, in window order."""
+    windows_of: dict[str, list[WindowSpec]] = {}
     for window in window_dataset.windows:
-        found.setdefault(window.video_id, []).append(window)
-    return found
-
-
-def dataset_videos(window_dataset: Any, video_ids: Iterable[str]) -> Iterator[VideoWindows]:
-    """``video_ids`` of an inference ``WindowDataset`` ready for inference, features
-    loaded one video at a time (a video without windows gets an empty list)."""
-    windows_of = windows_by_video(window_dataset)
+        windows_of.setdefault(window.video_id, []).append(window)
     dataset = window_dataset.dataset
-    for video_id in video_ids:
+    for video_id in windows_of if video_ids is None else video_ids:
         yield VideoWindows(video_id, dataset.load_features(video_id), dataset.snippet_times(video_id),
                            window_dataset.durations.get(video_id), windows_of.get(video_id, []))
 
@@ -293,21 +288,18 @@ def predict_dataset(
                                     nms="all" if nms_within_windows else "cross_window")
     if roi_weight is not None:
         inference = dataclasses.replace(inference, roi_weight=float(roi_weight))
-    windows_of = windows_by_video(window_dataset)
-    dataset = window_dataset.dataset
     if inference.method == "localizer":
         text_np = torch.as_tensor(text).detach().cpu().numpy()
         found = {}
-        for video_id, windows in windows_of.items():
-            found[video_id] = localizer_detections(
-                dataset.load_features(video_id), dataset.snippet_times(video_id),
-                window_dataset.records[video_id].duration, text_np, window_dataset.class_names,
-                inference.score_threshold)
+        for video in dataset_videos(window_dataset):
+            found[video.video_id] = localizer_detections(
+                video.features, video.times, window_dataset.records[video.video_id].duration, text_np,
+                window_dataset.class_names, inference.score_threshold)
             if on_batch is not None:  # progress in windows, as for the model
-                on_batch(len(windows))
+                on_batch(len(video.windows))
     else:
         postprocess = PostProcess.from_config(model.cfg, inference)
-        found = predict_videos(model, dataset_videos(window_dataset, windows_of), text, window_dataset.class_names, postprocess, window_dataset.length,
-                               float(inference.nms_iou), inference.nms == "all", batch_size, device, on_batch,
-                               float(inference.score_threshold))
+        found = predict_videos(model, dataset_videos(window_dataset), text, window_dataset.class_names, postprocess,
+                               window_dataset.length, float(inference.nms_iou), inference.nms == "all", batch_size,
+                               device, on_batch, float(inference.score_threshold))
     return {video_id: found.get(video_id, []) for video_id in window_dataset.records}

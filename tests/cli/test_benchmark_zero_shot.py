@@ -114,6 +114,15 @@ def test_finished_trainings_are_reused_and_a_changed_task_is_not(bench, tmp_path
     assert trained == [0, 0]
 
 
+def test_the_demo_trained_as_the_readme_shows_is_not_worse_than_the_localizer(bench, tmp_path,
+                                                                             torch_one_thread):
+    """README: `psftr train --dataset examples/demo --split 75_25 --config
+    examples/train_override.yaml`, then `psftr evaluate --checkpoint` vs `--baseline`
+    (the benchmark's demo check, which docs/benchmarks.md reports)."""
+    demo = bench.demo_check(tmp_path)
+    assert demo["trained"] >= demo["localizer"] - 1e-7 and demo["localizer"] > 50.0
+
+
 @pytest.mark.slow  # trains a calibrated model (~1-2 min here); run with -m slow
 def test_tiny_run_scores_one_checkpoint_every_way_and_the_default_is_the_chosen_one(bench, tmp_path,
                                                                                  torch_one_thread):
