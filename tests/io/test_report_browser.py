@@ -177,6 +177,8 @@ def test_report_in_chromium(driver, clip, tmp_path):
     # Feature-only video: opened, it has lanes but no player.
     second = driver.find_elements(By.CSS_SELECTOR, "details.video")[1]
     second.find_element(By.TAG_NAME, "summary").click()
+    # the section is filled when opened (lazy): wait for that before reading it
+    wait_for(driver, "return document.querySelectorAll('details.video')[1].querySelector('.row') !== null;")
     assert second.find_elements(By.TAG_NAME, "video") == []
     assert "No video file" in second.text
     assert driver.get_log("browser") == []  # no script errors, no blocked loads
