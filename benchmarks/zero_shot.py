@@ -154,9 +154,12 @@ def finished_result(task: dict) -> dict | None:
     import json
 
     result_file = Path(task["run_dir"]) / RESULT_FILE
-    if not result_file.is_file():
+    try:
+        saved = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, unreadable or damaged: train again
         return None
-    saved = json.loads(result_file.read_text(encoding="utf-8"))
+    if not isinstance(saved, dict) or "result" not in saved:
+        return None
     return saved["result"] if saved.get("task") == json.loads(json.dumps(task)) else None  # tuples saved as lists
 
 

@@ -112,6 +112,11 @@ def test_finished_trainings_are_reused_and_a_changed_task_is_not(bench, tmp_path
     assert bench.finished_result(changed) is None
     bench._train_and_score(changed)
     assert trained == [0, 0]
+    for damaged in ("", "{not json", "[1, 2]", '{"task": 1}'):  # empty, corrupt, foreign: trained again
+        (tmp_path / "run" / bench.RESULT_FILE).write_text(damaged, encoding="utf-8")
+        assert bench.finished_result(changed) is None
+    bench._train_and_score(changed)
+    assert trained == [0, 0, 0] and bench.finished_result(changed) is not None
 
 
 def test_the_demo_trained_as_the_readme_shows_is_not_worse_than_the_localizer(bench, tmp_path,
