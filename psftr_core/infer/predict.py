@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -164,7 +164,6 @@ def _window_batch(rows: list[tuple[VideoWindows, int, VideoCurves | None]], text
                        [video.duration for video, _, _ in rows], [curves for _, _, curves in rows])
 
 
-@torch.no_grad()
 def predict_windows(
     model: Any,
     videos: Iterable[VideoWindows],
@@ -181,13 +180,35 @@ def predict_windows(
     ``on_batch(n)`` after each batch of n windows. Returns video id -> its windows'
     detections in window order, videos in the order given.
     """
+    return predict_windows_each(model, videos, text, {"": postprocess}, input_length, batch_size, device,
+                                on_batch)[""]
+
+
+@torch.no_grad()
+def predict_windows_each(
+    model: Any,
+    videos: Iterable[VideoWindows],
+    text: Any,
+    postprocesses: Mapping[Any, PostProcess],
+    input_length: int,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[Any, dict[str, list[WindowDetections]]]:
+    """:func:`predict_windows` for several post-processings at once: the model runs once
+    per window batch and each of ``postprocesses`` re-scores its outputs. Returns, per key
+    of ``postprocesses``, video id -> window detections (nothing runs when it is empty)."""
+    found: dict[Any, dict[str, list[WindowDetections]]] = {key: {} for key in postprocesses}
+    if not postprocesses:
+        return found
     model.eval()
     text = torch.as_tensor(text, dtype=torch.float32).to(device)
-    found: dict[str, list[WindowDetections]] = {}
-    for batch in window_batches(videos, text, input_length, batch_size, postprocess.needs_curves, device):
+    curves = any(post.needs_curves for post in postprocesses.values())
+    for batch in window_batches(videos, text, input_length, batch_size, curves, device):
         outputs = model(batch.features, batch.mask, batch.text)
-        for window, detections in zip(batch.windows, postprocess(outputs, batch)):
-            found.setdefault(window.video_id, []).append(detections)
+        for key, post in postprocesses.items():
+            for window, detections in zip(batch.windows, post(outputs, batch)):
+                found[key].setdefault(window.video_id, []).append(detections)
         if on_batch is not None:
             on_batch(len(batch.windows))
     return found

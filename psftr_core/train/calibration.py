@@ -55,7 +55,13 @@ import torch
 from psftr_core.config import InferenceConfig, PSFTRConfig
 from psftr_core.data.windows import WindowDataset, windowing_from_config
 from psftr_core.evaluation.detection_map import evaluate_detections, true_positives
-from psftr_core.infer.predict import VideoWindows, dataset_videos, localizer_detections, merge_video, window_batches
+from psftr_core.infer.predict import (
+    VideoWindows,
+    dataset_videos,
+    localizer_detections,
+    merge_video,
+    predict_windows_each,
+)
 from psftr_core.infer.scoring import PostProcess
 from psftr_core.model import PSFTR
 from psftr_core.train.distributed import DistributedContext
@@ -263,15 +269,7 @@ def grid_predictions(model: Any, model_cfg: Any, inference: InferenceConfig, gri
     candidate reads the features. ``text`` [K, D] embeds ``class_names``."""
     text = torch.as_tensor(text, dtype=torch.float32).to(device)
     posts = {c: PostProcess.from_config(model_cfg, c.inference(inference)) for c in grid if c.method == "psftr"}
-    found: dict[Candidate, dict[str, list]] = {c: {} for c in posts}
-    if posts:
-        model.eval()
-        curves = any(p.needs_curves for p in posts.values())
-        for batch in window_batches(videos, text, input_length, batch_size, curves, device):
-            outputs = model(batch.features, batch.mask, batch.text)
-            for candidate, post in posts.items():
-                for window, detections in zip(batch.windows, post(outputs, batch)):
-                    found[candidate].setdefault(window.video_id, []).append(detections)
+    found = predict_windows_each(model, videos, text, posts, input_length, batch_size, device)
     nms_iou = float(inference.nms_iou)
     result = {c: {v.video_id: merge_video(per_video.get(v.video_id, []), class_names, nms_iou, c.nms == "all")
                   for v in videos}
