@@ -153,10 +153,12 @@ def finished_result(task: dict) -> dict | None:
     """The saved result of ``task`` when an earlier run finished exactly this task."""
     import json
 
-    result_file = Path(task["run_dir"]) / RESULT_FILE
+    from psftr_core.errors import InputError
+    from psftr_core.io.json_file import read_json_file
+
     try:
-        saved = json.loads(result_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # missing, unreadable or damaged: train again
+        saved = read_json_file(Path(task["run_dir"]) / RESULT_FILE, "benchmark result")
+    except InputError:  # missing, unreadable or damaged: train again
         return None
     if not isinstance(saved, dict) or "result" not in saved:
         return None
