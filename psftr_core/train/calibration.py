@@ -370,7 +370,8 @@ def calibration_record(run: CalibrationRun, held: HeldOut, epochs: int, results:
                        chosen: Candidate, threshold: float | None, f1: float, losses: Sequence[float],
                        seconds: float) -> dict:
     """The stored calibration (plain types: checkpoints load it with ``weights_only``)."""
-    grid = [{**c.to_dict(), "average_map": float(r.average), "mAP": [float(x) for x in r.mAP]}
+    grid = [{**c.to_dict(), "average_map": float(r.average), "mAP": [float(x) for x in r.mAP],
+             "per_class": {name: float(np.mean(aps)) for name, aps in r.per_class.items()}}
             for c, r in results.items()]
     best = results[chosen]
     return {
