@@ -119,6 +119,9 @@ def test_best_f1_threshold_hand_computed():
     threshold, f1 = calibration.best_f1_threshold(gt, preds)
     assert threshold == 0.7 and f1 == pytest.approx(4 / 7)
     assert calibration.best_f1_threshold(gt, {"v": [{"segment": [40, 50], "label": "a", "score": 1.0}]}) == (None, 0.0)
+    # the calibration scores every seen class but sets the threshold on the held-out ones only:
+    # without class c the first result comes back
+    assert calibration.best_f1_threshold(gt, calibration.only_classes(preds, ["a", "b"])) == (0.7, pytest.approx(4 / 6))
     assert calibration.default_score_threshold({"calibration": {"score_threshold": 0.25}}) == 0.25
     assert calibration.default_score_threshold({"calibration": None}) is None
     assert calibration.default_score_threshold({}) is None
@@ -156,6 +159,8 @@ def test_calibrated_run_stores_the_choice_and_trains_the_same_final_model(runs, 
     assert not (runs["plain"] / "calibration.json").exists()
     assert record["skipped"] is None and len(record["grid"]) == len(calibration.candidates())
     assert set(record["held_out_classes"]) < set(ckpt["split"]["seen"])
+    assert record["vocabulary"] == sorted(ckpt["split"]["seen"])  # held-out classes scored among all seen ones
+    assert all(set(row["per_class"]) <= set(record["held_out_classes"]) for row in record["grid"])
     assert not set(record["held_out_classes"]) & set(ckpt["split"]["unseen"])
     best = max(row["average_map"] for row in record["grid"])
     assert record["chosen"]["average_map"] >= best - calibration.TIE_TOLERANCE
