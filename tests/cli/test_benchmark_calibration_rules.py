@@ -1,0 +1,88 @@
+"""The calibration study script (benchmarks/calibration_rules.py): its rules, report and decision."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "calibration_rules.py"
+
+
+@pytest.fixture(scope="module")
+def rules():
+    spec = importlib.util.spec_from_file_location("calibration_rules_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(w_c, w_r, per_class, method="psftr", nms="all"):
+    values = list(per_class.values())
+    return {"method": method, "contrast_weight": w_c, "roi_weight": w_r, "nms": nms,
+            "average_map": sum(values) / len(values), "per_class": per_class}
+
+
+def _record(rows):
+    return {"held_out_classes": ["x", "y", "z"], "grid": rows}
+
+
+CLIP = (1.0, 0.0)
+LEARNED = (0.0, 0.0)
+MIX = (0.75, 0.5)
+
+
+def test_rules_pick_from_held_out_numbers(rules):
+    # the mix is best on average (0.6) but only by 0.1 with a paired spread: per-class differences
+    # to calibrated CLIP are 0.3, -0.1, 0.1 -> mean 0.1, SE = std(ddof=1) 0.2 / sqrt(3) = 0.115
+    record = _record([_row(*MIX, {"x": 0.9, "y": 0.4, "z": 0.5}),
+                      _row(*CLIP, {"x": 0.6, "y": 0.5, "z": 0.4}),
+                      _row(*LEARNED, {"x": 0.1, "y": 0.1, "z": 0.1})])
+    assert rules.rule_argmax(record).name == "w_c=0.75, w_r=0.5"
+    assert rules.rule_one_se(record).name == "calibrated CLIP"  # tied within 1 SE, an end beats a mix
+    assert rules.rule_coarse(record).name == "calibrated CLIP"  # w_c = 0.75 is not in the coarse grid
+    # ranks per class (0 = best): mix 0, 1, 0; CLIP 1, 0, 1 -> the mix has the better mean rank
+    assert rules.rule_mean_rank(record).name == "w_c=0.75, w_r=0.5"
+    assert rules.rule_table_rows(record).name == "calibrated CLIP"
+    # a class without ground truth in the held-out videos (no AP) is left out of the per-class rules
+    record["held_out_classes"].append("w")
+    assert rules.rule_one_se(record).name == "calibrated CLIP"
+
+
+def _result(split, unseen, record, seed=1):
+    return {"data_seed": seed, "transfer": 0.0, "ratio": "75_25", "split": split, "unseen": unseen,
+            "records": {"shipped": record}}
+
+
+def test_report_compares_each_pick_with_the_best_fixed_scoring(rules):
+    grid = [_row(*MIX, {"x": 0.9, "y": 0.4, "z": 0.5}), _row(*CLIP, {"x": 0.6, "y": 0.5, "z": 0.4}),
+            _row(*LEARNED, {"x": 0.1, "y": 0.1, "z": 0.1})]
+    unseen = [{"calibrated CLIP": 0.60, "w_c=0.75, w_r=0.5": 0.50, "learned logits": 0.10},
+              {"calibrated CLIP": 0.40, "w_c=0.75, w_r=0.5": 0.46, "learned logits": 0.20}]
+    fixed_rest = {"ROI-CLIP logits (GAP-style)": 0.0, "paper's inference": 0.0, "training-free localizer": 0.3}
+    results = [_result(i, {**fixed_rest, **u}, _record(grid)) for i, u in enumerate(unseen)]
+    _, numbers = rules.report(results)
+    argmax = numbers["shipped, argmax (shipped)"]["1/0/75/25"]
+    # best fixed: calibrated CLIP, mean 50.0; argmax picks the mix on both splits: mean 48.0
+    assert argmax["picked"] == ["w_c=0.75, w_r=0.5"] * 2
+    assert argmax["vs_best_fixed"] == pytest.approx(-2.0)
+    assert argmax["vs_oracle"] == pytest.approx(48.0 - (60.0 + 46.0) / 2)
+    assert numbers["shipped, paired 1-SE"]["1/0/75/25"]["vs_best_fixed"] == pytest.approx(0.0)
+
+
+def test_decision_takes_the_best_worst_cell_then_the_best_mean(rules):
+    def cells(*diffs):
+        return {f"c{i}": {"vs_best_fixed": d} for i, d in enumerate(diffs)}
+
+    numbers = {"a": cells(-4.0, 0.0), "b": cells(-3.7, -1.0), "c": cells(-6.0, 3.0)}
+    assert rules.decide(numbers) == "a"  # a and b tie on the worst cell (within 0.5); a has the better mean
+    numbers["b"] = cells(-3.0, -1.0)
+    assert rules.decide(numbers) == "b"
+
+
+def test_the_benchmark_data_seed_is_refused(rules, tmp_path):
+    with pytest.raises(SystemExit, match="seed 0 is the benchmark's"):
+        rules.main(["--out", str(tmp_path), "--data-seeds", "0,1"])
