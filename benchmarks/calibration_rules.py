@@ -142,12 +142,8 @@ def _calibration_record(task: dict, variant: dict) -> dict:
     _, cfg = build_model(ckpt, "cpu")
     dataset = load_dataset(task["data_dir"])
     split = dataset.split(task["ratio"], task["split"])
-    old = calibration.HELD_OUT_CLASS_FRACTION
-    calibration.HELD_OUT_CLASS_FRACTION = variant.get("fraction", old)
-    try:
-        held = calibration.hold_out(split.seen, dataset.train_videos(split), cfg.train.seed)
-    finally:
-        calibration.HELD_OUT_CLASS_FRACTION = old
+    held = calibration.hold_out(split.seen, dataset.train_videos(split), cfg.train.seed,
+                                variant.get("fraction", calibration.HELD_OUT_CLASS_FRACTION))
     ccfg = calibration.calibration_config(cfg)
     windows = WindowDataset(dataset, held.train_videos, held.train_classes, windowing_from_config(cfg.data),
                             training=True)
@@ -164,7 +160,8 @@ def _calibration_record(task: dict, variant: dict) -> dict:
     results = calibration.score_grid(predictions, truth, held.classes, default_tious(ckpt.get("preset")))
     chosen = calibration.choose({c: r.average for c, r in results.items()})
     run = calibration.CalibrationRun(dataset, split, cfg, "cpu", default_tious(ckpt.get("preset")))
-    return calibration.calibration_record(run, held, ccfg.train.epochs, results, chosen, None, 0.0, losses, 0.0)
+    record = calibration.calibration_record(run, held, ccfg.train.epochs, results, chosen, None, 0.0, losses, 0.0)
+    return {**record, "vocabulary": list(vocabulary)}
 
 
 # ----------------------------------------------------------------------------- rules

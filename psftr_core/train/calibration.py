@@ -188,17 +188,19 @@ class HeldOut:
     train_videos: list[Any]  # the other training videos
 
 
-def hold_out(seen: Sequence[str], records: Sequence[Any], seed: int) -> HeldOut | str:
+def hold_out(seen: Sequence[str], records: Sequence[Any], seed: int,
+             fraction: float = HELD_OUT_CLASS_FRACTION) -> HeldOut | str:
     """Held-out classes and videos (module docstring, step 1), or why there are none.
 
-    ``records``: the split's training videos (``VideoRecord``s, seen-class annotations).
-    Deterministic in (``seed``, the class names, the video ids).
+    ``records``: the split's training videos (``VideoRecord``s, seen-class annotations);
+    ``fraction``: of the seen classes to hold out. Deterministic in (``seed``, the class
+    names, the video ids).
     """
     names = sorted(seen)
     if len(names) < 2:
         return "a split with fewer than two seen classes has none to hold out"
     rng = np.random.default_rng(int(seed))
-    count = min(len(names) - 1, max(1, round(len(names) * HELD_OUT_CLASS_FRACTION)))
+    count = min(len(names) - 1, max(1, round(len(names) * fraction)))
     held = sorted(names[i] for i in rng.permutation(len(names))[:count])
     held_set = set(held)
     ordered = sorted(records, key=lambda r: r.video_id)
