@@ -48,13 +48,23 @@ def _train_and_score_grid(task: dict) -> dict:
 
     torch.set_num_threads(1)
     path = Path(task["run_dir"]) / RESULT_FILE
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("task") == json.loads(json.dumps(task)):
-            return saved["result"]
+    saved = _saved(path)
+    if isinstance(saved, dict) and "result" in saved and saved.get("task") == json.loads(json.dumps(task)):
+        return saved["result"]
     result = _fresh(task)
     write_json(path, {"task": task, "result": result})
     return result
+
+
+def _saved(path: Path) -> Any:
+    """A saved JSON result, or None when missing, unreadable or damaged (then: compute again)."""
+    from psftr_core.errors import InputError
+    from psftr_core.io.json_file import read_json_file
+
+    try:
+        return read_json_file(path, "study result")
+    except InputError:
+        return None
 
 
 def _fresh(task: dict) -> dict:
@@ -118,8 +128,9 @@ def _recalibrate(job: dict) -> dict:
 
     torch.set_num_threads(1)
     path = Path(job["task"]["run_dir"]) / f"calibration_{job['variant'].replace(' ', '_')}.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    saved = _saved(path)
+    if isinstance(saved, dict) and "grid" in saved:
+        return saved
     record = _calibration_record(job["task"], VARIANTS[job["variant"]])
     write_json(path, record)
     return record
