@@ -137,54 +137,71 @@ def _train_and_score(task: dict) -> dict:
     runs in a worker process. A finished task's result is kept in its run folder, so a
     rerun with the same ``--out`` (after an interruption, or with more variants) only
     trains what is missing."""
+    return cached_result(Path(task["run_dir"]) / RESULT_FILE, task, _train_and_score_fresh)
+
+
+def cached_result(path: Path, key: dict, compute: Callable[[dict], Any]) -> Any:
+    """The result saved at ``path`` for exactly ``key``, else ``compute(key)``, saved there
+    (atomically, as ``{"task": key, "result": ...}``). Sets one torch thread: the
+    trainings run side by side in worker processes."""
     import torch
 
     from psftr_core.io.atomic import write_json
 
     torch.set_num_threads(1)
-    result = finished_result(task)
+    result = saved_result(path, key)
     if result is None:
-        result = _train_and_score_fresh(task)
-        write_json(Path(task["run_dir"]) / RESULT_FILE, {"task": task, "result": result})
+        result = compute(key)
+        write_json(path, {"task": key, "result": result})
     return result
 
 
-def finished_result(task: dict) -> dict | None:
-    """The saved result of ``task`` when an earlier run finished exactly this task."""
+def saved_result(path: Path, key: dict) -> Any | None:
+    """What ``cached_result`` saved at ``path`` for exactly ``key``; None when missing,
+    unreadable, damaged or saved for another key (then: compute again)."""
     import json
 
     from psftr_core.errors import InputError
     from psftr_core.io.json_file import read_json_file
 
     try:
-        saved = read_json_file(Path(task["run_dir"]) / RESULT_FILE, "benchmark result")
-    except InputError:  # missing, unreadable or damaged: train again
+        saved = read_json_file(path, "benchmark result")
+    except InputError:
         return None
     if not isinstance(saved, dict) or "result" not in saved:
         return None
-    return saved["result"] if saved.get("task") == json.loads(json.dumps(task)) else None  # tuples saved as lists
+    return saved["result"] if saved.get("task") == json.loads(json.dumps(key)) else None  # tuples saved as lists
 
 
-def _train_and_score_fresh(task: dict) -> dict:
+def finished_result(task: dict) -> dict | None:
+    """The saved result of ``task`` when an earlier run finished exactly this task."""
+    return saved_result(Path(task["run_dir"]) / RESULT_FILE, task)
+
+
+def train_task(task: dict, calibrate: bool = True) -> tuple[Path, float]:
+    """Train ``task`` afresh in its run folder; returns the last checkpoint and the wall seconds."""
     import shutil
 
-    from psftr_core.evaluation.protocol import evaluate_checkpoint
-    from psftr_core.train.calibration import Candidate
-    from psftr_core.train.checkpoint import load_checkpoint
     from psftr_core.train.run import TrainRequest, train
 
     shutil.rmtree(task["run_dir"], ignore_errors=True)  # a benchmark run always starts fresh
     started = time.time()
-    request = TrainRequest(
+    (trained,) = train(TrainRequest(
         dataset=task["data_dir"], ratio=task["ratio"], split_index=task["split"], output=task["run_dir"],
         epochs=task["epochs"], seed=task["seed"], overrides=list(task["overrides"]), device="cpu", log_every=0,
-        calibrate=True,
-    )
-    (trained,) = train(request)
-    seconds = time.time() - started
+        calibrate=calibrate))
+    return Path(trained.checkpoint), time.time() - started
+
+
+def _train_and_score_fresh(task: dict) -> dict:
+    from psftr_core.evaluation.protocol import evaluate_checkpoint
+    from psftr_core.train.calibration import Candidate
+    from psftr_core.train.checkpoint import load_checkpoint
+
+    checkpoint, seconds = train_task(task)
 
     def score(overrides: list[str]) -> float:
-        return evaluate_checkpoint(trained.checkpoint, task["data_dir"], task["ratio"], task["split"], device="cpu",
+        return evaluate_checkpoint(checkpoint, task["data_dir"], task["ratio"], task["split"], device="cpu",
                                    overrides=overrides).result.average
 
     full = task["variant"] == "PSFTR"
@@ -192,7 +209,7 @@ def _train_and_score_fresh(task: dict) -> dict:
     if full:
         for row, (w_c, w_r, nms) in FIXED_SCORINGS.items():
             scores[row] = score(Candidate("psftr", w_c, w_r, nms).overrides())
-    record = load_checkpoint(trained.checkpoint)["calibration"]
+    record = load_checkpoint(checkpoint)["calibration"]
     return {"transfer": task["transfer"], "ratio": task["ratio"], "split": task["split"], "seed": task["seed"],
             "variant": task["variant"], "scores": scores, "train_seconds": seconds,
             "calibration_seconds": float(record.get("seconds", 0.0)),

@@ -215,10 +215,12 @@ def hold_out(seen: Sequence[str], records: Sequence[Any], seed: int,
                    [r for r in ordered if r.video_id not in chosen])
 
 
-def scoring_vocabulary(held: HeldOut) -> list[str]:
+def scoring_vocabulary(held: HeldOut, among_seen: bool = True) -> list[str]:
     """The vocabulary the held-out videos are scored with: every seen class, the
-    held-out ones and those the calibration model trained on (module docstring, step 3)."""
-    return sorted(held.classes + held.train_classes)
+    held-out ones and those the calibration model trained on (module docstring, step 3);
+    ``among_seen=False``: the held-out classes alone (how it was before
+    ``docs/calibration_rules.md``, which compares the two)."""
+    return sorted(held.classes + held.train_classes) if among_seen else list(held.classes)
 
 
 def only_classes(predictions: dict[str, list[dict]], classes: Sequence[str]) -> dict[str, list[dict]]:
@@ -353,14 +355,17 @@ class CalibrationRun:
 
 
 def calibrate(run: CalibrationRun, dist: DistributedContext | None = None, reporter: Any | None = None,
-              seed: Callable[[int], None] | None = None) -> dict:
+              seed: Callable[[int], None] | None = None, held_out_fraction: float = HELD_OUT_CLASS_FRACTION,
+              among_seen: bool = True) -> dict:
     """Calibrate ``run`` (module docstring, steps 1-5); returns :func:`calibration_record`
     (with ``skipped`` = the reason when calibration was not possible). Every rank calls
-    it; rank 0 scores, the others receive its record."""
+    it; rank 0 scores, the others receive its record. ``held_out_fraction`` and
+    ``among_seen`` (:func:`hold_out`, :func:`scoring_vocabulary`) are there for the
+    comparison in ``benchmarks/calibration_rules.py``; ``psftr train`` keeps the defaults."""
     dist = dist or DistributedContext()
     started = time.time()
     cfg, split = run.cfg, run.split
-    held = hold_out(split.seen, run.dataset.train_videos(split), cfg.train.seed)
+    held = hold_out(split.seen, run.dataset.train_videos(split), cfg.train.seed, held_out_fraction)
     if isinstance(held, str):
         return skipped_record(run, held)
     ccfg = calibration_config(cfg)
@@ -372,7 +377,7 @@ def calibrate(run: CalibrationRun, dist: DistributedContext | None = None, repor
     model, losses = train_calibration_model(ccfg, windows, text.to(run.device), run.device, dist, reporter, seed)
     record = None
     if dist.is_main:
-        vocabulary = scoring_vocabulary(held)
+        vocabulary = scoring_vocabulary(held, among_seen)
         vocabulary_text = class_text(run.dataset, vocabulary, run.text_tower, cfg.data.prompt, run.text_cache_dir)
         videos, length = held_out_videos(run.dataset, held, cfg.data)
         grid = candidates(roi_allowed=cfg.model.feature_dim == cfg.model.text_dim)
@@ -382,13 +387,14 @@ def calibrate(run: CalibrationRun, dist: DistributedContext | None = None, repor
         results = score_grid(predictions, truth, held.classes, run.tious)
         chosen = choose({c: r.average for c, r in results.items()})
         threshold, f1 = best_f1_threshold(truth, only_classes(predictions[chosen], held.classes))
-        record = calibration_record(run, held, ccfg.train.epochs, results, chosen, threshold, f1, losses,
-                                    time.time() - started)
+        record = calibration_record(run, held, vocabulary, ccfg.train.epochs, results, chosen, threshold, f1,
+                                    losses, time.time() - started)
         log_record(record)
     return dist.broadcast_object(record)
 
 
-def calibration_record(run: CalibrationRun, held: HeldOut, epochs: int, results: dict[Candidate, Any],
+def calibration_record(run: CalibrationRun, held: HeldOut, vocabulary: Sequence[str], epochs: int,
+                       results: dict[Candidate, Any],
                        chosen: Candidate, threshold: float | None, f1: float, losses: Sequence[float],
                        seconds: float) -> dict:
     """The stored calibration (plain types: checkpoints load it with ``weights_only``)."""
@@ -402,7 +408,7 @@ def calibration_record(run: CalibrationRun, held: HeldOut, epochs: int, results:
         "held_out_classes": list(held.classes),
         "train_classes": list(held.train_classes),
         "held_out_videos": [r.video_id for r in held.videos],
-        "vocabulary": scoring_vocabulary(held),
+        "vocabulary": list(vocabulary),
         "train_videos": len(held.train_videos),
         "epochs": int(epochs),
         "train_losses": [float(x) for x in losses],

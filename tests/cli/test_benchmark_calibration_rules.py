@@ -54,7 +54,7 @@ def test_rules_pick_from_held_out_numbers(rules):
 
 def _result(split, unseen, record, seed=1):
     return {"data_seed": seed, "transfer": 0.0, "ratio": "75_25", "split": split, "unseen": unseen,
-            "records": {"shipped": record}}
+            "records": {"held-out vocabulary": record}}
 
 
 def test_report_compares_each_pick_with_the_best_fixed_scoring(rules):
@@ -65,12 +65,12 @@ def test_report_compares_each_pick_with_the_best_fixed_scoring(rules):
     fixed_rest = {"ROI-CLIP logits (GAP-style)": 0.0, "paper's inference": 0.0, "training-free localizer": 0.3}
     results = [_result(i, {**fixed_rest, **u}, _record(grid)) for i, u in enumerate(unseen)]
     _, numbers = rules.report(results)
-    argmax = numbers["shipped, argmax (shipped)"]["1/0/75/25"]
+    argmax = numbers["held-out vocabulary, argmax"]["1/0/75/25"]
     # best fixed: calibrated CLIP, mean 50.0; argmax picks the mix on both splits: mean 48.0
     assert argmax["picked"] == ["w_c=0.75, w_r=0.5"] * 2
     assert argmax["vs_best_fixed"] == pytest.approx(-2.0)
     assert argmax["vs_oracle"] == pytest.approx(48.0 - (60.0 + 46.0) / 2)
-    assert numbers["shipped, paired 1-SE"]["1/0/75/25"]["vs_best_fixed"] == pytest.approx(0.0)
+    assert numbers["held-out vocabulary, paired 1-SE"]["1/0/75/25"]["vs_best_fixed"] == pytest.approx(0.0)
 
 
 def test_decision_takes_the_best_worst_cell_then_the_best_mean(rules):
