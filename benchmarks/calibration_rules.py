@@ -53,8 +53,8 @@ def _train_and_score_grid_fresh(task: dict) -> dict:
     from psftr_core.evaluation.protocol import default_tious, score_split
     from psftr_core.infer.predict import dataset_videos
     from psftr_core.train import calibration
-    from psftr_core.train.checkpoint import build_model, load_checkpoint
-    from psftr_core.train.inputs import class_text, evaluation_windows
+    from psftr_core.runtime.checkpoint import build_model, load_checkpoint
+    from psftr_core.runtime.inputs import class_text, evaluation_windows
 
     # The final model's weights do not depend on the calibration (psftr_core.train.calibration),
     # so it trains without one; every variant below calibrates on its own.
@@ -109,7 +109,7 @@ def _recalibrate_fresh(job: dict) -> dict:
     from psftr_core.data.datasets import load_dataset
     from psftr_core.evaluation.protocol import default_tious
     from psftr_core.train import calibration
-    from psftr_core.train.checkpoint import build_model, load_checkpoint
+    from psftr_core.runtime.checkpoint import build_model, load_checkpoint
     from psftr_core.train.run import seed_everything
 
     task = job["task"]

@@ -50,9 +50,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from psftr_core.evaluation.protocol import default_tious, evaluate_model
-    from psftr_core.train.inputs import class_text
+    from psftr_core.runtime.inputs import class_text
     from psftr_core.train.run import TrainRequest, train
-    from psftr_core.train.checkpoint import build_model, load_checkpoint
+    from psftr_core.runtime.checkpoint import build_model, load_checkpoint
     from psftr_core.data.datasets import load_dataset
     from psftr_core.data.splits import Split
     from psftr_core.data.synthetic import SyntheticConfig, generate_dataset

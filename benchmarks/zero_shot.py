@@ -196,7 +196,7 @@ def train_task(task: dict, calibrate: bool = True) -> tuple[Path, float]:
 def _train_and_score_fresh(task: dict) -> dict:
     from psftr_core.evaluation.protocol import evaluate_checkpoint
     from psftr_core.train.calibration import Candidate
-    from psftr_core.train.checkpoint import load_checkpoint
+    from psftr_core.runtime.checkpoint import load_checkpoint
 
     checkpoint, seconds = train_task(task)
 
@@ -249,7 +249,7 @@ def demo_check(out_dir: Path) -> dict:
     import torch
 
     from psftr_core.evaluation.protocol import evaluate_baseline, evaluate_checkpoint
-    from psftr_core.train.checkpoint import load_checkpoint
+    from psftr_core.runtime.checkpoint import load_checkpoint
     from psftr_core.train.run import TrainRequest, train
 
     torch.set_num_threads(1)

@@ -86,7 +86,7 @@ def make_docs_samples(demo: str | Path, docs: str | Path) -> None:
     from psftr_core.infer.detect import detect
     from psftr_core.io.export import write_results_csv
     from psftr_core.io.timeline import write_timelines
-    from psftr_core.infer.vocabulary import parse_vocabulary
+    from psftr_core.data.vocabulary import parse_vocabulary
 
     demo, docs = Path(demo), Path(docs)
     report = detect(DOC_VIDEOS, parse_vocabulary(None, demo / "actions.txt"), features_dir=demo)

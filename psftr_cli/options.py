@@ -81,7 +81,7 @@ def quiet(help: str = "No progress bar or summary on stderr.") -> Any:
 
 
 # The commands that encode class names (train, evaluate, text-embeddings) default to the
-# CLIP model that made the features (psftr_core.train.clip_source).
+# CLIP model that made the features (psftr_core.runtime.clip_source).
 TEXT_TOWER_MODEL_DEFAULT = "the features' model; ViT-B-16 for thumos14, anet"
 TEXT_TOWER_PRETRAINED_DEFAULT = "the features'; openai"
 

@@ -109,7 +109,7 @@ def detect(
     """Find actions of a custom vocabulary in videos; write segments as each video finishes."""
     from psftr_cli.render import print_lines, stderr_console
     from psftr_core.infer.detect import Failure, start_detection
-    from psftr_core.infer.vocabulary import parse_thresholds, parse_vocabulary
+    from psftr_core.data.vocabulary import parse_thresholds, parse_vocabulary
 
     vocabulary = parse_vocabulary(actions, actions_file)
     global_threshold, per_action = parse_thresholds(threshold)
@@ -201,7 +201,7 @@ def _print_summary(console: Any, report: Any, outputs: Any, output: Optional[str
     from rich.table import Table
     from rich.text import Text
 
-    from psftr_core.infer.vocabulary import display_name
+    from psftr_core.data.vocabulary import display_name
 
     stats = report.stats
     per_action = report.segments_per_action()

@@ -157,7 +157,7 @@ def evaluate_on_protocol(
     from psftr_core.data.splits import check_ratio
     from psftr_core.evaluation import protocol
     from psftr_core.evaluation.detection_map import parse_tious
-    from psftr_core.train.clip_source import ClipRequest
+    from psftr_core.runtime.clip_source import ClipRequest
     from psftr_cli.render import stderr_console
 
     clip = ClipRequest(*clip)

@@ -30,9 +30,9 @@ from psftr_core.evaluation.detection_map import ANET_TIOUS, THUMOS_TIOUS, EvalRe
 from psftr_core.infer.localizer import localize
 from psftr_core.infer.predict import predict_dataset
 from psftr_core.features.text import TextTower
-from psftr_core.train.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
-from psftr_core.train.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
-from psftr_core.train.inputs import class_text, evaluation_windows
+from psftr_core.runtime.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
+from psftr_core.runtime.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
+from psftr_core.runtime.inputs import class_text, evaluation_windows
 
 SELECTIONS = ("last", "best")
 BEST_HINT = " (best.pt exists only for runs trained with --eval-every)"

@@ -1,6 +1,6 @@
 """Class-name text embeddings: from a dataset's table or from a CLIP text tower.
 
-One name-matching rule everywhere (:func:`psftr_core.infer.vocabulary.name_key`:
+One name-matching rule everywhere (:func:`psftr_core.data.vocabulary.name_key`:
 trimmed, case-insensitive, Unicode-normalised), for training, evaluation and detection.
 
 A :class:`TextTower` names the CLIP model whose text tower encodes class names: its
@@ -29,7 +29,7 @@ from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEF
 from psftr_core.errors import InputError
 from psftr_core.features.cache import default_cache_dir
 from psftr_core.features.clip_weights import looks_like_path
-from psftr_core.infer.vocabulary import name_key
+from psftr_core.data.vocabulary import name_key
 from psftr_core.io.atomic import atomic_open
 
 TEXT_EMBEDDINGS_NAME = "text_embeddings.npz"

@@ -11,7 +11,7 @@ as soon as that video is done (``psftr detect`` writes its outputs this way)::
 
 What the steps do:
 
-1. Vocabulary: ``actions`` cleaned and de-duplicated (:mod:`psftr_core.infer.vocabulary`).
+1. Vocabulary: ``actions`` cleaned and de-duplicated (:mod:`psftr_core.data.vocabulary`).
 2. Model: with ``checkpoint`` a trained PSFTR, which fixes the CLIP model and the feature
    rate; without, the training-free localizer (:mod:`psftr_core.infer.localizer`).
 3. Features, per video: from ``features_dir`` (an extracted feature dataset) or from
@@ -48,25 +48,17 @@ from typing import Any
 import numpy as np
 
 from psftr_core import __version__
-from psftr_core.defaults import (
-    DEFAULT_CLIP_MODEL,
-    DEFAULT_CLIP_PRETRAINED,
-    DEFAULT_NMS_IOU,
-    DEFAULT_PROMPT,
-    DEFAULT_STRIDE,
-    DEFAULT_THRESHOLDS,
-)
+from psftr_core.defaults import DEFAULT_NMS_IOU, DEFAULT_STRIDE, DEFAULT_THRESHOLDS
 from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PartialFailure, PsftrError
 from psftr_core.data.datasets import load_dataset
-from psftr_core.features.cache import FeatureCache, FeatureSpec, default_cache_dir, video_fingerprint
-from psftr_core.features.clip import encode_texts, load_clip, same_clip_model
+from psftr_core.features.cache import FeatureCache, FeatureSpec, video_fingerprint
 from psftr_core.features.pipeline import EncodedVideo, PipelineOptions, encode_videos
-from psftr_core.features.text import lookup_text_embeddings
 from psftr_core.features.video import VideoInput, assign_video_ids, collect_videos
 from psftr_core.infer.localizer import LocalizerConfig, localize
 from psftr_core.infer.nms import nms
-from psftr_core.infer.vocabulary import normalise_vocabulary, parse_vocabulary, resolve_thresholds
+from psftr_core.runtime.text_source import ClipProvider, vocabulary_text_embeddings
+from psftr_core.data.vocabulary import normalise_vocabulary, parse_vocabulary, resolve_thresholds
 
 
 ProgressCallback = Callable[[int, int, str, str], None]
@@ -283,8 +275,9 @@ def _psftr_model(checkpoint: str | os.PathLike, device: str) -> _Model:
     checkpoint's windowing and inference settings.
     """
     from psftr_core.infer.predict import predict_video
-    from psftr_core.train.calibration import default_score_threshold
-    from psftr_core.train.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
+    from psftr_core.runtime.checkpoint import (
+        build_model, check_feature_spec, default_score_threshold, feature_spec_of, load_checkpoint,
+    )
 
     torch_device = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
@@ -443,7 +436,7 @@ def start_detection(
         _check_path_exists(clip_config, "CLIP config file")
 
     # Inputs first, so a missing path is reported before any model is loaded.
-    clip = _ClipProvider(clip_model, clip_pretrained, clip_config, device, cache_dir)
+    clip = ClipProvider(clip_model, clip_pretrained, clip_config, device, cache_dir)
     source = _open_inputs(inputs, features_dir, sampling, clip, cache_dir, pipeline)
     if checkpoint is not None:
         _check_path_exists(checkpoint, "checkpoint")
@@ -456,7 +449,12 @@ def start_detection(
         default_threshold = model.threshold if model.threshold is not None else DEFAULT_THRESHOLDS[model.kind]
     filters = _Filters(resolve_thresholds(vocabulary, default_threshold, dict(per_action_thresholds or {})),
                        min_duration, nms_iou, top_k)
-    text, text_note = _text_embeddings(vocabulary, source, clip, prompt or model.prompt)
+    text, text_note = vocabulary_text_embeddings(
+        vocabulary, clip, prompt or model.prompt or getattr(source, "prompt", None),
+        dataset_table=getattr(source, "text_embeddings", None),
+        dataset_clip=source.clip_model() if isinstance(source, _DatasetSource) else (None, None),
+        warnings=source.warnings,
+    )
     feature_dim = _check_widths(source, clip, model, text, text_note)
     details = (
         f"psftr {__version__} detect: {model.details}; features: {source.describe()}; text: {text_note}; "
@@ -634,7 +632,7 @@ def _local_file(item: "_Item") -> str | None:
 
 
 def _open_inputs(inputs: list[str], features_dir: str | os.PathLike | None, sampling: tuple[str, float] | None,
-                 clip: _ClipProvider, cache_dir: str | os.PathLike | None,
+                 clip: ClipProvider, cache_dir: str | os.PathLike | None,
                  pipeline: PipelineOptions | None = None) -> _FeatureSource:
     """The feature source of the inputs: a feature dataset, or video files."""
     if features_dir is None:
@@ -646,7 +644,7 @@ def _open_inputs(inputs: list[str], features_dir: str | os.PathLike | None, samp
     return _DatasetSource(features_dir, inputs)
 
 
-def _follow_model(model: _Model, source: _FeatureSource, clip: _ClipProvider,
+def _follow_model(model: _Model, source: _FeatureSource, clip: ClipProvider,
                   sampling: tuple[str, float] | None) -> None:
     """A checkpoint fixes the CLIP model and the feature rate; refuse what disagrees."""
     clip.adopt(model.clip_model, model.clip_pretrained, "the checkpoint")
@@ -661,7 +659,7 @@ def _follow_model(model: _Model, source: _FeatureSource, clip: _ClipProvider,
         model.check_dataset(source.dataset)
 
 
-def _check_widths(source: _FeatureSource, clip: _ClipProvider, model: _Model, text: np.ndarray,
+def _check_widths(source: _FeatureSource, clip: ClipProvider, model: _Model, text: np.ndarray,
                   text_note: str) -> int:
     """The feature width D; features, text and checkpoint must agree before any video is decoded."""
     feature_dim = source.feature_dim(clip)
@@ -676,101 +674,6 @@ def _check_widths(source: _FeatureSource, clip: _ClipProvider, model: _Model, te
             f"{text.shape[1]}-d: features and text must come from the same CLIP model"
         )
     return feature_dim
-
-
-# ----------------------------------------------------------------------------- CLIP and text
-
-
-class _ClipProvider:
-    """The CLIP model to use, loaded on first use only (a dataset with text embeddings
-    never needs it). ``adopt`` takes the model of a checkpoint or feature dataset unless
-    the user asked for another one, which is an ``InputError``."""
-
-    def __init__(self, model_name: str | None, pretrained: str | None, config_file: Any, device: str,
-                 cache_dir: Any):
-        self.requested_model = model_name
-        self.requested_pretrained = pretrained
-        self.model_name = model_name or DEFAULT_CLIP_MODEL
-        self.pretrained = pretrained or DEFAULT_CLIP_PRETRAINED
-        self.config_file = config_file
-        self.device = device
-        self.cache_root = Path(cache_dir).expanduser() if cache_dir is not None else None
-        self._handle: Any = None
-
-    def adopt(self, model_name: str | None, pretrained: str | None, owner: str) -> None:
-        if not model_name:
-            return
-        if self.requested_model is not None and not same_clip_model(self.requested_model, model_name):
-            raise InputError(
-                f"--clip-model {self.requested_model} differs from the CLIP model of {owner} ({model_name}); "
-                f"omit --clip-model ({owner} decides) or use one made with {self.requested_model}"
-            )
-        if self.requested_model is None:
-            self.model_name = model_name
-        if pretrained and self.requested_pretrained is None:
-            self.pretrained = pretrained
-
-    def describe(self) -> str:
-        # Once loaded, the model's own name (a --clip-config architecture is named by its config).
-        name = self._handle.model_name if self._handle is not None else self.model_name
-        return f"CLIP {name} ({self.pretrained})"
-
-    def handle(self) -> Any:
-        if self._handle is None:
-            self._handle = load_clip(
-                self.model_name, self.pretrained, config_file=self.config_file, device=resolve_device(self.device)
-            )
-        return self._handle
-
-    def encode_texts(self, names: Sequence[str], prompt: str) -> np.ndarray:
-        root = self.cache_root if self.cache_root is not None else default_cache_dir()
-        # encode_texts keeps its entries under <root>/text/.
-        return np.asarray(encode_texts(self.handle(), list(names), prompt=prompt, cache_dir=root), np.float32)
-
-
-def _text_embeddings(
-    vocabulary: list[str], source: Any, clip: _ClipProvider, prompt: str | None
-) -> tuple[np.ndarray, str]:
-    """[K, D] text embeddings for the vocabulary, and where they came from in words.
-
-    A feature dataset's ``text_embeddings`` are used when they have a vector for every
-    action (names match case-insensitively). Otherwise all actions are encoded with CLIP
-    (mixing vectors of two sources would be meaningless): the dataset's recorded CLIP
-    model, or ``--clip-model``; a dataset that records no CLIP model (e.g. synthetic
-    features) with missing names is an ``InputError`` listing the names it has.
-    """
-    dataset_vectors = getattr(source, "text_embeddings", None)
-    if dataset_vectors:
-        found, missing = lookup_text_embeddings(dataset_vectors, vocabulary)
-        if not missing:
-            return np.stack([found[name] for name in vocabulary]).astype(np.float32), "the dataset's text_embeddings"
-    recorded: tuple[str | None, str | None] = (None, None)
-    if isinstance(source, _DatasetSource):
-        recorded = source.clip_model()
-    if dataset_vectors:
-        known = sorted(dataset_vectors)
-        hint = f"{', '.join(repr(k) for k in known[:8])}{', ...' if len(known) > 8 else ''}"
-        problem = (
-            f"no text embedding for action {missing[0]!r} ({len(missing)} of {len(vocabulary)} actions) "
-            f"in the dataset's text_embeddings"
-        )
-        if recorded[0] is None and clip.requested_model is None:
-            raise InputError(
-                f"{problem}, and the dataset does not record which CLIP model made its features; "
-                f"use its names ({hint}) or name the model with --clip-model"
-            )
-        clip.adopt(*recorded, "the feature dataset")
-        try:
-            clip.handle()
-        except PsftrError as err:
-            raise InputError(f"{problem}, and {clip.describe()} cannot encode it: {err}") from None
-        source.warnings.append(
-            f"{problem}: all actions are encoded with {clip.describe()} instead"
-        )
-    else:
-        clip.adopt(*recorded, "the feature dataset")
-    prompt = prompt or getattr(source, "prompt", None) or DEFAULT_PROMPT
-    return clip.encode_texts(vocabulary, prompt), f"{clip.describe()} prompts \"{prompt}\""
 
 
 # ----------------------------------------------------------------------------- feature sources
@@ -815,7 +718,7 @@ class _FeatureSource:
     def describe(self) -> str:
         raise NotImplementedError
 
-    def feature_dim(self, clip: "_ClipProvider") -> int:
+    def feature_dim(self, clip: "ClipProvider") -> int:
         raise NotImplementedError
 
     def identity(self) -> dict[str, Any]:
@@ -858,7 +761,7 @@ class _DatasetSource(_FeatureSource):
     def describe(self) -> str:
         return f"feature dataset {self.dataset.name} ({self.dataset.root})"
 
-    def feature_dim(self, clip: _ClipProvider) -> int:
+    def feature_dim(self, clip: ClipProvider) -> int:
         return int(self.dataset.feature_dim)
 
     def identity(self) -> dict[str, Any]:
@@ -867,7 +770,7 @@ class _DatasetSource(_FeatureSource):
 
     def clip_model(self) -> tuple[str | None, str | None]:
         """(CLIP model, weights) that made the dataset's features, when recorded."""
-        from psftr_core.train.checkpoint import feature_spec_of
+        from psftr_core.runtime.checkpoint import feature_spec_of
 
         spec = feature_spec_of(self.dataset)
         return spec.get("clip_model"), spec.get("clip_pretrained")
@@ -881,7 +784,7 @@ class _VideoSource(_FeatureSource):
     calls), the same route as ``psftr extract``.
     """
 
-    def __init__(self, inputs: Sequence[str], clip: _ClipProvider, cache_dir: str | os.PathLike | None,
+    def __init__(self, inputs: Sequence[str], clip: ClipProvider, cache_dir: str | os.PathLike | None,
                  pipeline: PipelineOptions | None = None):
         paths, notes = collect_videos(inputs)  # InputError names a missing path
         if not paths:
@@ -902,7 +805,7 @@ class _VideoSource(_FeatureSource):
     def describe(self) -> str:
         return f"{self.clip.describe()} on frames sampled at {_sampling_text(self.sampling)}"
 
-    def feature_dim(self, clip: _ClipProvider) -> int:
+    def feature_dim(self, clip: ClipProvider) -> int:
         return int(clip.handle().embed_dim)
 
     def feature_spec(self) -> FeatureSpec:

@@ -33,7 +33,7 @@ measures that on classes it has not seen, all taken from the split's seen classe
 5. Detection threshold (:func:`best_f1_threshold`): the chosen setting's detections
    labelled with a held-out class on the held-out videos are matched to their ground truth at
    tIoU 0.5 (greedily by score, per class, as in the mAP), and the score threshold that
-   maximises F1 over all of them is kept for ``psftr detect`` (:func:`default_score_threshold`).
+   maximises F1 over all of them is kept for ``psftr detect`` (:func:`psftr_core.runtime.checkpoint.default_score_threshold`).
 
 The final model then trains on all seen classes (its weights do not depend on the
 calibration: training is seeded afresh); the chosen settings go into its config's
@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -73,7 +72,7 @@ from psftr_core.infer.scoring import PostProcess
 from psftr_core.model import PSFTR
 from psftr_core.train.distributed import DistributedContext
 from psftr_core.train.engine import train_epoch
-from psftr_core.train.inputs import class_text
+from psftr_core.runtime.inputs import class_text
 from psftr_core.train.losses import build_criterion
 from psftr_core.train.optimizer import build_optimizer
 
@@ -461,15 +460,6 @@ def calibrated_config(cfg: PSFTRConfig, record: dict | None) -> PSFTRConfig:
     out = dataclasses.replace(cfg)
     out.inference = dataclasses.replace(cfg.inference, **record["inference"])
     return out
-
-
-def default_score_threshold(ckpt: dict) -> float | None:
-    """``psftr detect``'s default score threshold for a checkpoint: the one its
-    calibration chose on held-out seen classes (``best_f1_threshold``), or None (no
-    calibration, skipped, or no match there: use the built-in default)."""
-    record = ckpt.get("calibration") if isinstance(ckpt, dict) else None
-    value = record.get("score_threshold") if isinstance(record, dict) else None
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def grid_rows(record: dict) -> Iterable[tuple[str, float, bool]]:

@@ -26,7 +26,7 @@ epoch (``psftr_core.train.engine``), evaluate if due, save ``last.pt``.
   are dealt to the ranks is in ``psftr_core.train.engine``. Only rank 0 writes files and
   reports progress.
 - Class text: the dataset's ``text_embeddings`` table, else the CLIP text tower chosen
-  by ``psftr_core.train.clip_source`` (the features' CLIP, or the ``clip_*`` flags),
+  by ``psftr_core.runtime.clip_source`` (the features' CLIP, or the ``clip_*`` flags),
   loaded and checked before anything is written; checkpoints record it (``text_clip``).
 - Progress: ``on_progress(TrainEvent)`` if given, and ``RUN_DIR/metrics.jsonl``
   (``psftr_core.train.progress``).
@@ -63,13 +63,13 @@ from psftr_core.io.atomic import write_json
 from psftr_core.io.json_file import read_json_file
 from psftr_core.train.calibration import (CALIBRATION_FILE, CalibrationRun, calibrate, calibrated_config,
                                           calibration_config, matches)
-from psftr_core.train.checkpoint import (capture_rng_state, check_feature_spec, feature_spec_of, load_checkpoint,
+from psftr_core.runtime.checkpoint import (capture_rng_state, check_feature_spec, feature_spec_of, load_checkpoint,
                                          make_checkpoint, restore_rng_state, save_checkpoint)
 from psftr_core.features.clip import same_clip_model
-from psftr_core.train.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
+from psftr_core.runtime.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
 from psftr_core.train.distributed import DistributedContext
 from psftr_core.train.engine import train_epoch
-from psftr_core.train.inputs import class_text, training_windows
+from psftr_core.runtime.inputs import class_text, training_windows
 from psftr_core.train.losses import build_criterion
 from psftr_core.train.metrics_log import MetricsLog
 from psftr_core.train.optimizer import build_optimizer
@@ -87,7 +87,7 @@ class TrainRequest:
     set: report last-epoch numbers unless you ask for it). log_every: iterations between
     ``metrics.jsonl`` lines (0 = per epoch only). clip_model / clip_pretrained /
     clip_config: the CLIP whose text tower encodes the class names (default: the one
-    that made the features; ``psftr_core.train.clip_source``). calibrate: choose the
+    that made the features; ``psftr_core.runtime.clip_source``). calibrate: choose the
     inference settings on held-out seen classes first (``psftr_core.train.calibration``).
     """
 
@@ -114,7 +114,7 @@ class TrainRequest:
 
     @property
     def clip(self) -> ClipRequest:
-        """The CLIP flags (the features' CLIP when not given, ``psftr_core.train.clip_source``)."""
+        """The CLIP flags (the features' CLIP when not given, ``psftr_core.runtime.clip_source``)."""
         return ClipRequest(self.clip_model, self.clip_pretrained, self.clip_config)
 
 

@@ -45,7 +45,7 @@ def test_python_api_example_runs_offline_and_writes_csv_json_and_timelines(tmp_p
 
 
 def test_sample_actions_file():
-    from psftr_core.infer.vocabulary import parse_vocabulary
+    from psftr_core.data.vocabulary import parse_vocabulary
 
     vocab = parse_vocabulary(None, actions_file=EXAMPLES / "actions.txt")
     assert len(vocab) == 14

@@ -359,7 +359,7 @@ def _tiny_checkpoint(path: Path, feature_dim: int, clip_model: str | None) -> Pa
 
     import torch
 
-    from psftr_core.train.checkpoint import make_checkpoint, save_checkpoint
+    from psftr_core.runtime.checkpoint import make_checkpoint, save_checkpoint
     from psftr_core.config import config_to_dict, preset
     from psftr_core.model import PSFTR
 
@@ -384,7 +384,7 @@ def _tiny_checkpoint(path: Path, feature_dim: int, clip_model: str | None) -> Pa
 def test_checkpoint_inference_matches_the_evaluation_pipeline(tmp_path):
     import torch
 
-    from psftr_core.train.checkpoint import build_model, load_checkpoint
+    from psftr_core.runtime.checkpoint import build_model, load_checkpoint
     from psftr_core.data.windows import WindowDataset, windowing_from_config
     from psftr_core.data.datasets import load_dataset
     from psftr_core.infer.predict import predict_dataset, predict_video

@@ -17,7 +17,7 @@ from psftr_core.infer.curves import segment_contrast
 from psftr_core.infer.scoring import PostProcess, topk_pairs
 from psftr_core.model import PSFTR
 from psftr_core.segments import segment_cw_to_se
-from psftr_core.train.checkpoint import build_model, load_checkpoint, make_checkpoint, save_checkpoint
+from psftr_core.runtime.checkpoint import build_model, load_checkpoint, make_checkpoint, save_checkpoint
 from train_helpers import TINY_OVERRIDES, make_tiny_dataset, one_thread
 
 # The rows of the table that a trained model can produce, as --set overrides.

@@ -13,12 +13,14 @@ from psftr_core.config import InferenceConfig, ModelConfig, apply_overrides, pre
 from psftr_core.data.datasets import load_dataset
 from psftr_core.data.windows import WindowDataset, windowing_from_config
 from psftr_core.evaluation import protocol
+from psftr_core.runtime.checkpoint import default_score_threshold
 from psftr_core.infer.predict import predict_dataset
 from psftr_core.infer.scoring import resolved_weights
 from psftr_core.model import PSFTR
-from psftr_core.train import calibration, inputs, run
+from psftr_core.runtime import inputs
+from psftr_core.train import calibration, run
 from psftr_core.train.calibration import Candidate
-from psftr_core.train.checkpoint import build_model, load_checkpoint
+from psftr_core.runtime.checkpoint import build_model, load_checkpoint
 from train_helpers import TINY_OVERRIDES, make_tiny_dataset, psftr_main, request
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -122,9 +124,9 @@ def test_best_f1_threshold_hand_computed():
     # the calibration scores every seen class but sets the threshold on the held-out ones only:
     # without class c the first result comes back
     assert calibration.best_f1_threshold(gt, calibration.only_classes(preds, ["a", "b"])) == (0.7, pytest.approx(4 / 6))
-    assert calibration.default_score_threshold({"calibration": {"score_threshold": 0.25}}) == 0.25
-    assert calibration.default_score_threshold({"calibration": None}) is None
-    assert calibration.default_score_threshold({}) is None
+    assert default_score_threshold({"calibration": {"score_threshold": 0.25}}) == 0.25
+    assert default_score_threshold({"calibration": None}) is None
+    assert default_score_threshold({}) is None
 
 
 def test_one_model_pass_rescored_equals_the_inference_path_of_each_setting(tiny_data):
@@ -170,8 +172,8 @@ def test_calibrated_run_stores_the_choice_and_trains_the_same_final_model(runs, 
     assert cfg.inference == dataclasses.replace(plain_cfg.inference, **record["inference"])
     assert (cfg.model, cfg.train, cfg.data) == (plain_cfg.model, plain_cfg.train, plain_cfg.data)
     assert all(torch.equal(ckpt["model_state"][k], plain["model_state"][k]) for k in plain["model_state"])
-    assert calibration.default_score_threshold(ckpt) == record["score_threshold"]
-    assert calibration.default_score_threshold(plain) is None
+    assert default_score_threshold(ckpt) == record["score_threshold"]
+    assert default_score_threshold(plain) is None
 
 
 def test_evaluate_uses_the_stored_choice_and_set_reaches_every_scoring(runs, tiny_data):

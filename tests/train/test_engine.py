@@ -203,7 +203,7 @@ def test_baseline_mode_scores_the_localizer_on_the_split(tiny_data, tmp_path):
 
 
 def test_evaluation_overrides_change_only_the_inference(reference_run, tiny_data):
-    from psftr_core.train.checkpoint import build_model, load_checkpoint
+    from psftr_core.runtime.checkpoint import build_model, load_checkpoint
     from psftr_core.data.datasets import load_dataset
 
     dataset = load_dataset(tiny_data)
@@ -303,7 +303,7 @@ def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
     0.06-0.07); unseen 0.14-0.25 (untrained 0.05-0.06, a random detector 0.03-0.04).
     The assertions keep a margin below those numbers.
     """
-    from psftr_core.train.checkpoint import build_model, load_checkpoint
+    from psftr_core.runtime.checkpoint import build_model, load_checkpoint
     from psftr_core.data.datasets import load_dataset
     from psftr_core.evaluation.detection_map import evaluate_detections
     from psftr_core.model import PSFTR

@@ -30,6 +30,7 @@ features of another dimension or another CLIP model.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import random
@@ -47,7 +48,7 @@ from psftr_core.errors import InputError
 from psftr_core.io.atomic import torch_save
 from psftr_core.model import PSFTR
 from psftr_core.features.clip import same_clip_model
-from psftr_core.train.clip_source import BUILTIN_CLIP, builtin_release, manifest_clip
+from psftr_core.runtime.clip_source import BUILTIN_CLIP, builtin_release, manifest_clip
 
 FORMAT = "psftr-checkpoint"
 FORMAT_VERSION = 1
@@ -242,3 +243,12 @@ def build_model(ckpt: dict, device: str | torch.device = "cpu") -> tuple[torch.n
         first = str(err).splitlines()[0] if str(err) else "state mismatch"
         raise InputError(f"checkpoint weights do not fit its model config ({first})") from None
     return model.to(device).eval(), cfg
+
+
+def default_score_threshold(ckpt: dict) -> float | None:
+    """``psftr detect``'s default score threshold for a checkpoint: the one its
+    calibration chose on held-out seen classes (``best_f1_threshold``), or None (no
+    calibration, skipped, or no match there: use the built-in default)."""
+    record = ckpt.get("calibration") if isinstance(ckpt, dict) else None
+    value = record.get("score_threshold") if isinstance(record, dict) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

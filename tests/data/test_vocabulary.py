@@ -1,4 +1,4 @@
-"""Action vocabulary and per-action threshold parsing (psftr_core.infer.vocabulary)."""
+"""Action vocabulary and per-action threshold parsing (psftr_core.data.vocabulary)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 
 from psftr_core.errors import InputError
-from psftr_core.infer.vocabulary import (
+from psftr_core.data.vocabulary import (
     DISPLAY_CHARS,
     clean_name,
     display_name,

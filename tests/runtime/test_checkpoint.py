@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from psftr_core.train import checkpoint as ck
+from psftr_core.runtime import checkpoint as ck
 from psftr_core.config import apply_overrides, config_to_dict, preset
 from psftr_core.errors import InputError
 from psftr_core.infer.scoring import PostProcess

@@ -14,7 +14,7 @@ import torch
 from psftr_core.data.windows import WindowDataset, windowing_from_config
 from psftr_core.errors import InputError
 from psftr_core.features.text import TextTower, class_text_embeddings
-from psftr_core.train.clip_source import dataset_text_tower
+from psftr_core.runtime.clip_source import dataset_text_tower
 
 
 def training_windows(dataset: Any, split: Any, data_cfg: Any) -> WindowDataset:
@@ -40,7 +40,7 @@ def class_text(dataset: Any, class_names: Sequence[str], tower: TextTower | None
     """[K, D] float32 CPU tensor of the classes' text embeddings.
 
     From the dataset's embeddings file, else the text tower ``tower`` (default: the one
-    of the CLIP model that made the features, ``psftr_core.train.clip_source``), on
+    of the CLIP model that made the features, ``psftr_core.runtime.clip_source``), on
     ``prompt``.
     """
     array = class_text_embeddings(dataset, class_names, tower or dataset_text_tower(dataset), cache_dir=cache_dir,

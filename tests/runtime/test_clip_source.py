@@ -15,7 +15,7 @@ from psftr_core.data.datasets import load_dataset
 from psftr_core.errors import InputError
 from psftr_core.features.text import TextTower, load_text_tower
 from psftr_core.features.clip import same_clip_model
-from psftr_core.train.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
+from psftr_core.runtime.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
 from train_helpers import make_tiny_dataset
 
 
