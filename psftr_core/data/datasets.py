@@ -79,7 +79,7 @@ from psftr_core.segments import clip_to_video_start
 if TYPE_CHECKING:  # numpy is imported where used, to keep `psftr --help` fast
     import numpy as np
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 BUILTIN_DATASETS = ("thumos14", "anet")
 DATA_ENV = "PSFTR_DATA"
@@ -508,7 +508,7 @@ def _build(
         for video_id, (key, entry, annotations) in parsed.items()
     }
     if timing.not_in_info:
-        log.warning(
+        _log.warning(
             f"dataset {name}: {timing.not_in_info} videos have no entry in {info_path}; their feature times "
             f"follow the video's frame rate or duration"
         )
@@ -546,22 +546,22 @@ def _usable_videos(
             f"CLIP-feature release or `psftr extract`)"
         )
     if counts["missing"]:
-        log.warning(
+        _log.warning(
             f"dataset {name}: {counts['missing']} of {counts['total']} videos have no feature file in "
             f"{features_dir} and are skipped"
         )
     if counts["unknown"]:
         labels = ", ".join(sorted(counts["unknown"]))
-        log.warning(
+        _log.warning(
             f"dataset {name}: dropped {sum(counts['unknown'].values())} instances whose label is not a "
             f"dataset class: {labels}"
         )
     if counts["empty"]:
-        log.warning(f"dataset {name}: dropped {counts['empty']} instances with end <= start")
+        _log.warning(f"dataset {name}: dropped {counts['empty']} instances with end <= start")
     if counts["before_zero"]:
-        log.warning(f"dataset {name}: dropped {_instances(counts['before_zero'])} ending before 0 s")
+        _log.warning(f"dataset {name}: dropped {_instances(counts['before_zero'])} ending before 0 s")
     if counts["clipped"]:
-        log.info(f"dataset {name}: clipped the start of {_instances(counts['clipped'])} to 0 s")
+        _log.info(f"dataset {name}: clipped the start of {_instances(counts['clipped'])} to 0 s")
     return parsed
 
 
@@ -730,7 +730,7 @@ def _read_dataset_yaml(config_path: Path) -> dict:
         raise InputError(f"{config_path} must be a YAML mapping with at least 'annotations' and 'features'")
     unknown = sorted(str(k) for k in config if k not in _YAML_KEYS)
     if unknown:
-        log.warning(f"{config_path}: ignoring unknown keys: {', '.join(unknown)}")
+        _log.warning(f"{config_path}: ignoring unknown keys: {', '.join(unknown)}")
     for key in ("annotations", "features"):
         if not isinstance(config.get(key), str) or not config[key]:
             raise InputError(f"{config_path} needs '{key}': a path relative to {config_path.parent}")

@@ -50,7 +50,7 @@ import numpy as np
 from psftr_core.errors import InputError
 from psftr_core.segments import clip_to_video_start, tiou_matrix
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 THUMOS_TIOUS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 ANET_TIOUS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
@@ -562,7 +562,7 @@ def load_ground_truth(path: str | os.PathLike, subset: str | None = None) -> dic
             kept.append({"segment": list(in_video), "label": label})
         ground_truth[video] = kept
     if before_zero:
-        log.warning(f"ground-truth file {path}: dropped {before_zero} instance{'s' if before_zero != 1 else ''} "
+        _log.warning(f"ground-truth file {path}: dropped {before_zero} instance{'s' if before_zero != 1 else ''} "
                     "ending before 0 s")
     if not any(ground_truth.values()):
         raise InputError(f"ground-truth file {path} has no annotated instances" + (

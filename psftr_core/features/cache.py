@@ -41,7 +41,7 @@ import numpy as np
 from psftr_core.features.decoders import irregular_file_reason
 from psftr_core.io.atomic import atomic_open, write_json
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 _CHUNK = 1 << 20  # 1 MiB read from each end of the file
@@ -55,7 +55,7 @@ def warn_unusable_cache(root: str | os.PathLike, err: OSError) -> None:
         return
     _unusable_roots.add(key)
     reason = getattr(err, "strerror", None) or str(err)
-    logger.warning("the cache %s cannot be written (%s); continuing without it", root, reason)
+    _log.warning("the cache %s cannot be written (%s); continuing without it", root, reason)
 
 
 def default_cache_dir() -> Path:

@@ -41,7 +41,7 @@ import numpy as np
 from psftr_core.errors import PsftrError, error_text
 from psftr_core.features.sampling import SamplePlan, plan_samples
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 DECODERS = ("auto", "decord", "pyav")
 NOT_A_VIDEO = "not a video or corrupt"
@@ -189,7 +189,7 @@ def open_video(
     try:
         return DecordSource(path, probe, threads=threads)
     except VideoDecodeError as err:
-        logger.debug("decord cannot read %s (%s); decoding with PyAV", path, err)
+        _log.debug("decord cannot read %s (%s); decoding with PyAV", path, err)
         return PyAVSource(path, threads=threads, short_side=short_side)
 
 
@@ -222,7 +222,7 @@ def probe_video(path: str | os.PathLike) -> VideoProbe:
             pixels = first.to_ndarray(format="rgb24") if rotation else None
             return VideoProbe(int(first.width), int(first.height), rotation, stream.codec_context.name, pixels)
     except _av_errors() as err:
-        logger.debug("PyAV cannot open %s: %s", path, error_text(err))
+        _log.debug("PyAV cannot open %s: %s", path, error_text(err))
         raise VideoDecodeError(f"cannot decode {name}: {NOT_A_VIDEO}") from None
 
 
@@ -241,7 +241,7 @@ class PyAVSource(FrameSource):
         try:
             self._index()
         except _av_errors() as err:
-            logger.debug("PyAV cannot open %s: %s", path, error_text(err))
+            _log.debug("PyAV cannot open %s: %s", path, error_text(err))
             raise self._error(NOT_A_VIDEO) from None
 
     def _index(self) -> None:
@@ -324,7 +324,7 @@ class PyAVSource(FrameSource):
                 last_frame, last_index = self._to_rgb(frame), wanted
                 yield last_frame
         except _av_errors() as err:
-            logger.debug("PyAV failed on %s near frame %d: %s", self.path, position + 1, error_text(err))
+            _log.debug("PyAV failed on %s near frame %d: %s", self.path, position + 1, error_text(err))
             raise self._error(f"corrupt data near frame {position + 1}") from None
         finally:
             self.close()
@@ -423,7 +423,7 @@ class DecordSource(FrameSource):
             first = self._reader.next().asnumpy()
             self._reader.seek(0)
         except _decord_errors() as err:
-            logger.debug("decord cannot open %s: %s", path, error_text(err))
+            _log.debug("decord cannot open %s: %s", path, error_text(err))
             raise self._error(f"{NOT_A_VIDEO} for decord; try --decoder pyav") from None
         self.frame_shape = first.shape
         self.rotation = decord_rotation_to_apply(first, probe)
@@ -456,7 +456,7 @@ class DecordSource(FrameSource):
         try:
             self._reader.seek(keyframe)
         except _decord_errors() as err:
-            logger.debug("decord failed to seek in %s: %s", self.path, error_text(err))
+            _log.debug("decord failed to seek in %s: %s", self.path, error_text(err))
             raise self._error(f"corrupt data near frame {keyframe}") from None
         self._position = keyframe
 
@@ -483,7 +483,7 @@ class DecordSource(FrameSource):
         except StopIteration:
             raise self._error(f"the video ends before frame {self._position} (truncated or corrupt)") from None
         except _decord_errors() as err:
-            logger.debug("decord failed on %s near frame %d: %s", self.path, self._position, error_text(err))
+            _log.debug("decord failed on %s near frame %d: %s", self.path, self._position, error_text(err))
             raise self._error(f"corrupt data near frame {self._position}") from None
 
     @property

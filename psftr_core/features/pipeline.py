@@ -42,7 +42,7 @@ from psftr_core.features.preprocess import PREPROCESS_MODES, FramePreprocess
 from psftr_core.features.sampling import SamplePlan, SamplingError, plan_video
 from psftr_core.features.video import VideoInput
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 DRIFT_SAMPLE_FRAMES = 8  # frames of the first batch encoded in fp32 and int8 to report drift
 PRECISIONS = ("auto", "float32", "float16")
@@ -253,7 +253,7 @@ class FrameDecoder:
         except (VideoDecodeError, SamplingError) as err:
             return self._put(("error", video, str(err)))
         except Exception as err:  # one bad video must not stop the others
-            logger.debug("decoding %s failed", video.path, exc_info=True)
+            _log.debug("decoding %s failed", video.path, exc_info=True)
             return self._put(("error", video, f"cannot decode {video.path.name}: {type(err).__name__}: {err}"))
         finally:
             if source is not None:
@@ -440,7 +440,7 @@ def encode_videos(
                 features = np.empty((payload.plan.num_features, handle.embed_dim), dtype=np.float32)
                 started[video.video_id] = EncodedVideo(video, payload.plan, features, payload.decoder, payload.note)
                 if payload.note:
-                    logger.warning(payload.note)
+                    _log.warning(payload.note)
                 progress(video.video_id, 0, payload.plan.num_features)
             elif kind == "frames":
                 current = started.get(video.video_id)

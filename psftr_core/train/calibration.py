@@ -76,7 +76,7 @@ from psftr_core.runtime.inputs import class_text
 from psftr_core.train.losses import build_criterion
 from psftr_core.train.optimizer import build_optimizer
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
 RECORD_VERSION = 1
@@ -430,15 +430,15 @@ def record_header(run: CalibrationRun) -> dict:
 
 
 def skipped_record(run: CalibrationRun, reason: str) -> dict:
-    logger.warning("calibration skipped: %s; the config's inference settings are kept", reason)
+    _log.warning("calibration skipped: %s; the config's inference settings are kept", reason)
     return {**record_header(run), "skipped": reason, "inference": {}, "score_threshold": None}
 
 
 def log_record(record: dict) -> None:
     for row in record["grid"]:
-        logger.debug("calibration: %-45s average mAP %.4f", row["name"], row["average_map"])
+        _log.debug("calibration: %-45s average mAP %.4f", row["name"], row["average_map"])
     chosen = record["chosen"]
-    logger.info("calibration chose %s (held-out average mAP %.4f on %d held-out classes, %d videos); detect "
+    _log.info("calibration chose %s (held-out average mAP %.4f on %d held-out classes, %d videos); detect "
                 "threshold %s", chosen["name"], chosen["average_map"], len(record["held_out_classes"]),
                 len(record["held_out_videos"]), record["score_threshold"])
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from psftr_core.train.metrics_log import MetricsLog
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,7 +98,7 @@ class TrainingReporter:
     def epoch_end(self, means: dict[str, float]) -> None:
         """The epoch is complete (evaluated if due), about to be saved."""
         self._send("epoch_end", losses=means, seconds=time.time() - self.started)
-        logger.debug("split %d: epoch %d/%d, loss %.4f", self.split_index, self.epoch, self.epochs, means["loss"])
+        _log.debug("split %d: epoch %d/%d, loss %.4f", self.split_index, self.epoch, self.epochs, means["loss"])
 
     def calibrated(self, record: dict, reused: bool = False) -> None:
         """The calibration ``record`` is ready (``reused``: read back, not computed now)."""
