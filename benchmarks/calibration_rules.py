@@ -1,6 +1,6 @@
 """Development study of how the calibration measures and picks, on data the benchmark never uses.
 
-    python benchmarks/calibration_rules.py --out /tmp/rules --data-seeds 1,2
+    python -m benchmarks.calibration_rules --out /tmp/rules --data-seeds 1,2
 
 The calibration (``psftr_core.train.calibration``) picks one inference setting of a grid
 by its mAP on a few held-out *seen* classes. That measurement is noisy (3-5 held-out
@@ -27,15 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import zero_shot  # noqa: E402  (the benchmark's settings, tasks and worker pool)
+from benchmarks import zero_shot  # the benchmark's settings, tasks and worker pool
+from benchmarks.calibration_variants import BEFORE, VARIANTS, shipped_combination
+from benchmarks.history import CRITERION_POINTS, cells_within
 
 RESULT_FILE = "rules_result.json"
 
@@ -76,27 +75,6 @@ def _train_and_score_grid_fresh(task: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- calibration variants
-
-
-@dataclass(frozen=True)
-class Variant:
-    """How the held-out measurement is taken (``calibration.calibrate``'s arguments)."""
-
-    held_out_fraction: float
-    among_seen: bool
-    words: str
-
-
-VARIANTS = {
-    "held-out vocabulary": Variant(1 / 3, False, "a third of the seen classes held out, scored among themselves "
-                                                 "(the calibration before this study)"),
-    "seen vocabulary": Variant(1 / 3, True, "the same held-out classes, scored among every seen class (held-out "
-                                            "and trained-on; the mAP still over the held-out classes only)"),
-    "half held out": Variant(0.5, False, "half the seen classes held out, scored among themselves"),
-    "half held out, seen vocabulary": Variant(0.5, True, "half the seen classes held out, scored among every "
-                                                         "seen class"),
-}
-BEFORE = "held-out vocabulary, argmax"  # what psftr train shipped before this study
 
 
 def _recalibrate(job: dict) -> dict:
@@ -316,16 +294,27 @@ def decide(numbers: dict[str, dict[str, dict]]) -> str:
     return max((name for name in numbers if worst[name] >= best - TIE), key=lambda name: mean[name])
 
 
+def shipped_words(winner: str, within: dict[str, int], cells: int) -> str:
+    """Whether ``psftr train`` ships the winner, read from the code (not written by hand)."""
+    shipped = shipped_combination()
+    if shipped == winner:
+        return "`psftr train` ships it."
+    if shipped in within:
+        return f"`psftr train` ships {shipped} ({within[shipped]} of {cells})."
+    return "`psftr train` ships a calibration this study did not measure."
+
+
 def write_report(results: list[dict], markdown: str, command: str) -> None:
     """Print the report and write it, with how it was made, to ``markdown`` ('' = nowhere)."""
     from psftr_core.io.atomic import write_text
+    from psftr_core.train.calibration import TIE_TOLERANCE
 
     table, numbers = report(results)
     winner = decide(numbers)
     seeds = sorted({r["data_seed"] for r in results})
     splits = max(r["split"] for r in results) + 1
     cells = len(next(iter(numbers.values())))
-    within = {name: sum(v["vs_best_fixed"] >= -2.0 for v in per_cell.values()) for name, per_cell in numbers.items()}
+    within = cells_within(numbers)
     page = "\n".join([
         "# Choosing how the calibration measures (development data)",
         "",
@@ -336,7 +325,7 @@ def write_report(results: list[dict], markdown: str, command: str) -> None:
         "compares ways of taking that measurement and of picking from it, on data the benchmark "
         "([benchmarks](benchmarks.md)) never uses, so that what ships is chosen without its numbers.",
         "",
-        f"- Command: `python benchmarks/calibration_rules.py {command}`",
+        f"- Command: `python -m benchmarks.calibration_rules {command}`",
         f"- Data: the benchmark's generator and sizes with data seeds {', '.join(map(str, seeds))} (the benchmark "
         "uses seed 0, which this script refuses), transfer knob 0 / 0.5 / 1, ratios 75/25 and 50/50, "
         f"{splits} splits each: {cells} cells, {len(results)} trainings with the benchmark's model, schedule "
@@ -348,8 +337,8 @@ def write_report(results: list[dict], markdown: str, command: str) -> None:
         "\"vs per-split oracle\": minus the best grid setting of each split.",
         "- Calibration variants (how the held-out measurement is taken):",
         *[f"  - {name}: {v.words}." for name, v in VARIANTS.items()],
-        "- Rules (how a setting is picked from it): argmax = the shipped rule, before and after this study "
-        "(best held-out avg mAP, ties within 0.1 point to the simplest); paired 1-SE = every setting within one standard error (over "
+        "- Rules (how a setting is picked from it): argmax = the rule of `psftr train` (best held-out avg mAP, "
+        f"ties within {100 * TIE_TOLERANCE:g} point to the simplest); paired 1-SE = every setting within one standard error (over "
         "held-out classes, paired) of the best is tied, the simplest wins; coarse grid = argmax over w_c in "
         "{0, 0.5, 1}, NMS over all, and the localizer; mean rank = best mean rank over the held-out classes; "
         "table rows = argmax over the table's fixed scorings and the localizer.",
@@ -361,10 +350,12 @@ def write_report(results: list[dict], markdown: str, command: str) -> None:
         "",
         "## Result",
         "",
-        f"Chosen by the decision rule: **{winner}** ({within[winner]} of {cells} cells within 2 points of the "
-        f"best fixed scoring; the calibration shipped before: {within[BEFORE]} of {cells}); `psftr train` ships it. "
-        + ("No combination is within 2 points in every cell: with 3-5 held-out classes per split the "
-           "measurement stays noisy." if max(within.values()) < cells else ""),
+        f"Chosen by the decision rule: **{winner}** ({within[winner]} of {cells} cells within "
+        f"{CRITERION_POINTS:g} points of the best fixed scoring"
+        + (f"; the calibration shipped before: {within[BEFORE]} of {cells}" if BEFORE in within else "")
+        + f"); {shipped_words(winner, within, cells)} "
+        + (f"No combination is within {CRITERION_POINTS:g} points in every cell: with 3-5 held-out classes per "
+           "split the measurement stays noisy." if max(within.values()) < cells else ""),
         "",
         table,
         "",

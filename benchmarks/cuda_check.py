@@ -1,6 +1,6 @@
 """CUDA check: train, evaluate and detect on a GPU, and compare with the CPU.
 
-    python benchmarks/cuda_check.py [--out DIR]
+    python -m benchmarks.cuda_check [--out DIR]
 
 On a small synthetic dataset: trains 3 epochs with ``--device cuda`` (mixed precision),
 evaluates the checkpoint on CUDA and on the CPU (the two mAPs should agree closely:

@@ -8,8 +8,8 @@ count the planted unseen-class instances that a detected segment of the same lab
 covers with tIoU >= 0.5. The training-free localizer runs on the same videos for
 comparison.
 
-    python benchmarks/detect_planted.py --out /tmp/psftr_planted --epochs 10
-    python benchmarks/detect_planted.py --out /tmp/psftr_planted --checkpoint RUN/last.pt
+    python -m benchmarks.detect_planted --out /tmp/psftr_planted --epochs 10
+    python -m benchmarks.detect_planted --out /tmp/psftr_planted --checkpoint RUN/last.pt
 
 Prints one JSON object: per model, at the default score threshold and with no threshold,
 the found / planted count, the recall and the number of segments output.
@@ -24,10 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.zero_shot import SMALL_MODEL, add_synthetic_run_arguments  # the benchmark's model, so the numbers compare
 from psftr_core.segments import tiou_matrix
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zero_shot import SMALL_MODEL, add_synthetic_run_arguments  # noqa: E402  (the benchmark's model, so the numbers compare)
 
 
 def planted_recall(report, truth: dict[str, list[dict]], min_tiou: float = 0.5) -> dict:

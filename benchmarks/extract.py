@@ -26,8 +26,8 @@ video within 10% of the short one's; detect on a folder >= 0.95 x extract on it 
 pipeline). The machine load (1-minute average) is printed
 next to each number.
 
-    python benchmarks/extract.py            # 1 and 10 minutes (tens of minutes on 2 cores)
-    python benchmarks/extract.py --quick    # 20 s and 1 minute, fewer forward frames
+    python -m benchmarks.extract            # 1 and 10 minutes (tens of minutes on 2 cores)
+    python -m benchmarks.extract --quick    # 20 s and 1 minute, fewer forward frames
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def child_folder(args: argparse.Namespace) -> dict:
 def run_child(kind: str, video: Path, args: argparse.Namespace, *, quantize: bool = False,
               decoder: str = "auto", backends: str = "", out: Path | None = None) -> dict:
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--child", kind, "--video", str(video),
+        sys.executable, "-m", "benchmarks.extract", "--child", kind, "--video", str(video),
         "--weights", str(args.weights), "--out", str(out or args.work / "unused"), "--model", args.model,
         "--stride", str(args.stride), "--batch-size", str(args.batch_size), "--device", args.device,
         "--forward-frames", str(args.forward_frames), "--decoder", decoder, "--backends", backends,

@@ -2,7 +2,7 @@
 
 Default workload: THUMOS14 preset, batch 16, 128 snippets, 20 classes, D = 512.
 
-    python benchmarks/model_speed.py [--device cpu|cuda|auto] [--iters 5] [--warmup 2]
+    python -m benchmarks.model_speed [--device cpu|cuda|auto] [--iters 5] [--warmup 2]
                                      [--preset thumos14|anet] [--batch 16] [--snippets 128]
                                      [--classes 20] [--threads N]
 

@@ -6,7 +6,7 @@ model trained on the seen classes should localize them well (high seen mAP on th
 videos) and transfer to the unseen classes (clearly above the untrained model, which is
 chance level).
 
-    python benchmarks/train_synthetic.py --out /tmp/psftr_synth --epochs 10
+    python -m benchmarks.train_synthetic --out /tmp/psftr_synth --epochs 10
 
 Prints one JSON object: training time, loss per epoch, and seen / unseen mAP (THUMOS
 thresholds 0.3-0.7 and their average) on the test videos of
@@ -35,8 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zero_shot import SMALL_MODEL, add_synthetic_run_arguments  # noqa: E402  (the benchmark's model, so the numbers compare)
+from benchmarks.zero_shot import SMALL_MODEL, add_synthetic_run_arguments  # the benchmark's model, so the numbers compare
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from psftr_cli.render import print_table
-from psftr_core.features.extract import ExtractListener, ExtractSummary, VideoResult
+from psftr_core.features.extract import ExtractListener, ExtractSummary, VideoExtractResult
 
 MAX_NOTES = 10  # notes on skipped input files shown before "... and N more"
 
@@ -72,7 +72,7 @@ class ExtractProgress(ExtractListener):
     def video_progress(self, video_id: str, encoded: int, total: int) -> None:
         self.progress.update(self.task, description=f"{video_id} ({encoded}/{total})")
 
-    def video_done(self, result: VideoResult) -> None:
+    def video_done(self, result: VideoExtractResult) -> None:
         if result.status == "failed":
             say(self.console, f"failed {result.video_id}: {result.error}")
         self.progress.advance(self.task)

@@ -2,7 +2,8 @@
 
 A config is a :class:`PSFTRConfig` of four dataclass sections. It is built from a
 preset (``preset("thumos14")`` / ``preset("anet")``, the values of Table 5 of the
-method), optionally merged with a YAML file (:func:`load_config`) and with dotted
+method: one preset per built-in dataset, the overrides its descriptor in
+``psftr_core.data.builtins`` holds), optionally merged with a YAML file (:func:`load_config`) and with dotted
 command-line overrides (:func:`apply_overrides`, e.g. ``"model.dec_layers=3"``).
 Checkpoints store :func:`config_to_dict` (plain Python types only, so
 ``torch.load(weights_only=True)`` can read them back) and rebuild it with
@@ -41,23 +42,27 @@ import copy
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from psftr_core.data.builtins import builtin_dataset, builtin_known_as, builtin_names
 from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.errors import InputError
 from psftr_core.io.atomic import write_text
 
 SPDE_VARIANTS = ("none", "concat_mlp", "residual", "mlp_residual")
-PRESET_NAMES = ("thumos14", "anet")
+DEFAULT_PRESET = "thumos14"  # the dataclass defaults hold its values; datasets that are no built-in use it
 SCORINGS = ("calibrated", "model")  # inference.scoring (psftr_core.infer.scoring)
 NMS_MODES = ("all", "cross_window")  # inference.nms
 INFERENCE_METHODS = ("psftr", "localizer")  # inference.method
 CLS_LOSSES = ("focal", "ce")  # train.cls_loss
 SCORING_KEYS = ("scoring", "contrast_weight", "roi_weight")  # inference keys that score the model's detections
+# Keys of older configs and checkpoints, still accepted (with a DeprecationWarning) and ignored.
+REMOVED_KEYS = {"data.feature_stride": "nothing read it; the frames per feature are set when extracting (--stride)"}
 
 
 @dataclass
@@ -147,7 +152,6 @@ class DataConfig:
     slice_overlap: float = 0.75  # training windows (stride 32)
     inference_slice_overlap: float = 0.25  # test windows (stride 96)
     resize_length: int | None = None  # resize each whole video to this many snippets
-    feature_stride: int = 8  # video frames per feature
     min_instance_integrity: float = 0.75  # keep an instance in a window if ≥ this inside
     prompt: str = DEFAULT_PROMPT
 
@@ -204,25 +208,25 @@ SECTIONS: dict[str, type] = {
 # Presets (Table 5)
 
 
+def preset_names() -> tuple[str, ...]:
+    """The valid preset names: those of the built-in datasets (``psftr_core.data.builtins``)."""
+    return builtin_names()
+
+
 def preset_for_dataset(dataset_name: str) -> str:
-    """The preset a dataset uses unless told otherwise: ``anet`` for ActivityNet, else ``thumos14``."""
-    return "anet" if str(dataset_name).lower() in ("anet", "activitynet", "activitynet13") else "thumos14"
+    """The preset a dataset uses unless told otherwise: that of the built-in its name (or an
+    alias, e.g. ``ActivityNet``) names, else ``DEFAULT_PRESET``."""
+    kind = builtin_known_as(dataset_name)
+    return kind.name if kind is not None else DEFAULT_PRESET
 
 
 def preset(name: str) -> PSFTRConfig:
-    """The configuration of Table 5 for ``"thumos14"`` or ``"anet"`` (a fresh copy)."""
-    if name == "thumos14":
-        cfg = PSFTRConfig()
-    elif name == "anet":
-        cfg = PSFTRConfig(
-            model=ModelConfig(dec_layers=2, num_queries=30),
-            train=TrainConfig(lr=5e-5, epochs=20, lr_drop_epochs=(16,), salient_loss_coef=2.0),
-            data=DataConfig(resize_length=128, feature_stride=16),
-        )
-    else:
-        raise InputError(f"unknown preset {name!r}; valid presets: {', '.join(PRESET_NAMES)}")
-    validate_config(cfg)
-    return cfg
+    """The configuration of Table 5 for ``"thumos14"``, ``"anet"`` or another built-in (a fresh
+    copy): the default config with the overrides of the built-in's descriptor."""
+    kind = builtin_dataset(name)
+    if kind is None:
+        raise InputError(f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}")
+    return validate_config(_merge(PSFTRConfig(), {section: dict(values) for section, values in kind.preset.items()}))
 
 
 # ---------------------------------------------------------------------------
@@ -311,6 +315,11 @@ def _merge_section(obj: Any, values: Any, section: str) -> Any:
     hints = _field_types(type(obj))
     changes = {}
     for key, value in values.items():
+        dotted = f"{section}.{key}"
+        if dotted in REMOVED_KEYS:  # an older config or checkpoint: load it, without the key
+            warnings.warn(f"config key {dotted} is no longer used and was dropped: {REMOVED_KEYS[dotted]}",
+                          DeprecationWarning, stacklevel=2)
+            continue
         if key not in hints:
             valid = ", ".join(hints)
             raise InputError(f"unknown config key {section}.{key}; valid keys of {section!r}: {valid}")
@@ -387,7 +396,6 @@ def _validate_data(d: DataConfig) -> None:
         _need(0.0 <= getattr(d, name) < 1.0, f"data.{name} must be in [0, 1), got {getattr(d, name)}")
     _need(d.resize_length is None or d.resize_length >= 1,
           f"data.resize_length must be >= 1 or null, got {d.resize_length}")
-    _need(d.feature_stride >= 1, f"data.feature_stride must be >= 1, got {d.feature_stride}")
     _need(0.0 < d.min_instance_integrity <= 1.0,
           f"data.min_instance_integrity must be in (0, 1], got {d.min_instance_integrity}")
     _need("{}" in d.prompt, f"data.prompt must contain '{{}}' where the class name goes, got {d.prompt!r}")
@@ -446,7 +454,7 @@ def load_config(path: str | Path, base: PSFTRConfig | str | None = None) -> PSFT
     if "preset" in data:
         name = data.pop("preset")
         if not isinstance(name, str):
-            raise InputError(f"config key preset must be one of {', '.join(PRESET_NAMES)}, got {name!r}")
+            raise InputError(f"config key preset must be one of {', '.join(preset_names())}, got {name!r}")
         base = name
     try:
         cfg = _merge(_resolve_base(base), data)

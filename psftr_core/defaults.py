@@ -8,10 +8,11 @@ DEFAULT_CLIP_PRETRAINED = "openai"
 DEFAULT_PROMPT = "a video of a person doing {}"
 #: Video frames per feature: the THUMOS14 convention (``psftr extract`` and ``psftr detect``).
 DEFAULT_STRIDE = 8
-#: Class-wise NMS tIoU of ``psftr detect``.
-DEFAULT_NMS_IOU = 0.5
 #: ``psftr detect``'s score threshold per model when none is given and the checkpoint has
-#: no calibrated one (``psftr train`` chooses it on held-out seen classes). The localizer's
-#: score is an inner-outer contrast of class probability; PSFTR's scoring multiplies that
-#: by actionness, a smaller number.
+#: no calibrated one (``psftr train`` chooses it on held-out seen classes). Both scores are
+#: in [0, 1]. The localizer's is an outer-inner contrast of a class curve (the demo's
+#: actions score 0.5-0.8); PSFTR's is σ(actionness) × class evidence (softmax over the vocabulary
+#: or that contrast), a product of two numbers below 1 and so much smaller
+#: (``psftr_core.infer.detectors.detect_threshold`` has the details). The NMS tIoU of
+#: detect is the model's own (``psftr_core.infer.filtering``), so it has no default here.
 DEFAULT_THRESHOLDS = {"baseline": 0.3, "psftr": 0.03}

@@ -1,4 +1,4 @@
-"""Temporal segments: (centre, width) <-> (start, end) and temporal IoU, in one place.
+"""Temporal segments: (centre, width) -> (start, end) and temporal IoU, in one place.
 
 The torch functions are differentiable (training and inference on tensors); the numpy
 ``tiou_matrix`` serves NMS, evaluation and tests. torch is imported inside the torch
@@ -21,14 +21,6 @@ def segment_cw_to_se(segments: torch.Tensor) -> torch.Tensor:
 
     centre, width = segments.unbind(-1)
     return torch.stack([centre - width / 2, centre + width / 2], dim=-1)
-
-
-def segment_se_to_cw(segments: torch.Tensor) -> torch.Tensor:
-    """(start, end) [..., 2] -> (centre, width) [..., 2]."""
-    import torch
-
-    start, end = segments.unbind(-1)
-    return torch.stack([(start + end) / 2, end - start], dim=-1)
 
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

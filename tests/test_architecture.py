@@ -22,8 +22,8 @@ LAYERS = [
     "runtime",
     "model",
     "features",
+    "config",  # psftr_core/config.py: presets from data.builtins, YAML through io.atomic
     "data",
-    "config",  # psftr_core/config.py: writes YAML through io.atomic
     "io",
     "base",  # __init__, defaults, device, errors, segments
 ]

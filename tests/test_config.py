@@ -24,9 +24,9 @@ from psftr_core.errors import InputError
 # not used; null = the temporal conv trains at the base lr (psftr_core/config.py says why).
 PRESET_SPECIFIC = {
     "thumos14": {"dec_layers": 5, "num_queries": 40, "salient_loss_coef": 3.0, "epochs": 30, "lr": 1e-4,
-                 "lr_backbone": None, "resize_length": None, "feature_stride": 8},
+                 "lr_backbone": None, "resize_length": None},
     "anet": {"dec_layers": 2, "num_queries": 30, "salient_loss_coef": 2.0, "epochs": 20, "lr": 5e-5,
-             "lr_backbone": None, "resize_length": 128, "feature_stride": 16},
+             "lr_backbone": None, "resize_length": 128},
 }
 
 
@@ -40,7 +40,7 @@ def test_presets_have_table5_values(name):
     assert (t.cls_loss_coef, t.seg_loss_coef, t.iou_loss_coef) == (2, 5, 2)
     assert (t.actionness_loss_coef, t.salient_loss_coef) == (3.0, v["salient_loss_coef"])
     assert (t.epochs, t.lr, t.lr_backbone) == (v["epochs"], v["lr"], v["lr_backbone"])
-    assert d.resize_length == v["resize_length"] and d.feature_stride == v["feature_stride"]
+    assert d.resize_length == v["resize_length"]
 
 
 def test_thumos14_preset_is_the_default_config():
@@ -207,6 +207,19 @@ def test_config_from_dict_rejects_unknown_keys_and_fills_missing():
     with pytest.raises(InputError, match="unknown config key train.momentum"):
         config_from_dict({"train": {"momentum": 0.9}})
     assert config_from_dict({"model": {"dec_layers": 2}}).model.num_queries == 40
+
+
+def test_removed_feature_stride_key_still_loads_with_a_deprecation_warning(tmp_path):
+    # data.feature_stride was read by nothing and is gone; older checkpoints and YAML files carry it.
+    old = config_to_dict(preset("anet"))
+    old["data"]["feature_stride"] = 16
+    with pytest.warns(DeprecationWarning, match="data.feature_stride"):
+        assert config_from_dict(old) == preset("anet")
+    path = tmp_path / "old.yaml"
+    path.write_text("preset: anet\ndata:\n  feature_stride: 16\n  resize_length: 64\n", encoding="utf-8")
+    with pytest.warns(DeprecationWarning, match="data.feature_stride"):
+        cfg = load_config(path)
+    assert cfg.data.resize_length == 64 and not hasattr(cfg.data, "feature_stride")
 
 
 def test_config_module_does_not_import_torch():

@@ -29,12 +29,13 @@ from typing import Any, Iterator, List, Optional
 import typer
 
 from psftr_cli import options
-from psftr_core.defaults import DEFAULT_NMS_IOU, DEFAULT_STRIDE, DEFAULT_THRESHOLDS
+from psftr_core.defaults import DEFAULT_STRIDE, DEFAULT_THRESHOLDS
 
 SUMMARY_ACTION_ROWS = 20  # the summary lists at most this many actions
 
 
 def detect(
+    ctx: typer.Context,
     inputs: Optional[List[str]] = typer.Argument(
         None,
         help="Video files, folders (recursive), glob patterns or @list.txt files. With --features: "
@@ -94,7 +95,11 @@ def detect(
     min_duration: float = typer.Option(
         0.0, "--min-duration", metavar="S", show_default=True, help="Drop segments shorter than S seconds."
     ),
-    nms_iou: float = typer.Option(DEFAULT_NMS_IOU, "--nms-iou", metavar="IOU", show_default=True, help="Class-wise NMS tIoU threshold."),
+    nms_iou: Optional[float] = typer.Option(
+        None, "--nms-iou", metavar="IOU",
+        show_default="the model's: a checkpoint's inference.nms_iou (0.4 unless trained otherwise), 0.5 training-free",
+        help="tIoU threshold of the class-wise NMS (1 keeps overlapping segments).",
+    ),
     timeline: Optional[Path] = typer.Option(
         None, "--timeline", metavar="DIR", show_default=False, help="Write one timeline PNG per video into DIR."
     ),
@@ -133,7 +138,7 @@ def detect(
         list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
         clip_pretrained=clip_pretrained, clip_config=clip_config, cache_dir=cache_dir, threshold=global_threshold,
         per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, nms_iou=nms_iou, stride=stride,
-        fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder,
+        fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder, **_injected(ctx),
     )
     print_lines(console, "warning", run.warnings)
     warned = len(run.warnings)
@@ -173,6 +178,13 @@ def detect(
     if not quiet:
         _print_summary(console, final, outputs, output, output_dir, timeline, report)
     final.raise_for_failures()
+
+
+def _injected(ctx: typer.Context) -> dict[str, Any]:
+    """Options a caller passes in the click context, not on the command line: an
+    ``extractor`` (``app(obj={"extractor": fake})``, as the tests' fake decoder)."""
+    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
+    return {"extractor": obj["extractor"]} if obj.get("extractor") is not None else {}
 
 
 def _open_stream(stack: contextlib.ExitStack, target: str, fmt: str) -> Any:

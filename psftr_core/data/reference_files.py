@@ -1,5 +1,6 @@
 """Files shipped with psftr in ``psftr_core/data/reference/``: class lists, the THUMOS14
-annotations, GAP's feature info and the standard zero-shot splits."""
+annotations, GAP's feature info and the standard zero-shot splits, each named by the
+descriptor of its built-in dataset (``psftr_core.data.builtins``)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 Three sources, all returning ``Split`` objects indexed 0..N-1 per ratio:
 
 - the 10 standard splits per ratio that every published zero-shot TAL work uses for
-  THUMOS14 and ActivityNet1.3 (package data ``data/zero_shot_splits.json``, derived
-  from the GAP/STALE ``splits/`` lists);
+  THUMOS14 and ActivityNet1.3 (package data ``data/reference/zero_shot_splits.json``,
+  derived from the GAP/STALE ``splits/`` lists), or those another built-in ships: its
+  descriptor's ``standard_splits`` (``psftr_core.data.builtins``) names the file and key;
 - a dataset directory's own ``splits.json``:
   ``{"75_25": [{"seen": [...], "unseen": [...]}, ...], "50_50": [...]}``;
 - 10 seeded random splits for a dataset without either (``random_splits``).
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from psftr_core.data.builtins import builtin_dataset, standard_split_names
 from psftr_core.data.reference_files import reference_json
 from psftr_core.errors import InputError
 from psftr_core.io.json_file import read_json_file
@@ -36,8 +38,7 @@ SEEN_FRACTION = {"75_25": 0.75, "50_50": 0.5}
 NUM_STANDARD_SPLITS = 10
 DEFAULT_SPLIT_SEED = 0
 
-# Keys of the package-data JSON for each built-in dataset and ratio.
-STANDARD_SPLIT_DATASETS = {"thumos14": "THUMOS14", "anet": "ActivityNet"}
+# Keys of each ratio in the package-data JSON of standard splits.
 _PACKAGE_RATIO_KEY = {"75_25": "train_75_test_25", "50_50": "train_50_test_50"}
 
 
@@ -58,21 +59,22 @@ def check_ratio(ratio: Any) -> str:
     return ratio
 
 
-@functools.lru_cache(maxsize=1)
-def _package_splits() -> dict:
-    return reference_json("zero_shot_splits.json")
+@functools.lru_cache(maxsize=4)
+def _package_splits(file: str) -> dict:
+    return reference_json(file)
 
 
 def standard_splits(dataset: str, ratio: str) -> list[Split]:
-    """The 10 published splits of ``dataset`` ("thumos14" or "anet") for ``ratio``."""
+    """The published splits of built-in ``dataset`` (e.g. "thumos14", "anet") for ``ratio``."""
     check_ratio(ratio)
-    key = STANDARD_SPLIT_DATASETS.get(dataset.lower())
-    if key is None:
+    kind = builtin_dataset(dataset.lower())
+    packaged = kind.standard_splits if kind is not None else None
+    if packaged is None:
         raise InputError(
             f"no standard splits for dataset {dataset!r}: they exist for "
-            f"{', '.join(STANDARD_SPLIT_DATASETS)}"
+            f"{', '.join(standard_split_names())}"
         )
-    entries = _package_splits()["datasets"][key]["splits"][_PACKAGE_RATIO_KEY[ratio]]
+    entries = _package_splits(packaged.file)["datasets"][packaged.key]["splits"][_PACKAGE_RATIO_KEY[ratio]]
     return [
         Split(ratio, int(e["split_id"]), list(e["seen"]), list(e["unseen"]))
         for e in sorted(entries, key=lambda e: int(e["split_id"]))
@@ -173,7 +175,7 @@ class SplitTable:
 
     @classmethod
     def standard(cls, dataset: str) -> SplitTable:
-        """The published splits of ``dataset`` ("thumos14" or "anet") for every ratio."""
+        """The published splits of built-in ``dataset`` (e.g. "thumos14") for every ratio."""
         return cls(f"standard:{dataset}", {ratio: standard_splits(dataset, ratio) for ratio in RATIOS})
 
     @classmethod

@@ -546,7 +546,7 @@ def generate_dataset(out_dir: str | Path, cfg: SyntheticConfig | None = None) ->
     return out
 
 
-def config_from_dict(data: dict) -> SyntheticConfig:
+def synthetic_config_from_dict(data: dict) -> SyntheticConfig:
     """Rebuild a SyntheticConfig from ``dataclasses.asdict`` output (lists -> tuples)."""
     known = {f.name: f for f in dataclasses.fields(SyntheticConfig)}
     unknown = set(data) - set(known)
@@ -556,4 +556,4 @@ def config_from_dict(data: dict) -> SyntheticConfig:
     return SyntheticConfig(**values)
 
 
-__all__ = ["SyntheticConfig", "generate_dataset", "make_splits", "config_from_dict", "GENERATOR_VERSION"]
+__all__ = ["SyntheticConfig", "generate_dataset", "make_splits", "synthetic_config_from_dict", "GENERATOR_VERSION"]

@@ -22,16 +22,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from psftr_core.config import DataConfig, apply_overrides, preset_for_dataset
+from psftr_core.config import apply_overrides, preset_for_dataset
+from psftr_core.data.builtins import builtin_dataset
 from psftr_core.data.datasets import load_dataset
 from psftr_core.device import resolve_device
 from psftr_core.errors import InputError
-from psftr_core.evaluation.detection_map import ANET_TIOUS, THUMOS_TIOUS, EvalResult, evaluate_detections
+from psftr_core.evaluation.detection_map import THUMOS_TIOUS, EvalResult, evaluate_detections
 from psftr_core.infer.localizer import localize
 from psftr_core.infer.predict import predict_dataset
 from psftr_core.features.text import TextTower
 from psftr_core.runtime.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
-from psftr_core.runtime.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
+from psftr_core.runtime.clip_source import ClipRequest
+from psftr_core.runtime.text_source import class_text_tower
 from psftr_core.runtime.inputs import class_text, evaluation_windows
 
 SELECTIONS = ("last", "best")
@@ -61,8 +63,10 @@ def split_indices(dataset: Any, ratio: str, split_index: int | str) -> list[int]
 
 
 def default_tious(preset_name: str | None) -> tuple[float, ...]:
-    """The mAP thresholds of a preset's benchmark (ActivityNet or THUMOS14)."""
-    return ANET_TIOUS if preset_name == "anet" else THUMOS_TIOUS
+    """The mAP thresholds of a preset's benchmark: those of the built-in dataset of that
+    name (``psftr_core.data.builtins``), else THUMOS14's."""
+    kind = builtin_dataset(preset_name)
+    return kind.tious if kind is not None else THUMOS_TIOUS
 
 
 def check_selection(selection: str) -> str:
@@ -120,9 +124,9 @@ def predict_split(model: Any, cfg: Any, dataset: Any, split: Any, tower: TextTow
 
     ``cfg`` (a ``PSFTRConfig``) gives the windowing, every inference setting
     (``cfg.inference``, e.g. a checkpoint's calibrated choice with ``--set`` overrides),
-    the prompt and the default batch size; ``tower`` the CLIP text tower of the class names (None:
-    the dataset's table, else the features' CLIP). The model's train/eval mode is left
-    as it was.
+    the prompt and the default batch size; ``tower`` the text source chosen for the unseen
+    classes (``runtime.text_source.class_text_tower``; None: chosen now by the same rule).
+    The model's train/eval mode is left as it was.
     """
     windows = evaluation_windows(dataset, split, cfg.data)
     text = class_text(dataset, split.unseen, tower, cfg.data.prompt, text_cache_dir)
@@ -237,10 +241,11 @@ def evaluate_checkpoint(
     classes, ``psftr_core.train.calibration``); ``overrides``: ``inference.KEY=VALUE``
     settings that replace them (e.g. ``inference.scoring=model`` for the paper's
     scoring); other sections are refused.
-    ``selection`` is only recorded in the result. The unseen classes are encoded with
-    the text tower the checkpoint was trained with (``text_clip``; older checkpoints:
-    the features' CLIP); ``clip`` (the ``--clip-*`` flags) may point at a local copy of
-    its weights, and naming another model or other weights is an InputError.
+    ``selection`` is only recorded in the result. The unseen classes' text follows the
+    one rule of ``runtime.text_source``: the dataset's table if it has them all, else
+    the text tower the checkpoint was trained with (``text_clip``; else the features'
+    CLIP); ``clip`` (the ``--clip-*`` flags) may point at a local copy of its weights,
+    and naming another model or other weights is an InputError.
     """
     dataset = _loaded(dataset)
     path = Path(checkpoint)
@@ -248,8 +253,7 @@ def evaluate_checkpoint(
     split = dataset.split(ratio, split_index)
     _refuse_trained_classes(ckpt, split, path)
     check_feature_spec(ckpt, feature_spec_of(dataset), f"dataset {dataset.name}")
-    tower = checkpoint_text_tower(ckpt, clip, str(path)) or dataset_text_tower(dataset, clip)
-    tower = prepare_text_tower(dataset, tower)
+    tower = class_text_tower(dataset, split.unseen, clip, ckpt, str(path))
     device = resolve_device(device)
     model, cfg = build_model(ckpt, device)
     cfg = _with_inference_overrides(cfg, overrides)
@@ -271,16 +275,16 @@ def evaluate_baseline(
     """Score the training-free localizer on split ``ratio/split_index`` of ``dataset``.
 
     The same protocol as :func:`evaluate_checkpoint`: evaluation videos of the split,
-    vocabulary = its unseen classes, text from the dataset's embeddings file or the CLIP
-    text tower (the features' CLIP, ``clip`` checked against it) on ``prompt``
-    (default: the config's prompt). ``localizer`` is a
+    vocabulary = its unseen classes, text by the rule of ``runtime.text_source`` (the
+    dataset's table, else the features' CLIP, ``clip`` checked against it) on ``prompt``
+    (default: the dataset's, as ``psftr detect`` does). ``localizer`` is a
     ``psftr_core.infer.localizer.LocalizerConfig`` (defaults when None). Nothing is trained.
     """
     dataset = _loaded(dataset)
     split = dataset.split(ratio, split_index)
     names = list(split.unseen)
-    tower = prepare_text_tower(dataset, dataset_text_tower(dataset, clip))
-    text = class_text(dataset, names, tower, prompt or DataConfig().prompt, text_cache_dir).numpy()
+    tower = class_text_tower(dataset, names, clip)
+    text = class_text(dataset, names, tower, prompt, text_cache_dir).numpy()
     predictions = {
         video.video_id: localize(dataset.load_features(video.video_id), dataset.snippet_times(video.video_id),
                                  text, names, localizer, duration=video.duration)

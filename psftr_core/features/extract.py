@@ -20,7 +20,8 @@ the request (the flags and the weights file's size and time), and when every sel
 video is complete under the same request the run stops there.
 
 Nothing is printed: progress and notes go to an ``ExtractListener``; per-video failures
-are collected in the returned ``ExtractSummary``.
+are collected in the returned ``ExtractSummary``. The run's settings, ``ExtractOptions``,
+live in ``psftr_core.features.extract_options`` and are importable from here too.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
 from psftr_core.errors import InputError, PartialFailure, PsftrError
 from psftr_core.features.clip import ClipHandle, load_clip
+from psftr_core.features.extract_options import ExtractOptions
 from psftr_core.features.feature_folder import (
     make_folders,
     published_ids,
@@ -47,47 +48,17 @@ from psftr_core.features.feature_folder import (
     video_state,
     write_video_files,
 )
-from psftr_core.features.pipeline import EncodedVideo, PipelineOptions, encode_videos
+from psftr_core.features.pipeline import EncodedVideo, encode_videos
 from psftr_core.features.preprocess import FramePreprocess
 from psftr_core.features.video import VideoInput, assign_video_ids, collect_videos, parse_shard, shard_videos
 from psftr_core.io.paths import prepare_output_dir
 
-FORMAT_VERSION = 1
-DTYPES = ("float16", "float32")
+# "format" of the settings and request records: a new value makes every earlier video be redone
+FEATURES_FORMAT_VERSION = 1
 
 
 @dataclass
-class ExtractOptions(PipelineOptions):
-    """Settings of one run: the ``psftr extract`` flags, i.e. the pipeline's
-    (``PipelineOptions``: sampling, decoding, batch, precision) plus these."""
-
-    clip_model: str = DEFAULT_CLIP_MODEL
-    clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED
-    clip_config: str | None = None
-    dtype: str = "float16"
-    device: str = "auto"
-    shard: str | None = None  # "I/N"; None -> RANK/WORLD_SIZE or 0/1
-
-    def pipeline(self) -> PipelineOptions:
-        """The pipeline's part of these options."""
-        return PipelineOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(PipelineOptions)})
-
-    def validate(self) -> None:
-        super().validate()
-        if self.dtype not in DTYPES:
-            raise InputError(f"--dtype must be float16 or float32, got {self.dtype!r}")
-        if self.device == "cpu":
-            self.for_device("cpu")  # --precision float16 on CPU: say so before loading the model
-
-    @property
-    def sampling(self) -> dict:
-        if self.fps is not None:
-            return {"fps": float(self.fps), "frame": "nearest to the window centre"}
-        return {"stride": int(self.stride), "frame": "centre of each stride window (i*stride + stride//2)"}
-
-
-@dataclass
-class VideoResult:
+class VideoExtractResult:
     """What happened to one video."""
 
     video_id: str
@@ -104,7 +75,7 @@ class ExtractSummary:
     """Every video's result, the notes on skipped inputs, and the run's speed."""
 
     output_dir: Path
-    results: list[VideoResult] = field(default_factory=list)
+    results: list[VideoExtractResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     shard: tuple[int, int] = (0, 1)
@@ -158,7 +129,7 @@ class ExtractListener:
     def video_progress(self, video_id: str, encoded: int, total: int) -> None:
         """``encoded`` of the ``total`` features of ``video_id`` are done."""
 
-    def video_done(self, result: VideoResult) -> None:
+    def video_done(self, result: VideoExtractResult) -> None:
         """A video was extracted ("done") or could not be ("failed")."""
 
 
@@ -190,7 +161,7 @@ def extract_features(
 
     request_hash = _sha256_json(request_record(options)) if handle is None else None
     if request_hash is not None and _all_complete(out, videos, request_hash):
-        summary.results = [VideoResult(v.video_id, str(v.path), "skipped") for v in videos]
+        summary.results = [VideoExtractResult(v.video_id, str(v.path), "skipped") for v in videos]
         return summary  # nothing to do: the model is not even loaded
 
     prepare_output_dir(out, "--output")  # a folder we cannot write in: exit 2 before the model loads
@@ -239,7 +210,7 @@ def extract_features(
 def settings_record(handle: ClipHandle, options: ExtractOptions) -> dict:
     """Everything that changes the numbers in a feature file (hashed for resume checks)."""
     return {
-        "format": FORMAT_VERSION,
+        "format": FEATURES_FORMAT_VERSION,
         "architecture": handle.architecture,
         "config_sha256": handle.config_sha256,
         "weights_id": handle.weights_id,
@@ -257,7 +228,7 @@ def request_record(options: ExtractOptions) -> dict:
     weights file would cost seconds); the open_clip version stands for its model configs.
     """
     return {
-        "format": FORMAT_VERSION,
+        "format": FEATURES_FORMAT_VERSION,
         "clip_model": options.clip_model,
         "clip_pretrained": _file_identity(options.clip_pretrained),
         "clip_config": _file_identity(options.clip_config),
@@ -365,7 +336,7 @@ def _resume(
     for video in videos:
         state = video_state(out, video, {"settings_sha256": settings_hash})
         if state == "complete":
-            summary.results.append(VideoResult(video.video_id, str(video.path), "skipped"))
+            summary.results.append(VideoExtractResult(video.video_id, str(video.path), "skipped"))
             continue
         if state == "other-settings":
             redo.add(video.video_id)
@@ -380,8 +351,8 @@ def _write_outcomes(
     options: ExtractOptions,
     provenance: dict,
     listener: ExtractListener,
-) -> Iterator[VideoResult]:
-    """Write each encoded video's files; yields a VideoResult per video as it finishes."""
+) -> Iterator[VideoExtractResult]:
+    """Write each encoded video's files; yields a VideoExtractResult per video as it finishes."""
     if not count:
         return
     listener.run_started(count)
@@ -392,9 +363,9 @@ def _write_outcomes(
                 record = {**provenance, "decoder": outcome.decoder, "note": outcome.note}
                 write_video_files(out, video, outcome.plan, outcome.features, dtype=options.dtype,
                                   seconds=outcome.seconds, provenance=record)
-                result = VideoResult(video.video_id, str(video.path), "done", outcome.encoded, outcome.seconds)
+                result = VideoExtractResult(video.video_id, str(video.path), "done", outcome.encoded, outcome.seconds)
             else:
-                result = VideoResult(video.video_id, str(video.path), "failed", 0, outcome.seconds, outcome.error)
+                result = VideoExtractResult(video.video_id, str(video.path), "failed", 0, outcome.seconds, outcome.error)
             listener.video_done(result)
             yield result
 

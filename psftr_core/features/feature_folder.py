@@ -42,7 +42,7 @@ from psftr_core.io.json_file import read_json_file
 from psftr_core.io.npy import read_npy_header
 
 if TYPE_CHECKING:
-    from psftr_core.features.extract import ExtractOptions
+    from psftr_core.features.extract_options import ExtractOptions
     from psftr_core.features.pipeline import PipelineOptions
 
 GENERATED_BY = "psftr extract"

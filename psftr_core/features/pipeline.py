@@ -4,6 +4,8 @@
 features (``psftr extract`` writes them to a folder; a caller may cache them instead).
 It yields, per video, an ``EncodedVideo`` (features [T, D], the sampling plan with the
 timestamps, the decoder used) or a ``FailedVideo`` (why), in input order.
+``extract_video_features`` is the same route for a caller that only wants each file's
+features and metadata (``psftr detect``, which caches them).
 
 * ``FrameDecoder``: ``decode_workers`` threads each open a video (``decoders``), plan its
   samples and decode them in chunks, running ahead into the next video while the model
@@ -30,6 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -458,3 +461,62 @@ def encode_videos(
             yield from finished()
         batches.flush()
         yield from finished()
+
+
+# ----------------------------------------------------------------------------- files in, features out
+
+
+@dataclass
+class ExtractedVideo:
+    """One video's features from :func:`extract_video_features`, or why it has none.
+
+    ``features``: float32 [T, D]; ``times``: float64 [T] seconds; ``meta``: duration,
+    frame_length, video_fps, snippet_duration, decoder and note (e.g. --fps lowered).
+    ``error``: one line when the video could not be used (the other fields are None).
+    """
+
+    path: Path
+    features: np.ndarray | None = None
+    times: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+VideoFeatureExtractor = Callable[..., Iterator[ExtractedVideo]]
+"""``extractor(handle, paths, sampling, pipeline=None)``: what :func:`extract_video_features`
+is; a caller may pass another one (e.g. a fake decoder in tests)."""
+
+
+def extract_video_features(
+    handle: Any, paths: Sequence[str | os.PathLike], sampling: tuple[str, float],
+    pipeline: PipelineOptions | None = None,
+) -> Iterator[ExtractedVideo]:
+    """Decode and CLIP-encode ``paths`` through :func:`encode_videos`: one
+    :class:`ExtractedVideo` per path, in order, each as soon as it is done.
+
+    ``sampling``: ("stride", frames) or ("fps", rate); ``pipeline``: batch size, decoder
+    and the other pipeline settings (its stride/fps are replaced by ``sampling``). An
+    unreadable, corrupt, empty or too short video gives an ``ExtractedVideo`` with
+    ``error``; the others go on. Decoding runs ahead while the caller works on a result;
+    closing the generator stops it.
+    """
+    kind, value = sampling
+    options = dataclasses.replace(pipeline or PipelineOptions(), stride=int(value) if kind == "stride" else None,
+                                  fps=float(value) if kind == "fps" else None)
+    videos = [VideoInput(Path(path), str(index)) for index, path in enumerate(paths)]  # ids: unique per call
+    with contextlib.closing(encode_videos(videos, handle, options)) as outcomes:
+        for outcome in outcomes:
+            path = outcome.video.path
+            if not isinstance(outcome, EncodedVideo):
+                yield ExtractedVideo(path, error=outcome.error)
+                continue
+            plan = outcome.plan
+            meta = {
+                "duration": float(plan.duration),
+                "frame_length": int(plan.frame_length),
+                "video_fps": float(plan.video_fps),
+                "snippet_duration": float(plan.snippet_duration),
+                "decoder": outcome.decoder,
+                "note": outcome.note,
+            }
+            yield ExtractedVideo(path, outcome.features, outcome.times, meta)

@@ -1,16 +1,21 @@
-"""Class-name text embeddings: from a dataset's table or from a CLIP text tower.
+"""Class-name text embeddings, the mechanics: tables, text towers, encoding, files.
 
-One name-matching rule everywhere (:func:`psftr_core.data.vocabulary.name_key`:
-trimmed, case-insensitive, Unicode-normalised), for training, evaluation and detection.
+Which source a vocabulary gets (a dataset's table or a tower, what a table that lacks
+names means, which tower, which prompt) is one rule for training, evaluation and
+detection, in ``psftr_core.runtime.text_source``; this module only carries it out:
 
-A :class:`TextTower` names the CLIP model whose text tower encodes class names: its
-architecture (for a custom one, the open_clip config itself, so it can be rebuilt
-without the original file), its weights (tag or local file) and, when known, what
-the weights must be (``weights_id``) and what the config hashes to. Checkpoints record
-it, so evaluation and detection encode new class names with the same tower.
-:func:`load_text_tower` loads it and refuses weights or a config that are not the
-recorded ones. Which tower a dataset or checkpoint asks for is decided in
-``psftr_core.train.text_tower``.
+- :func:`lookup_text_embeddings`: a table's vectors by name, with the one name-matching
+  rule used everywhere (:func:`psftr_core.data.vocabulary.name_key`: trimmed,
+  case-insensitive, Unicode-normalised), and the names it lacks.
+- :class:`TextTower` names the CLIP model whose text tower encodes class names: its
+  architecture (for a custom one, the open_clip config itself, so it can be rebuilt
+  without the original file), its weights (tag or local file) and, when known, what
+  the weights must be (``weights_id``) and what the config hashes to. Checkpoints
+  record it (``text_clip``). :func:`load_text_tower` loads it (once per process) and
+  refuses weights or a config that are not the recorded ones.
+- :func:`encode_class_names`: prompts through a tower, cached on disk under
+  ``<cache>/text/`` (``psftr_core.features.clip.encode_texts``).
+- :func:`save_text_embeddings` writes a table (``psftr text-embeddings``).
 """
 
 from __future__ import annotations
@@ -176,39 +181,9 @@ def encode_class_names(class_names: Sequence[str], tower: TextTower, prompt: str
     from psftr_core.features import clip as clip_models
 
     handle = load_text_tower(tower, device)
-    cache = cache_dir if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return np.asarray(clip_models.encode_texts(handle, list(class_names), prompt=prompt or DEFAULT_PROMPT,
                                                cache_dir=cache), dtype=np.float32)
-
-
-def class_text_embeddings(
-    dataset: Any,
-    class_names: Sequence[str],
-    tower: TextTower | None = None,
-    cache_dir: Any = None,
-    device: str = "cpu",
-    prompt: str | None = None,
-) -> np.ndarray:
-    """[K, D] float32 text embeddings of ``class_names`` in that order.
-
-    The dataset's ``text_embeddings`` table wins (an InputError names any class it
-    lacks); otherwise the prompts (``prompt``, else the dataset's) are encoded with the
-    text tower of ``tower`` (default: ViT-B-16 openai), whose width must be the
-    dataset's feature width D.
-    """
-    table = getattr(dataset, "text_embeddings", None)
-    if table:
-        found, missing = lookup_text_embeddings(table, class_names)
-        if missing:
-            raise InputError(
-                f"the text embeddings file of dataset {dataset.name!r} has no entry for class "
-                f"{missing[0]!r} ({len(missing)} missing); add it or remove the file to use CLIP"
-            )
-        return np.stack([found[name] for name in class_names])
-    tower = tower or TextTower()
-    text = encode_class_names(class_names, tower, prompt or getattr(dataset, "prompt", None), cache_dir, device)
-    check_text_width(text.shape[1], tower, dataset)
-    return text
 
 
 def dataset_text_embeddings(dataset: Any, tower: TextTower, prompt: str | None = None, cache_dir: Any = None,

@@ -36,7 +36,7 @@ How well it does on the synthetic benchmark is in docs/benchmarks.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -136,28 +136,63 @@ def localize(
         raise InputError("localize: features or text embeddings contain NaN or infinite values")
 
     curves = class_curves(feats, txt, cfg)
+    return curves_to_detections(
+        curves, times, names, lambda curve, first, last: outer_inner_contrast(curve, first, last, cfg.contrast_ratio),
+        thresholds=cfg.thresholds, min_snippets=cfg.min_snippets, min_score=cfg.min_score,
+        nms_threshold=cfg.nms_threshold, top_k=cfg.top_k, snippet_seconds=cfg.snippet_seconds, duration=duration)
+
+
+def curves_to_detections(
+    curves: np.ndarray,
+    snippet_times: np.ndarray,
+    class_names: Sequence[str],
+    run_score: Callable[[np.ndarray, int, int], float],
+    *,
+    thresholds: Sequence[float],
+    min_snippets: int = 1,
+    min_score: float = 0.0,
+    nms_threshold: float = 0.5,
+    top_k: int = 100,
+    snippet_seconds: float | None = None,
+    duration: float | None = None,
+) -> list[dict]:
+    """Steps 3-5 of the module docstring for any class curves: runs -> scored segments.
+
+    Args:
+        curves: [T, K] per-snippet score of each class.
+        snippet_times: [T] centre time of each snippet, in seconds.
+        class_names: K labels.
+        run_score: ``run_score(curve [T], first, last) -> float`` scores the run of
+            snippets first..last (inclusive) of one class curve; runs scoring
+            <= ``min_score`` are dropped.
+        thresholds, min_snippets: multi-threshold grouping (``multi_threshold_runs``).
+        nms_threshold, top_k: class-wise NMS, then the ``top_k`` best.
+        snippet_seconds, duration: run -> seconds conversion (``runs_to_seconds``).
+
+    Returns:
+        Detections as :func:`localize` returns them (same order and tie rules).
+    """
     seg_list, score_list, label_list = [], [], []
-    for k in range(len(names)):
+    for k in range(len(class_names)):
         curve = curves[:, k]
-        runs = multi_threshold_runs(curve, cfg.thresholds, cfg.min_snippets)
-        for first, last in runs:
-            score = outer_inner_contrast(curve, first, last, cfg.contrast_ratio)
-            if score > cfg.min_score:
+        for first, last in multi_threshold_runs(curve, thresholds, min_snippets):
+            score = run_score(curve, first, last)
+            if score > min_score:
                 seg_list.append((first, last))
                 score_list.append(score)
                 label_list.append(k)
     if not seg_list:
         return []
 
-    segments = runs_to_seconds(seg_list, times, duration, cfg.snippet_seconds)
+    segments = runs_to_seconds(seg_list, snippet_times, duration, snippet_seconds)
     scores = np.asarray(score_list)
     labels = np.asarray(label_list)
     # Deterministic order before NMS: score desc, then start, then class index.
     order = np.lexsort((labels, segments[:, 0], -scores))
     segments, scores, labels = segments[order], scores[order], labels[order]
-    keep = nms(segments, scores, labels, cfg.nms_threshold, max_keep=cfg.top_k)
+    keep = nms(segments, scores, labels, nms_threshold, max_keep=top_k)
     return [
-        {"segment": [float(segments[i, 0]), float(segments[i, 1])], "label": names[labels[i]],
+        {"segment": [float(segments[i, 0]), float(segments[i, 1])], "label": class_names[labels[i]],
          "score": float(scores[i])}
         for i in keep
     ]

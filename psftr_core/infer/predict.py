@@ -1,8 +1,15 @@
-"""The one inference path of PSFTR: video features -> detections in video seconds.
+"""The one inference path of PSFTR: video features -> candidate detections in video seconds.
 
-``psftr evaluate`` (:func:`predict_dataset`: the videos of a ``WindowDataset``) and
-``psftr detect`` (:func:`predict_video`: one video's features) both run
-:func:`predict_videos`:
+Three entries, one job each:
+
+- :func:`predict_video` (``psftr detect``): one video's candidates (:class:`~psftr_core.infer.candidates.Candidates`),
+  left to the caller to filter (detect puts the user's flags over the model's settings);
+- :func:`predict_dataset` (``psftr evaluate``): every video of a ``WindowDataset``,
+  filtered with :meth:`FilterSettings.from_inference` of the ``inference`` settings;
+- ``psftr_core.train.calibration.grid_predictions``: one model run re-scored by many
+  settings (:func:`predict_windows_each`), each filtered with its own.
+
+All of them decode the same way:
 
 1. Windows: every video comes with its inference windows
    (:func:`psftr_core.data.slicing.make_windows`; :func:`video_windows` makes them from
@@ -15,32 +22,22 @@
 4. Scoring: :class:`~psftr_core.infer.scoring.PostProcess` keeps the top-k (query,
    class) pairs of each window, in video seconds (``inference.roi_weight`` /
    ``inference.contrast_weight``: the scoring family of that module).
-5. Merge, per video: class-wise NMS at tIoU ``nms_iou`` (``inference.nms``), then
-   detections scoring below ``inference.score_threshold`` are dropped:
+5. Merge, per video (:func:`merge_windows`): the windows' pairs concatenated in window
+   order, each with its window's index. Nothing is removed here: NMS (either mode of
+   ``inference.nms``, at ``inference.nms_iou``) and ``inference.score_threshold`` are the
+   filter stage's (:mod:`psftr_core.infer.filtering` says why).
 
-   - ``"all"`` (``nms_within_windows=True``, default): plain class-wise NMS over all
-     detections of the video.
-   - ``"cross_window"`` (the paper): NMS only *across* windows, i.e. where windows
-     overlap: two detections of the same window never suppress each other (the set
-     prediction is meant to have removed duplicates inside a window), while a detection
-     of one window suppresses an overlapping one of the same class from a neighbouring
-     window. With calibrated scoring, near-duplicate queries of a window share their
-     class score (it comes from the segment), and a briefly trained model leaves such
-     duplicates, so they must compete too.
-
-Output lists are sorted by score (ties: window order, then rank inside the window).
 The paper's inference is ``inference.contrast_weight=0 inference.roi_weight=0.5
 inference.nms=cross_window`` (``inference.scoring=model`` stands for the first two with
 a model trained with the default ROI mix).
 
-``inference.method=localizer`` replaces steps 1-5 by the training-free localizer
-(:func:`psftr_core.infer.localizer.localize`, default settings) on the same features and
+``inference.method=localizer`` replaces steps 1-5 by the training-free localizer's
+candidates (:func:`~psftr_core.infer.candidates.localizer_candidates`, default settings) on the same features and
 text, so a checkpoint's evaluation or detection can fall back to it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -51,8 +48,8 @@ import torch.nn.functional as F
 from psftr_core.config import InferenceConfig
 from psftr_core.data.slicing import Windowing, WindowSpec, make_windows, resize_nearest
 from psftr_core.data.windows import input_length, windowing_from_config
-from psftr_core.infer.localizer import LocalizerConfig, localize
-from psftr_core.infer.nms import nms
+from psftr_core.infer.candidates import Candidates, localizer_candidates
+from psftr_core.infer.filtering import FilterSettings, filter_detections
 from psftr_core.infer.scoring import PostProcess, VideoCurves, WindowBatch, WindowDetections, video_curves
 
 
@@ -103,30 +100,18 @@ def pad_windows(inputs: Sequence[np.ndarray], length: int) -> tuple[torch.Tensor
     return features, torch.arange(length)[None, :] >= lengths[:, None]
 
 
-def merge_video(
-    detections: Sequence[WindowDetections], class_names: Sequence[str], iou_threshold: float = 0.4,
-    within_windows: bool = False, score_threshold: float = 0.0,
-) -> list[dict]:
-    """One video's window detections -> ``[{"segment", "label", "score"}]`` best first
-    (class-wise NMS across windows, or also within them: see the module docstring),
-    without those scoring below ``score_threshold``."""
+def merge_windows(detections: Sequence[WindowDetections], class_names: Sequence[str]) -> Candidates:
+    """One video's window detections -> its candidates (step 5 of the module docstring):
+    concatenated in window order, then rank inside the window, each with its window index."""
     if not detections:
-        return []
-    segments = np.concatenate([d.segments for d in detections]).reshape(-1, 2)
-    classes = np.concatenate([d.classes for d in detections]).astype(np.int64)
-    scores = np.concatenate([d.scores for d in detections]).astype(np.float64)
-    windows = np.concatenate([np.full(len(d.scores), d.window_index) for d in detections]).astype(np.int64)
-    keep = nms(segments, scores, classes, iou_threshold, windows=None if within_windows else windows)
-    if score_threshold > 0:  # after NMS = before it: a weaker detection never suppresses a stronger one
-        keep = [i for i in keep if scores[i] >= score_threshold]
-    return [
-        {
-            "segment": [float(segments[i, 0]), float(segments[i, 1])],
-            "label": class_names[classes[i]],
-            "score": float(scores[i]),
-        }
-        for i in keep
-    ]
+        return Candidates.empty(class_names)
+    return Candidates(
+        np.concatenate([d.segments for d in detections]).reshape(-1, 2).astype(np.float64),
+        np.concatenate([d.scores for d in detections]).astype(np.float64),
+        np.concatenate([d.classes for d in detections]).astype(np.int64),
+        list(class_names),
+        np.concatenate([np.full(len(d.scores), d.window_index) for d in detections]).astype(np.int64),
+    )
 
 
 def window_batches(
@@ -214,58 +199,40 @@ def predict_windows_each(
     return found
 
 
-def predict_videos(
+def video_candidates(
     model: Any,
     videos: Iterable[VideoWindows],
     text: Any,
     class_names: Sequence[str],
     postprocess: PostProcess,
     input_length: int,
-    nms_iou: float = 0.4,
-    nms_within_windows: bool = True,
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     on_batch: Callable[[int], None] | None = None,
-    score_threshold: float = 0.0,
-) -> dict[str, list[dict]]:
-    """Detections of every video that has windows (steps 1-5 of the module docstring):
-    video id -> ``[{"segment", "label", "score"}]``; ``text`` row k embeds
-    ``class_names[k]``, the other arguments as in :func:`predict_windows` and
-    :func:`merge_video`."""
+) -> dict[str, Candidates]:
+    """Candidates of every video that has windows (steps 1-5 of the module docstring):
+    video id -> :class:`Candidates`; ``text`` row k embeds ``class_names[k]``, the other
+    arguments as in :func:`predict_windows`."""
     found = predict_windows(model, videos, text, postprocess, input_length, batch_size, device, on_batch)
-    return {video_id: merge_video(dets, class_names, nms_iou, nms_within_windows, score_threshold)
-            for video_id, dets in found.items()}
-
-
-def localizer_detections(features: np.ndarray, times: np.ndarray, duration: float | None, text: Any,
-                         class_names: Sequence[str], score_threshold: float = 0.0) -> list[dict]:
-    """``inference.method=localizer``: the training-free localizer's detections of one
-    video (default settings), without those scoring below ``score_threshold``."""
-    found = localize(features, times, np.asarray(text, dtype=np.float64), class_names, LocalizerConfig(),
-                     duration=duration)
-    return [d for d in found if d["score"] >= score_threshold] if score_threshold > 0 else found
+    return {video_id: merge_windows(dets, class_names) for video_id, dets in found.items()}
 
 
 def predict_video(
     model: Any, cfg: Any, features: np.ndarray, times: np.ndarray, duration: float | None, text: Any,
     class_names: Sequence[str], device: str | torch.device = "cpu", batch_size: int = 16,
-) -> list[dict]:
-    """Detections of one video: features [T, D], times [T] (seconds), text [K, D] ->
-    ``[{"segment", "label", "score"}]``, with the windowing and inference settings of
-    ``cfg`` (a ``PSFTRConfig``, e.g. the checkpoint's)."""
+) -> Candidates:
+    """Candidates of one video: features [T, D], times [T] (seconds), text [K, D], with
+    the windowing and inference settings of ``cfg`` (a ``PSFTRConfig``, e.g. the
+    checkpoint's). Not filtered: ``filter_detections(found, FilterSettings.from_inference(
+    cfg.inference), duration)`` gives what evaluation would keep of this video."""
     inference = cfg.inference
     if inference.method == "localizer":
-        if isinstance(text, torch.Tensor):
-            text = text.detach().cpu().numpy()
-        return localizer_detections(features, times, duration, text, class_names, inference.score_threshold)
+        return localizer_candidates(features, times, duration, text, class_names)
     windowing = windowing_from_config(cfg.data)
     video = video_windows("video", features, times, duration, windowing)
-    found = predict_videos(
-        model, [video], text, class_names, PostProcess.from_config(cfg.model, inference), input_length(windowing),
-        float(inference.nms_iou), inference.nms == "all", batch_size, device,
-        score_threshold=float(inference.score_threshold),
-    )
-    return found.get("video", [])
+    found = video_candidates(model, [video], text, class_names, PostProcess.from_config(cfg.model, inference),
+                             input_length(windowing), batch_size, device)
+    return found.get("video", Candidates.empty(class_names))
 
 
 def dataset_videos(window_dataset: Any, video_ids: Iterable[str] | None = None) -> Iterator[VideoWindows]:
@@ -285,42 +252,35 @@ def predict_dataset(
     model: Any,
     window_dataset: Any,
     text: torch.Tensor,
-    topk: int = 100,
-    nms_iou: float = 0.4,
+    inference: InferenceConfig | None = None,
     batch_size: int = 16,
     device: str | torch.device = "cpu",
-    roi_weight: float | None = None,
     on_batch: Callable[[int], None] | None = None,
-    scoring: str = "calibrated",
-    nms_within_windows: bool = True,
-    inference: InferenceConfig | None = None,
 ) -> dict[str, list[dict]]:
-    """Detections for every video of an inference ``WindowDataset`` (ActivityNet schema).
+    """Evaluation's detections of every video of an inference ``WindowDataset``
+    (ActivityNet schema, best first): each video's candidates through the filter stage
+    with :meth:`FilterSettings.from_inference` of ``inference`` (e.g. a checkpoint's
+    ``cfg.inference``; defaults when None).
 
-    ``inference`` (e.g. a checkpoint's ``cfg.inference``) holds every inference setting;
-    without it, ``topk``, ``nms_iou``, ``scoring`` and ``nms_within_windows`` make one
-    (the other settings at their defaults). ``roi_weight``, when given, replaces
-    ``inference.roi_weight`` (None keeps it; there, null = the model's ROI-CLIP mix).
-    The windows, durations and padded length are the dataset's. Every video of the
-    dataset appears in the result, with an empty list when it has no window (no features).
+    The windows, durations and padded length are the dataset's; ``on_batch(n)`` after
+    each batch of n windows. Every video of the dataset appears in the result, with an
+    empty list when it has no window (no features).
     """
-    if inference is None:
-        inference = InferenceConfig(topk=topk, nms_iou=nms_iou, scoring=scoring,
-                                    nms="all" if nms_within_windows else "cross_window")
-    if roi_weight is not None:
-        inference = dataclasses.replace(inference, roi_weight=float(roi_weight))
+    inference = inference or InferenceConfig()
     if inference.method == "localizer":
         text_np = torch.as_tensor(text).detach().cpu().numpy()
         found = {}
         for video in dataset_videos(window_dataset):
-            found[video.video_id] = localizer_detections(
+            found[video.video_id] = localizer_candidates(
                 video.features, video.times, window_dataset.records[video.video_id].duration, text_np,
-                window_dataset.class_names, inference.score_threshold)
+                window_dataset.class_names)
             if on_batch is not None:  # progress in windows, as for the model
                 on_batch(len(video.windows))
     else:
         postprocess = PostProcess.from_config(model.cfg, inference)
-        found = predict_videos(model, dataset_videos(window_dataset), text, window_dataset.class_names, postprocess,
-                               window_dataset.length, float(inference.nms_iou), inference.nms == "all", batch_size,
-                               device, on_batch, float(inference.score_threshold))
-    return {video_id: found.get(video_id, []) for video_id in window_dataset.records}
+        found = video_candidates(model, dataset_videos(window_dataset), text, window_dataset.class_names,
+                                 postprocess, window_dataset.length, batch_size, device, on_batch)
+    settings = FilterSettings.from_inference(inference)
+    # No duration: the decodings clipped every candidate to the video they were given.
+    return {video_id: filter_detections(found[video_id], settings) if video_id in found else []
+            for video_id in window_dataset.records}

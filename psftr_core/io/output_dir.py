@@ -42,7 +42,7 @@ from typing import Any
 from psftr_core.errors import InputError
 from psftr_core.io.atomic import write_json
 
-MANIFEST_NAME = ".psftr-detect.json"
+DETECT_MANIFEST_NAME = ".psftr-detect.json"
 MANIFEST_VERSION = 2
 MAX_STEM_BYTES = 200  # + "~" + 8 hex digits + "." + extension stays under 255 bytes
 HASH_DIGITS = 8
@@ -84,8 +84,9 @@ def safe_stem(video: str) -> str:
     return stem
 
 
-def name_key(stem: str) -> str:
-    """What two names are compared by: NFC-normalised and case-folded."""
+def stem_key(stem: str) -> str:
+    """What two file stems are compared by (one file on case-insensitive, normalising
+    file systems): NFC-normalised and case-folded."""
     return unicodedata.normalize("NFC", stem).casefold()
 
 
@@ -132,10 +133,10 @@ class OutputDir:
         if self.directory.exists() and not self.directory.is_dir():
             raise InputError(f"output folder {self.directory} is a file, expected a folder")
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.manifest_path = self.directory / MANIFEST_NAME
+        self.manifest_path = self.directory / DETECT_MANIFEST_NAME
         stems, finished, info, same_settings = self._read_manifest()
         self._stems: dict[str, str] = stems
-        self._taken: dict[str, str] = {name_key(stem): video for video, stem in stems.items()}
+        self._taken: dict[str, str] = {stem_key(stem): video for video, stem in stems.items()}
         self._finished: dict[str, list[str]] = finished if same_settings else {}
         self._info: dict[str, dict[str, Any]] = info if same_settings else {}
         if not same_settings:
@@ -156,7 +157,7 @@ class OutputDir:
         if not (_is_str_map(stems) and _is_names_map(finished) and isinstance(info, dict)):
             return nothing
         stems = {video: stem for video, stem in stems.items() if stem and safe_stem(stem) == stem}
-        if len({name_key(stem) for stem in stems.values()}) != len(stems):
+        if len({stem_key(stem) for stem in stems.values()}) != len(stems):
             return nothing  # hand-edited into a collision: rename everything
         finished = {video: names for video, names in finished.items() if video in stems}
         info = {video: value for video, value in info.items() if video in finished and isinstance(value, dict)}
@@ -190,7 +191,7 @@ class OutputDir:
         if stem is None:
             stem = self._new_stem(video)
             self._stems[video] = stem
-            self._taken[name_key(stem)] = video
+            self._taken[stem_key(stem)] = video
         return self.directory / f"{stem}.{ext}"
 
     def paths_for(self, video: str) -> dict[str, Path]:
@@ -199,11 +200,11 @@ class OutputDir:
 
     def _new_stem(self, video: str) -> str:
         base = safe_stem(video)
-        if name_key(base) not in self._taken:
+        if stem_key(base) not in self._taken:
             return base
         for digits in range(HASH_DIGITS, 65, 4):  # longer only on a clash of hash prefixes
             stem = f"{base}~{id_hash(video, digits)}"
-            if name_key(stem) not in self._taken:
+            if stem_key(stem) not in self._taken:
                 return stem
         raise RuntimeError(f"no free file name for video {video!r}")  # needs a SHA-256 collision
 

@@ -29,10 +29,10 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from psftr_core.io.atomic import atomic_open
-from psftr_core.io.output_dir import name_key, safe_stem
+from psftr_core.io.output_dir import safe_stem, stem_key
 
 TITLE_H = 28
 LANE_H = 22
@@ -225,18 +225,41 @@ def render_timeline(
 
     image = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(image)
-    small = _fonts(10)[0]
-    x0, x1 = LABEL_W, w - RIGHT_PAD
-    plot_w = x1 - x0
+    axis = _TimeAxis(LABEL_W, w - RIGHT_PAD, span)
+    shown = sum(1 for s in segments if s["label"] in set(lanes))
+    _draw_title(draw, f"{video_id}  ·  {span:.1f} s  ·  {shown} segments", w)
+    _draw_lane_labels(draw, lanes, w)
+    boxes = _draw_boxes(draw, segments, {name: i for i, name in enumerate(lanes)}, axis)
+    _draw_scores(draw, boxes)
+    _draw_axis(draw, axis, TITLE_H + max(len(lanes), 1) * LANE_H + 4)
+    if hidden:
+        _draw_note(draw, f"{hidden} of {len(actions)} actions not shown (only detected actions get a lane)", w, h)
+    return image
 
-    def x_of(t: float) -> float:
-        return x0 + min(max(t / span, 0.0), 1.0) * plot_w
 
-    title = f"{video_id}  ·  {span:.1f} s  ·  {sum(1 for s in segments if s['label'] in set(lanes))} segments"
+class _TimeAxis:
+    """Seconds to x pixels: ``[0, span]`` onto ``[x0, x1]``, clamped at both ends."""
+
+    def __init__(self, x0: int, x1: int, span: float) -> None:
+        self.x0, self.x1, self.span = x0, x1, span
+        self.plot_w = x1 - x0
+
+    def x_of(self, t: float) -> float:
+        return self.x0 + min(max(t / self.span, 0.0), 1.0) * self.plot_w
+
+
+def _small_font() -> Any:
+    """The font of scores, tick labels and the note."""
+    return _fonts(10)[0]
+
+
+def _draw_title(draw: Any, title: str, w: int) -> None:
     font = _font_for(title, 12)
     draw.text((8, 7), _fit(draw, title, font, w - 16), fill=(0, 0, 0), font=font)
 
-    lane_of = {name: i for i, name in enumerate(lanes)}
+
+def _draw_lane_labels(draw: Any, lanes: Sequence[str], w: int) -> None:
+    """Each lane's action name on alternately shaded rows; a placeholder when there are none."""
     for i, name in enumerate(lanes):
         top = TITLE_H + i * LANE_H
         if i % 2 == 0:
@@ -246,9 +269,23 @@ def render_timeline(
     if not lanes:
         draw.text((8, TITLE_H + 4), "(no detections)", fill=(120, 120, 120), font=_fonts(12)[0])
 
-    # Boxes longest first, so a segment nested in a longer one stays visible on top of it;
-    # then the scores, best first, each only where it fits its box and crosses no other
-    # score or box edge.
+
+class _Box(NamedTuple):
+    """One drawn segment box: its score, lane, x extent, top y and fill colour."""
+
+    score: float
+    lane: int
+    left: float
+    right: float
+    top: int
+    fill: tuple[int, int, int]
+
+
+def _draw_boxes(
+    draw: Any, segments: Sequence[Mapping[str, Any]], lane_of: Mapping[str, int], axis: _TimeAxis
+) -> list[_Box]:
+    """One box per segment with a lane, longest first so a segment nested in a longer one
+    stays visible on top of it; returns the boxes drawn."""
     drawn = []
     for seg in sorted(segments, key=lambda s: (float(s["segment"][0]) - float(s["segment"][1]), float(s["score"]))):
         lane = lane_of.get(seg["label"])
@@ -257,11 +294,18 @@ def render_timeline(
         start, end = float(seg["segment"][0]), float(seg["segment"][1])
         score = float(seg["score"])
         colour = PALETTE[lane % len(PALETTE)]
-        left, right = x_of(start), max(x_of(end), x_of(start) + 2)
+        left, right = axis.x_of(start), max(axis.x_of(end), axis.x_of(start) + 2)
         top = TITLE_H + lane * LANE_H + 3
         fill = _shade(colour, score)
         draw.rectangle([left, top, right, top + LANE_H - 7], fill=fill, outline=colour)
-        drawn.append((score, lane, left, right, top, fill))
+        drawn.append(_Box(score, lane, left, right, top, fill))
+    return drawn
+
+
+def _draw_scores(draw: Any, drawn: Sequence[_Box]) -> None:
+    """Each box's score, best first, only where it fits its box and crosses no other
+    score or box edge; dark or light ink by the box's shade."""
+    small = _small_font()
     placed: list[tuple[int, float, float]] = []
     for score, lane, left, right, top, fill in sorted(drawn, key=lambda d: -d[0]):
         label = f"{score:.2f}"
@@ -280,22 +324,27 @@ def render_timeline(
             draw.text((x, top + 2), label, fill=ink, font=small)
             placed.append((lane, x, x + text_w))
 
-    axis_y = TITLE_H + max(len(lanes), 1) * LANE_H + 4
-    draw.line([x0, axis_y, x1, axis_y], fill=(0, 0, 0))
-    step = tick_step(span, plot_w)
-    n_ticks = int(math.floor(span / step + 1e-9))
+
+def _draw_note(draw: Any, note: str, w: int, h: int) -> None:
+    small = _small_font()
+    draw.text((8, h - NOTE_H + 2), _fit(draw, note, small, w - 16), fill=(90, 90, 90), font=small)
+
+
+def _draw_axis(draw: Any, axis: _TimeAxis, axis_y: float) -> None:
+    """The time axis at ``axis_y``: a line, ticks at a 'nice' step and their labels."""
+    small = _small_font()
+    draw.line([axis.x0, axis_y, axis.x1, axis_y], fill=(0, 0, 0))
+    step = tick_step(axis.span, axis.plot_w)
+    n_ticks = int(math.floor(axis.span / step + 1e-9))
     for k in range(n_ticks + 1):
         t = k * step
-        x = x_of(t)
+        x = axis.x_of(t)
         draw.line([x, axis_y, x, axis_y + 4], fill=(0, 0, 0))
         text = format_time(t, step)
         text_w = draw.textlength(text, font=small)
-        draw.text((min(max(x - text_w / 2, x0 - 4), x1 - text_w), axis_y + 6), text, fill=(0, 0, 0), font=small)
+        draw.text((min(max(x - text_w / 2, axis.x0 - 4), axis.x1 - text_w), axis_y + 6), text, fill=(0, 0, 0),
+                  font=small)
     draw.text((8, axis_y + 6), "time", fill=(90, 90, 90), font=small)
-    if hidden:
-        note = f"{hidden} of {len(actions)} actions not shown (only detected actions get a lane)"
-        draw.text((8, h - NOTE_H + 2), _fit(draw, note, small, w - 16), fill=(90, 90, 90), font=small)
-    return image
 
 
 def timeline_filename(video_id: str) -> str:
@@ -323,7 +372,7 @@ def write_timelines(
     """One PNG per video of ``results`` (ActivityNet layout) in ``out_dir``; {video: path}.
 
     Names come from :func:`timeline_filename`; two ids that map to the same name (compared
-    like :func:`~psftr_core.io.output_dir.name_key`: case and Unicode normalisation
+    like :func:`~psftr_core.io.output_dir.stem_key`: case and Unicode normalisation
     ignored) get ``-2``, ``-3``... suffixes (in sorted video order, so names are stable).
     """
     out_dir = Path(out_dir)
@@ -333,9 +382,9 @@ def write_timelines(
     for video_id in sorted(results):
         name = timeline_filename(video_id)
         stem, k = name[:-4], 2
-        while name_key(name) in used:
+        while stem_key(name) in used:
             name, k = f"{stem}-{k}.png", k + 1
-        used.add(name_key(name))
+        used.add(stem_key(name))
         image = render_timeline(video_id, durations.get(video_id), actions, results[video_id], width, max_lanes)
         written[video_id] = write_timeline(out_dir / name, image)
     return written

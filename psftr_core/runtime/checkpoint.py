@@ -48,7 +48,7 @@ from psftr_core.errors import InputError
 from psftr_core.io.atomic import torch_save
 from psftr_core.model import PSFTR
 from psftr_core.features.clip import same_clip_model
-from psftr_core.runtime.clip_source import BUILTIN_CLIP, builtin_release, manifest_clip
+from psftr_core.runtime.clip_source import builtin_clip, builtin_release, manifest_clip
 
 FORMAT = "psftr-checkpoint"
 FORMAT_VERSION = 1
@@ -68,7 +68,7 @@ def feature_spec_of(dataset: Any) -> dict[str, Any]:
         clip_model, clip_pretrained, weights_id = (_text(record, key)
                                                    for key in ("model_name", "pretrained", "weights_id"))
     elif release is not None:
-        clip_model, clip_pretrained, weights_id = BUILTIN_CLIP[release]
+        clip_model, clip_pretrained, weights_id = builtin_clip(release)
     fps = getattr(dataset, "feature_fps", None)
     return {
         "feature_dim": int(dataset.feature_dim),

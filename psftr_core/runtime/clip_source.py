@@ -1,27 +1,32 @@
-"""Which CLIP model made a dataset's features, and which one encodes its class names.
+"""Which CLIP model made a dataset's features, and so which text tower encodes its names.
 
-The class-name embeddings must come from the text tower of the CLIP model that made the
-image features. Where that model is known:
+This is part (c) of the one text rule of ``psftr_core.runtime.text_source`` (used by
+train, evaluate and detect alike): whether a tower is needed at all (a table with every
+name needs none) and what a table that lacks names means is decided there; *which*
+tower, here. The class-name embeddings must come from the text tower of the CLIP model
+that made the image features. Where that model is known (the first record that applies
+decides):
 
+- a checkpoint: ``text_clip`` records the tower it was trained with, so evaluation and
+  detection encode new names in the same space (:func:`checkpoint_text_tower`).
 - a folder written by ``psftr extract``: its ``manifest.json`` records the model, the
   weights (tag or file, with the file's sha256) and, for a custom architecture, the
-  open_clip config itself. The manifest is authoritative: ``--clip-model`` or
-  ``--clip-pretrained`` naming other weights, or ``--clip-config`` with another config,
-  is an InputError naming both. ``--clip-pretrained PATH`` with the *same* weights
-  (same sha256) is how a machine without the original file points at its copy.
+  open_clip config itself (:func:`recorded_dataset_tower`).
 - the built-in releases (``thumos14``, ``anet``): GAP's ViT-B/16 with OpenAI's weights,
   by convention (no manifest). ``--clip-model`` or ``--clip-config`` replace the
   convention (e.g. features made with another CLIP).
-- ``--clip-pretrained PATH`` where the record names a tag (``openai``) is a local copy
-  of those weights, taken on trust (:func:`local_copy`: built with QuickGELU, as
-  OpenAI's weights need, whatever the file is called).
-- a checkpoint: ``text_clip`` records the tower it was trained with, so evaluation
-  encodes the unseen classes in the same space; the same rules apply to the flags.
+- a checkpoint without ``text_clip`` (trained on a table, or older): the model and
+  weights of its feature spec (:func:`recorded_tower`).
 - otherwise nothing is recorded: the flags, else ViT-B-16 openai.
 
-Whatever the source, the text tower's width must be the feature width (checked when
-the tower is loaded, :func:`prepare_text_tower`). A dataset with a ``text_embeddings``
-table needs no CLIP at all.
+A record is authoritative: ``--clip-model`` or ``--clip-pretrained`` naming other
+weights, or ``--clip-config`` with another config, is an InputError naming both
+(:func:`with_request`). ``--clip-pretrained PATH`` with the *same* weights (same
+sha256) is how a machine without the original file points at its copy; where the
+record names a tag (``openai``) the file is a local copy of those weights, taken on
+trust (:func:`local_copy`: built with QuickGELU, as OpenAI's weights need, whatever the
+file is called). Loading the tower checks its weights id and config hash against the
+record (``psftr_core.features.text.load_text_tower``).
 """
 
 from __future__ import annotations
@@ -33,18 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from psftr_core.data.builtins import builtin_dataset
 from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
 from psftr_core.errors import InputError
 from psftr_core.features.clip import same_clip_model
 from psftr_core.features.clip_weights import looks_like_path
-from psftr_core.features.text import TextTower, check_text_width, load_text_tower
+from psftr_core.features.text import TextTower
 from psftr_core.io.json_file import read_json_file
 
-# Feature releases whose CLIP model is known by construction: (model, pretrained, weights id).
-BUILTIN_CLIP = {
-    "thumos14": ("ViT-B-16", "openai", "tag:openai"),
-    "anet": ("ViT-B-16", "openai", "tag:openai"),
-}
 MANIFEST_NAME = "manifest.json"  # written by `psftr extract` next to the features
 CLIP_CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 
@@ -88,11 +89,21 @@ def manifest_clip(root: str | os.PathLike | None) -> dict | None:
 
 
 def builtin_release(dataset: Any) -> str | None:
-    """``thumos14`` / ``anet`` when ``dataset`` is that built-in release (standard splits), else None."""
+    """The name of the built-in release ``dataset`` is (``thumos14``, ``anet``: a built-in whose
+    descriptor knows its CLIP, loaded with its standard splits), else None."""
     name = str(getattr(dataset, "name", "")).lower()
-    if name in BUILTIN_CLIP and str(getattr(dataset, "split_source", "")).startswith("standard:"):
-        return name
-    return None
+    kind = builtin_dataset(name)
+    standard = str(getattr(dataset, "split_source", "")).startswith("standard:")
+    return name if kind is not None and kind.clip is not None and standard else None
+
+
+def builtin_clip(release: str) -> tuple[str, str, str]:
+    """(model, pretrained, weights id) of the CLIP that made a built-in release's features
+    (its descriptor's ``clip``, ``psftr_core.data.builtins``); ``release`` from :func:`builtin_release`."""
+    kind = builtin_dataset(release)
+    if kind is None or kind.clip is None:
+        raise ValueError(f"{release!r} is not a built-in release with a known CLIP")
+    return kind.clip.model, kind.clip.pretrained, kind.clip.weights_id
 
 
 # ------------------------------------------------------------------ which text tower
@@ -101,6 +112,18 @@ def builtin_release(dataset: Any) -> str | None:
 def dataset_text_tower(dataset: Any, request: ClipRequest | None = None) -> TextTower:
     """The text tower for ``dataset``'s class names (rules in the module docstring)."""
     request = request or ClipRequest()
+    recorded = recorded_dataset_tower(dataset, request)
+    if recorded is not None:
+        return recorded
+    source = "--clip-model/--clip-pretrained/--clip-config" if _given(request) else (
+        f"the default CLIP model (dataset {getattr(dataset, 'name', '?')} records none)")
+    return requested_tower(request, source)
+
+
+def recorded_dataset_tower(dataset: Any, request: ClipRequest | None = None) -> TextTower | None:
+    """The tower ``dataset`` records (its manifest, or a built-in release's convention),
+    the flags checked against it; None when it records none."""
+    request = request or ClipRequest()
     root = getattr(dataset, "root", None)
     record = manifest_clip(root)
     if record is not None:
@@ -108,12 +131,10 @@ def dataset_text_tower(dataset: Any, request: ClipRequest | None = None) -> Text
                             request)
     release = builtin_release(dataset)
     if release is None:
-        source = "--clip-model/--clip-pretrained/--clip-config" if _given(request) else (
-            f"the default CLIP model (dataset {getattr(dataset, 'name', '?')} records none)")
-        return requested_tower(request, source)
+        return None
     if request.model is not None or request.config_file is not None:
         return requested_tower(request, "--clip-model/--clip-config")  # the user names the features' CLIP
-    model, pretrained, weights_id = BUILTIN_CLIP[release]
+    model, pretrained, weights_id = builtin_clip(release)
     convention = TextTower(model, pretrained, weights_id, source=f"the {release} features (CLIP {model} "
                                                                  f"{pretrained}, by convention)")
     return with_request(convention, request)
@@ -127,6 +148,18 @@ def checkpoint_text_tower(ckpt: dict, request: ClipRequest | None = None,
     if not isinstance(record, dict):
         return None
     return with_request(TextTower.from_dict(record, f"checkpoint {where}"), request or ClipRequest())
+
+
+def recorded_tower(model_name: str | None, pretrained: str | None, weights_id: str | None, source: str,
+                   request: ClipRequest | None = None) -> TextTower | None:
+    """The tower a bare record names (a feature spec's model and weights: no config),
+    the flags checked against it; None without a model name. Weights named by a tag
+    are known by it (``tag:openai``); a file, only by ``weights_id`` when given."""
+    if not model_name:
+        return None
+    if weights_id is None and pretrained and not _is_file_request(pretrained):
+        weights_id = _tag_id(pretrained)
+    return with_request(TextTower(model_name, pretrained, weights_id, source=source), request or ClipRequest())
 
 
 def requested_tower(request: ClipRequest, source: str) -> TextTower:
@@ -184,20 +217,6 @@ def local_copy(base: TextTower, path: str) -> TextTower:
     if base.config is None and quick_gelu and f"{model}-quickgelu" in open_clip.list_models():
         model = f"{model}-quickgelu"
     return dataclasses.replace(base, model_name=model, pretrained=path, weights_id=None)
-
-
-def prepare_text_tower(dataset: Any, tower: TextTower, device: str = "cpu") -> TextTower | None:
-    """Load ``tower`` for ``dataset`` and return it with what loading showed (weights id,
-    config hash, width); None when the dataset's text_embeddings table gives the class text.
-
-    InputError before any training or evaluation when the weights are missing or not the
-    recorded ones, or the text width is not the feature width.
-    """
-    if getattr(dataset, "text_embeddings", None):
-        return None
-    handle = load_text_tower(tower, device)
-    check_text_width(int(handle.embed_dim), tower, dataset)
-    return tower.pinned(handle)
 
 
 def _given(request: ClipRequest) -> bool:

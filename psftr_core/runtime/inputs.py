@@ -13,8 +13,8 @@ import torch
 
 from psftr_core.data.windows import WindowDataset, windowing_from_config
 from psftr_core.errors import InputError
-from psftr_core.features.text import TextTower, class_text_embeddings
-from psftr_core.runtime.clip_source import dataset_text_tower
+from psftr_core.features.text import TextTower
+from psftr_core.runtime.text_source import class_text_embeddings
 
 
 def training_windows(dataset: Any, split: Any, data_cfg: Any) -> WindowDataset:
@@ -37,12 +37,10 @@ def evaluation_windows(dataset: Any, split: Any, data_cfg: Any) -> WindowDataset
 
 def class_text(dataset: Any, class_names: Sequence[str], tower: TextTower | None = None, prompt: str | None = None,
                cache_dir: Any = None) -> torch.Tensor:
-    """[K, D] float32 CPU tensor of the classes' text embeddings.
-
-    From the dataset's embeddings file, else the text tower ``tower`` (default: the one
-    of the CLIP model that made the features, ``psftr_core.runtime.clip_source``), on
-    ``prompt``.
+    """[K, D] float32 CPU tensor of the classes' text embeddings, by the one text rule of
+    ``psftr_core.runtime.text_source``: ``tower`` is the run's choice
+    (``class_text_tower``), None to choose now (the dataset's table if it has every
+    class, else the features' CLIP); on ``prompt``, else the dataset's.
     """
-    array = class_text_embeddings(dataset, class_names, tower or dataset_text_tower(dataset), cache_dir=cache_dir,
-                                  prompt=prompt)
+    array = class_text_embeddings(dataset, class_names, tower, prompt=prompt, cache_dir=cache_dir)
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))

@@ -61,13 +61,9 @@ import torch
 from psftr_core.config import InferenceConfig, PSFTRConfig
 from psftr_core.data.windows import WindowDataset, windowing_from_config
 from psftr_core.evaluation.detection_map import evaluate_detections, true_positives
-from psftr_core.infer.predict import (
-    VideoWindows,
-    dataset_videos,
-    localizer_detections,
-    merge_video,
-    predict_windows_each,
-)
+from psftr_core.infer.candidates import localizer_candidates
+from psftr_core.infer.filtering import FilterSettings, filter_detections
+from psftr_core.infer.predict import VideoWindows, dataset_videos, merge_windows, predict_windows_each
 from psftr_core.infer.scoring import PostProcess
 from psftr_core.model import PSFTR
 from psftr_core.train.distributed import DistributedContext
@@ -288,19 +284,27 @@ def grid_predictions(model: Any, model_cfg: Any, inference: InferenceConfig, gri
                      input_length: int, batch_size: int, device: str) -> dict[Candidate, dict[str, list[dict]]]:
     """Detections of every candidate on ``videos``: the model runs once per window batch
     and each model candidate re-scores its raw outputs (``PostProcess``); the localizer
-    candidate reads the features. ``text`` [K, D] embeds ``class_names``."""
+    candidate reads the features. Each candidate's detections go through the filter stage
+    with its settings (:func:`_candidate_filter`). ``text`` [K, D] embeds ``class_names``."""
     text = torch.as_tensor(text, dtype=torch.float32).to(device)
     posts = {c: PostProcess.from_config(model_cfg, c.inference(inference)) for c in grid if c.method == "psftr"}
     found = predict_windows_each(model, videos, text, posts, input_length, batch_size, device)
-    nms_iou = float(inference.nms_iou)
-    result = {c: {v.video_id: merge_video(per_video.get(v.video_id, []), class_names, nms_iou, c.nms == "all")
-                  for v in videos}
+    result = {c: {v.video_id: filter_detections(merge_windows(per_video.get(v.video_id, []), class_names),
+                                                _candidate_filter(c, inference)) for v in videos}
               for c, per_video in found.items()}
     if any(c.method == "localizer" for c in grid):
         text_np = text.detach().cpu().numpy()
-        result[Candidate("localizer")] = {v.video_id: localizer_detections(v.features, v.times, v.duration, text_np,
-                                                                           class_names) for v in videos}
+        settings = _candidate_filter(Candidate("localizer"), inference)
+        result[Candidate("localizer")] = {
+            v.video_id: filter_detections(localizer_candidates(v.features, v.times, v.duration, text_np, class_names),
+                                          settings) for v in videos}
     return result
+
+
+def _candidate_filter(candidate: Candidate, inference: InferenceConfig) -> FilterSettings:
+    """Evaluation's filter for ``candidate`` without a score threshold: every detection
+    counts in the held-out mAP, and detect's threshold is chosen from them (step 5)."""
+    return dataclasses.replace(FilterSettings.from_inference(candidate.inference(inference)), score_threshold=0.0)
 
 
 def best_f1_threshold(ground_truth: dict[str, list[dict]], predictions: dict[str, list[dict]],

@@ -54,7 +54,7 @@ class TrainEvent:
     reused: bool = False
 
 
-ProgressCallback = Callable[[TrainEvent], None]
+TrainProgressCallback = Callable[[TrainEvent], None]
 
 
 class TrainingReporter:
@@ -62,7 +62,7 @@ class TrainingReporter:
     disabled log on ranks other than 0). ``log_every``: iterations between ``"iter"``
     records (0 = none); ``stage``: the events' ``stage``."""
 
-    def __init__(self, metrics: MetricsLog, on_progress: ProgressCallback | None, log_every: int,
+    def __init__(self, metrics: MetricsLog, on_progress: TrainProgressCallback | None, log_every: int,
                  split_index: int, epochs: int, stage: str = "train") -> None:
         self.metrics, self.on_progress, self.log_every = metrics, on_progress, log_every
         self.split_index, self.epochs, self.stage = split_index, epochs, stage

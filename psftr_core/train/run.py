@@ -25,9 +25,12 @@ epoch (``psftr_core.train.engine``), evaluate if due, save ``last.pt``.
 - DistributedDataParallel when started by ``torchrun`` (``WORLD_SIZE`` > 1); how batches
   are dealt to the ranks is in ``psftr_core.train.engine``. Only rank 0 writes files and
   reports progress.
-- Class text: the dataset's ``text_embeddings`` table, else the CLIP text tower chosen
-  by ``psftr_core.runtime.clip_source`` (the features' CLIP, or the ``clip_*`` flags),
-  loaded and checked before anything is written; checkpoints record it (``text_clip``).
+- Class text: the one rule of ``psftr_core.runtime.text_source``, decided per split on
+  its seen classes (the dataset's ``text_embeddings`` table if it has them all, else the
+  features' CLIP text tower, the ``clip_*`` flags checked against it), loaded and
+  checked before anything is written, and used for all of the split's training and
+  calibration; checkpoints record it (``text_clip``). Evaluations during training decide
+  on the unseen classes by the same rule, as ``psftr evaluate`` does.
 - Progress: ``on_progress(TrainEvent)`` if given, and ``RUN_DIR/metrics.jsonl``
   (``psftr_core.train.progress``).
 - Periodic evaluation (``eval_every``) scores the split's test videos and keeps
@@ -66,14 +69,15 @@ from psftr_core.train.calibration import (CALIBRATION_FILE, CalibrationRun, cali
 from psftr_core.runtime.checkpoint import (capture_rng_state, check_feature_spec, feature_spec_of, load_checkpoint,
                                          make_checkpoint, restore_rng_state, save_checkpoint)
 from psftr_core.features.clip import same_clip_model
-from psftr_core.runtime.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
+from psftr_core.runtime.clip_source import ClipRequest, checkpoint_text_tower
+from psftr_core.runtime.text_source import class_text_tower
 from psftr_core.train.distributed import DistributedContext
 from psftr_core.train.engine import train_epoch
 from psftr_core.runtime.inputs import class_text, training_windows
 from psftr_core.train.losses import build_criterion
 from psftr_core.train.metrics_log import MetricsLog
 from psftr_core.train.optimizer import build_optimizer
-from psftr_core.train.progress import ProgressCallback, TrainingReporter
+from psftr_core.train.progress import TrainProgressCallback, TrainingReporter
 from psftr_core.train.run_dir import check_fresh_run, split_run_dirs, write_run_info
 
 
@@ -190,7 +194,8 @@ class SplitRun:
     feature_spec: dict
     run_dir: Path
     device: str
-    text_tower: TextTower | None = None  # None: the dataset's text_embeddings table
+    text_tower: TextTower | None = None  # the seen classes' text source; None: the dataset's text_embeddings table
+    eval_text_tower: TextTower | None = None  # the unseen classes' (eval_every); None: the table
     calibration: dict | None = None  # the calibration record (psftr_core.train.calibration)
 
     @property
@@ -294,7 +299,7 @@ def resumed_run(run: SplitRun, ckpt: dict, epochs: int | None) -> SplitRun:
 
 
 def calibrated_run(run: SplitRun, request: TrainRequest, dist: DistributedContext,
-                   on_progress: ProgressCallback | None) -> SplitRun:
+                   on_progress: TrainProgressCallback | None) -> SplitRun:
     """``run`` with the inference settings chosen on held-out seen classes: computed now,
     or read back from ``RUN_DIR/calibration.json`` when resuming a run interrupted before
     its first checkpoint. Rank 0 writes ``calibration.json`` and reports the record."""
@@ -326,7 +331,7 @@ def evaluation_due(eval_every: int, epoch: int, epochs: int) -> bool:
 def evaluate_for_best(run: SplitRun, state: TrainingState, reporter: TrainingReporter,
                       text_cache_dir: Any) -> tuple[dict, bool]:
     """Score the model on the split's test videos; (the result as a dict, whether it is the best so far)."""
-    result = evaluate_model(state.model, run.cfg, run.dataset, run.split, run.text_tower, run.device,
+    result = evaluate_model(state.model, run.cfg, run.dataset, run.split, run.eval_text_tower, run.device,
                             default_tious(run.preset_name), text_cache_dir)
     reporter.evaluation(result)
     is_best = result.average > state.best_score
@@ -361,15 +366,19 @@ def save_epoch(run: SplitRun, state: TrainingState, epoch_metrics: dict, is_best
 # ------------------------------------------------------------------ training
 
 
-def train(request: TrainRequest, on_progress: ProgressCallback | None = None) -> list[SplitTrainResult]:
+def train(request: TrainRequest, on_progress: TrainProgressCallback | None = None) -> list[SplitTrainResult]:
     """Run ``psftr train``: one split, or every split into ``RUN_DIR/split_K``."""
     check_ratio(request.ratio)
     dataset = load_dataset(request.dataset, data_root=request.data_root)
     indices = split_indices(dataset, request.ratio, request.split_index)
     cfg, preset_name = resolve_config(dataset, request.preset, request.config_file, request.overrides,
                                       request.epochs, request.seed, request.batch_size)
-    # Load the text tower now: missing or wrong weights fail before RUN_DIR is touched.
-    tower = prepare_text_tower(dataset, dataset_text_tower(dataset, request.clip))
+    # Choose each split's class text now (seen classes; with eval_every the unseen ones too):
+    # missing or wrong weights fail before RUN_DIR is touched.
+    splits = {index: dataset.split(request.ratio, index) for index in indices}
+    towers = {index: (class_text_tower(dataset, split.seen, request.clip),
+                      class_text_tower(dataset, split.unseen, request.clip) if request.eval_every else None)
+              for index, split in splits.items()}
     root = Path(request.output)
     every_split = parse_split_index(request.split_index) is None
     run_dirs = split_run_dirs(root, indices, every_split)
@@ -380,15 +389,16 @@ def train(request: TrainRequest, on_progress: ProgressCallback | None = None) ->
     try:
         if dist.is_main:
             write_run_info(root, request, preset_name, cfg, indices, every_split)
-        runs = [SplitRun(dataset, dataset.split(request.ratio, index), cfg, preset_name, feature_spec_of(dataset),
-                         run_dir, device, tower) for index, run_dir in run_dirs.items()]
+        runs = [SplitRun(dataset, splits[index], cfg, preset_name, feature_spec_of(dataset), run_dir, device,
+                         text_tower=towers[index][0], eval_text_tower=towers[index][1])
+                for index, run_dir in run_dirs.items()]
         return [train_split(run, request, dist, on_progress) for run in runs]
     finally:
         dist.close()
 
 
 def train_split(run: SplitRun, request: TrainRequest, dist: DistributedContext | None = None,
-                on_progress: ProgressCallback | None = None) -> SplitTrainResult:
+                on_progress: TrainProgressCallback | None = None) -> SplitTrainResult:
     """Train one split into ``run.run_dir`` (resuming from its ``last.pt`` if asked)."""
     dist = dist or DistributedContext()
     started = time.time()

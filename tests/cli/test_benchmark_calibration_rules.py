@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "calibration_rules.py"
+from benchmarks import calibration_rules
 
 
 @pytest.fixture(scope="module")
 def rules():
-    spec = importlib.util.spec_from_file_location("calibration_rules_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return calibration_rules
 
 
 def _row(w_c, w_r, per_class, method="psftr", nms="all"):
@@ -86,3 +78,26 @@ def test_decision_takes_the_best_worst_cell_then_the_best_mean(rules):
 def test_the_benchmark_data_seed_is_refused(rules, tmp_path):
     with pytest.raises(SystemExit, match="seed 0 is the benchmark's"):
         rules.main(["--out", str(tmp_path), "--data-seeds", "0,1"])
+
+
+def test_what_psftr_train_ships_is_read_from_the_calibration_code(rules, monkeypatch):
+    from benchmarks import calibration_variants
+
+    # calibrate()'s defaults: a third of the seen classes held out, scored among every seen class
+    assert calibration_variants.calibration_defaults() == {"held_out_fraction": 1 / 3, "among_seen": True}
+    assert calibration_variants.shipped_combination() == "seen vocabulary, argmax"
+    within = {"seen vocabulary, argmax": 8, "held-out vocabulary, argmax": 6}
+    assert rules.shipped_words("seen vocabulary, argmax", within, 12) == "`psftr train` ships it."
+    assert (rules.shipped_words("held-out vocabulary, argmax", within, 12)
+            == "`psftr train` ships seen vocabulary, argmax (8 of 12).")
+    monkeypatch.setattr(rules, "shipped_combination", lambda: None)
+    assert rules.shipped_words("seen vocabulary, argmax", within, 12) == (
+        "`psftr train` ships a calibration this study did not measure.")
+
+
+def test_cells_within_two_points_are_counted_per_combination():
+    from benchmarks.history import cells_within
+
+    numbers = {"a": {"c1": {"vs_best_fixed": -2.0}, "c2": {"vs_best_fixed": -2.1}, "c3": {"vs_best_fixed": 1.0}},
+               "b": {"c1": {"vs_best_fixed": -5.0}, "c2": {"vs_best_fixed": -0.1}, "c3": {"vs_best_fixed": -3.0}}}
+    assert cells_within(numbers) == {"a": 2, "b": 1}  # -2.0 is within 2 points, -2.1 is not

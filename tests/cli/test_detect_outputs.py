@@ -1,11 +1,11 @@
 """``psftr detect`` outputs written as each video finishes: JSON Lines streaming, SRT and
 WebVTT, ``--output-dir`` with resume, ``--report``, format rules.
 
-Video decoding is replaced by a fake source through the public seam
-``psftr_core.infer.detect.extract_video_features`` (deterministic features per file
-name; calls are counted); the text side uses the tiny random-weight CLIP of
-tests/fixtures_clip.py. So these tests are fast and show exactly which videos were
-decoded.
+Video decoding is replaced by a fake one, :class:`FakeDecoder`, passed in as detect's
+``extractor`` (the CLI takes it from the click context: ``app(obj={"extractor": ...})``;
+deterministic features per file name; calls are counted); the text side uses the tiny
+random-weight CLIP of tests/fixtures_clip.py. So these tests are fast and show exactly
+which videos were decoded.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import psftr_core.infer.detect as detect_module
-from psftr_core.io.output_dir import MANIFEST_NAME
+from psftr_core.errors import PsftrError
+from psftr_core.features.pipeline import ExtractedVideo
+from psftr_core.io.output_dir import DETECT_MANIFEST_NAME
 from psftr_core.io.writers import read_video_file
 from cli_runner import run_cli
 
@@ -46,25 +47,51 @@ def fake_features(path, dim: int = 64, count: int = 48):
     return features, times, meta
 
 
-def install_fake_source(calls: list | None = None, release: Path | None = None, interrupt_at: int | None = None):
-    """Replace the decoding seam. ``calls`` collects the decoded file names (as each video
-    is taken from the seam); the video named ``b`` waits for the file ``release`` to
-    exist; video number ``interrupt_at`` (1-based) raises KeyboardInterrupt, as Ctrl-C would."""
-    seen = calls if calls is not None else []
+class FakeDecoder:
+    """An ``extractor`` for detect (the signature of ``extract_video_features``).
 
-    def extract(handle, paths, sampling, pipeline=None):
+    ``calls`` collects the decoded file names (as each video is taken from it); the video
+    named ``b`` waits for the file ``release`` to exist; video number ``interrupt_at``
+    (1-based) raises KeyboardInterrupt, as Ctrl-C would; videos named in ``broken`` come
+    out as corrupt.
+    """
+
+    def __init__(self, release: Path | None = None, interrupt_at: int | None = None, broken: tuple = ()):
+        self.calls: list[str] = []
+        self.release, self.interrupt_at, self.broken = release, interrupt_at, broken
+
+    def __call__(self, handle, paths, sampling, pipeline=None):
         for path in paths:
-            seen.append(Path(path).name)
-            if interrupt_at is not None and len(seen) == interrupt_at:
+            self.calls.append(Path(path).name)
+            if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
                 raise KeyboardInterrupt
-            if release is not None and Path(path).stem == "b":
+            if self.release is not None and Path(path).stem == "b":
                 deadline = time.monotonic() + 120
-                while not release.exists() and time.monotonic() < deadline:
+                while not self.release.exists() and time.monotonic() < deadline:
                     time.sleep(0.02)
-            yield detect_module.ExtractedVideo(Path(path), *fake_features(path, dim=handle.embed_dim))
+            if Path(path).stem in self.broken:
+                yield ExtractedVideo(Path(path), error="corrupt")
+            else:
+                yield ExtractedVideo(Path(path), *fake_features(path, dim=handle.embed_dim))
 
-    detect_module.extract_video_features = extract
-    return seen
+
+def run_detect(args, capsys, monkeypatch, extractor: FakeDecoder) -> tuple[int, str, str]:
+    """``psftr detect ARGS`` in-process with ``extractor`` decoding the videos: as
+    ``cli_runner.run_cli`` (and ``psftr_cli.main.run``, whose error lines it repeats),
+    with the extractor in the click context."""
+    from psftr_cli.main import app
+
+    monkeypatch.setattr(sys, "argv", ["psftr", "detect", *map(str, args)])
+    code = 0
+    try:
+        app(obj={"extractor": extractor})
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except PsftrError as err:
+        print(f"psftr: error: {err}", file=sys.stderr)
+        code = err.exit_code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def make_videos(folder: Path, names=NAMES) -> Path:
@@ -76,11 +103,8 @@ def make_videos(folder: Path, names=NAMES) -> Path:
 
 
 @pytest.fixture()
-def fake_source(monkeypatch):
-    calls: list[str] = []
-    monkeypatch.setattr(detect_module, "extract_video_features", detect_module.extract_video_features)
-    install_fake_source(calls)
-    return calls
+def fake_source() -> FakeDecoder:
+    return FakeDecoder()
 
 
 def clip_args(tiny_clip_files, cache: Path) -> list[str]:
@@ -100,10 +124,10 @@ def test_jsonl_lines_reach_stdout_before_the_run_ends(tmp_path, tiny_clip_files)
     videos = make_videos(tmp_path / "videos", ["a", "b"])
     release = tmp_path / "release"
     script = ("import sys, pathlib, test_detect_outputs as t\n"
-              "t.install_fake_source(release=pathlib.Path(sys.argv[1]))\n"
-              "from psftr_cli.main import run\n"
+              "decoder = t.FakeDecoder(release=pathlib.Path(sys.argv[1]))\n"
+              "from psftr_cli.main import app\n"
               "sys.argv = ['psftr', 'detect', *sys.argv[2:]]\n"
-              "run()\n")
+              "app(obj={'extractor': decoder})\n")
     cmd = [sys.executable, "-c", script, str(release), str(videos), "--actions", ACTIONS, "--threshold", "0",
            "--format", "jsonl", *clip_args(tiny_clip_files, tmp_path / "cache")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
@@ -132,13 +156,13 @@ def test_jsonl_to_a_file_equals_stdout(tmp_path, tiny_clip_files, fake_source, c
     videos = make_videos(tmp_path / "videos", ["a", "b"])
     base = [videos, "--actions", ACTIONS, "--threshold", "0", "--format", "jsonl",
             *clip_args(tiny_clip_files, tmp_path / "cache")]
-    code, stdout, stderr = run_cli(base, capsys, monkeypatch)
+    code, stdout, stderr = run_detect(base, capsys, monkeypatch, fake_source)
     assert code == 0, stderr
-    code, _, stderr = run_cli([*base, "--output", tmp_path / "out.jsonl"], capsys, monkeypatch)
+    code, _, stderr = run_detect([*base, "--output", tmp_path / "out.jsonl"], capsys, monkeypatch, fake_source)
     assert code == 0, stderr
     assert (tmp_path / "out.jsonl").read_text(encoding="utf-8") == stdout
     assert stdout.count("\n") >= 2
-    assert fake_source == ["a.mp4", "b.mp4"]  # the second run came from the feature cache
+    assert fake_source.calls == ["a.mp4", "b.mp4"]  # the second run came from the feature cache
 
 
 # ----------------------------------------------------------------------------- SRT and WebVTT
@@ -152,10 +176,10 @@ def test_srt_and_vtt_files_parse_and_round_trip_to_the_millisecond(tmp_path, tin
     out = tmp_path / "out"
     args = [videos, "--actions", ACTIONS, "--threshold", "0", "--output-dir", out, "--format", "srt",
             "--format", "vtt", "--format", "jsonl", *clip_args(tiny_clip_files, tmp_path / "cache")]
-    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    code, stdout, stderr = run_detect(args, capsys, monkeypatch, fake_source)
     assert code == 0, stderr
     assert stdout == ""  # with --output-dir, data goes to stdout only with --output -
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "a.jsonl", "a.srt", "a.vtt",
+    assert sorted(p.name for p in out.iterdir()) == [DETECT_MANIFEST_NAME, "a.jsonl", "a.srt", "a.vtt",
                                                      "b.jsonl", "b.srt", "b.vtt"]
     for video in ("a", "b"):
         segments = read_video_file(out / f"{video}.jsonl", "jsonl")[video]
@@ -176,10 +200,10 @@ def test_srt_and_vtt_files_parse_and_round_trip_to_the_millisecond(tmp_path, tin
 def test_subtitles_on_stdout_need_a_single_video(tmp_path, tiny_clip_files, fake_source, capsys, monkeypatch):
     videos = make_videos(tmp_path / "videos", ["a", "b"])
     common = ["--actions", ACTIONS, "--threshold", "0", *clip_args(tiny_clip_files, tmp_path / "cache")]
-    code, stdout, stderr = run_cli([videos, "--format", "vtt", *common], capsys, monkeypatch)
+    code, stdout, stderr = run_detect([videos, "--format", "vtt", *common], capsys, monkeypatch, fake_source)
     assert code == 2 and stdout == "" and "--output-dir" in stderr and "2 videos" in stderr
-    assert fake_source == []  # refused before any video was decoded
-    code, stdout, stderr = run_cli([videos / "a.mp4", "--format", "srt", *common], capsys, monkeypatch)
+    assert fake_source.calls == []  # refused before any video was decoded
+    code, stdout, stderr = run_detect([videos / "a.mp4", "--format", "srt", *common], capsys, monkeypatch, fake_source)
     assert code == 0, stderr
     assert re.match(r"1\n\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}\n", stdout)
 
@@ -199,46 +223,44 @@ def test_format_rules(args, message, capsys, monkeypatch):
 
 def test_interrupted_output_dir_resumes_to_the_same_files(tmp_path, tiny_clip_files, capsys, monkeypatch):
     videos = make_videos(tmp_path / "videos")
-    monkeypatch.setattr(detect_module, "extract_video_features", detect_module.extract_video_features)
 
-    def detect_into(out: Path, cache: str, *extra):
+    def detect_into(decoder: FakeDecoder, out: Path, cache: str, *extra):
         args = [videos, "--actions", ACTIONS, "--threshold", "0", "--output-dir", out, "--format", "all",
                 *extra, *clip_args(tiny_clip_files, tmp_path / cache)]
-        return run_cli(args, capsys, monkeypatch)
+        return run_detect(args, capsys, monkeypatch, decoder)
 
     # Uninterrupted reference run, with a whole-run JSON Lines file and a report.
-    calls = install_fake_source()
-    code, _, stderr = detect_into(tmp_path / "full", "cache1", "--output", tmp_path / "full.jsonl",
+    decoder = FakeDecoder()
+    code, _, stderr = detect_into(decoder, tmp_path / "full", "cache1", "--output", tmp_path / "full.jsonl",
                                   "--report", tmp_path / "full.html")
     assert code == 0, stderr
-    assert calls == [f"{n}.mp4" for n in NAMES]
+    assert decoder.calls == [f"{n}.mp4" for n in NAMES]
 
     # Ctrl-C while the third video decodes: two videos are finished, the rest untouched.
-    install_fake_source(interrupt_at=3)
-    code, _, stderr = detect_into(tmp_path / "part", "cache2", "--output", tmp_path / "part.jsonl",
-                                  "--report", tmp_path / "part.html")
+    code, _, stderr = detect_into(FakeDecoder(interrupt_at=3), tmp_path / "part", "cache2", "--output",
+                                  tmp_path / "part.jsonl", "--report", tmp_path / "part.html")
     assert code == 130 and "interrupted" in stderr
     names = sorted(p.name for p in (tmp_path / "part").iterdir())
-    assert names == sorted([MANIFEST_NAME] + [f"{v}.{ext}" for v in "ab" for ext in ("csv", "json", "jsonl", "srt", "vtt")])
+    assert names == sorted([DETECT_MANIFEST_NAME] + [f"{v}.{ext}" for v in "ab" for ext in ("csv", "json", "jsonl", "srt", "vtt")])
     assert not (tmp_path / "part.jsonl").exists()  # --output is atomic: nothing half-written
     assert "(interrupted: 2 of 5 videos)" in (tmp_path / "part.html").read_text(encoding="utf-8")
 
     # Re-run with the same settings (an empty feature cache, so nothing hides a decode).
-    calls = install_fake_source()
-    code, _, stderr = detect_into(tmp_path / "part", "cache3", "--output", tmp_path / "part.jsonl",
+    decoder = FakeDecoder()
+    code, _, stderr = detect_into(decoder, tmp_path / "part", "cache3", "--output", tmp_path / "part.jsonl",
                                   "--report", tmp_path / "part.html")
     assert code == 0, stderr
-    assert calls == ["c.mp4", "d.mp4", "e.mp4"]  # only the unfinished videos were decoded
+    assert decoder.calls == ["c.mp4", "d.mp4", "e.mp4"]  # only the unfinished videos were decoded
     assert "already done: 2" in stderr
     assert tree(tmp_path / "part") == tree(tmp_path / "full")  # byte for byte, manifest included
     assert (tmp_path / "part.jsonl").read_bytes() == (tmp_path / "full.jsonl").read_bytes()
     assert (tmp_path / "part.html").read_bytes() == (tmp_path / "full.html").read_bytes()
 
     # Other settings: everything is redone.
-    calls = install_fake_source()
-    code, _, stderr = detect_into(tmp_path / "part", "cache4", "--min-duration", "0.5")
+    decoder = FakeDecoder()
+    code, _, stderr = detect_into(decoder, tmp_path / "part", "cache4", "--min-duration", "0.5")
     assert code == 0, stderr
-    assert len(calls) == len(NAMES)
+    assert len(decoder.calls) == len(NAMES)
 
 
 def test_output_dir_names_keep_unicode_and_never_collide(tmp_path, tiny_clip_files, fake_source, capsys,
@@ -247,9 +269,9 @@ def test_output_dir_names_keep_unicode_and_never_collide(tmp_path, tiny_clip_fil
     out = tmp_path / "out"
     args = [videos, "--actions", ACTIONS, "--threshold", "0", "--output-dir", out, "--format", "json",
             *clip_args(tiny_clip_files, tmp_path / "cache")]
-    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    code, _, stderr = run_detect(args, capsys, monkeypatch, fake_source)
     assert code == 0, stderr
-    manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest = json.loads((out / DETECT_MANIFEST_NAME).read_text(encoding="utf-8"))
     assert manifest["stems"]["東京 ride"] == "東京 ride"
     assert len({stem.casefold() for stem in manifest["stems"].values()}) == 3
     for video, stem in manifest["stems"].items():
@@ -259,25 +281,14 @@ def test_output_dir_names_keep_unicode_and_never_collide(tmp_path, tiny_clip_fil
 
 def test_corrupt_video_is_retried_on_the_next_run(tmp_path, tiny_clip_files, capsys, monkeypatch):
     videos = make_videos(tmp_path / "videos", ["a", "b"])
-    monkeypatch.setattr(detect_module, "extract_video_features", detect_module.extract_video_features)
-    calls: list[str] = []
-
-    def broken_b(handle, paths, sampling, pipeline=None):
-        for path in paths:
-            calls.append(Path(path).name)
-            if Path(path).stem == "b":
-                yield detect_module.ExtractedVideo(Path(path), error="corrupt")
-            else:
-                yield detect_module.ExtractedVideo(Path(path), *fake_features(path, dim=handle.embed_dim))
-
-    detect_module.extract_video_features = broken_b
+    broken_b = FakeDecoder(broken=("b",))
     args = [videos, "--actions", ACTIONS, "--output-dir", tmp_path / "out", "--format", "csv",
             *clip_args(tiny_clip_files, tmp_path / "cache")]
-    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    code, _, stderr = run_detect(args, capsys, monkeypatch, broken_b)
     assert code == 3 and "b.mp4: corrupt" in stderr
-    calls.clear()
-    code, _, stderr = run_cli(args, capsys, monkeypatch)
-    assert code == 3 and calls == ["b.mp4"]  # a is done; b is tried again
+    broken_b.calls.clear()
+    code, _, stderr = run_detect(args, capsys, monkeypatch, broken_b)
+    assert code == 3 and broken_b.calls == ["b.mp4"]  # a is done; b is tried again
     assert "1 of 2 inputs failed" in stderr
 
 
@@ -294,7 +305,7 @@ def test_report_links_videos_relative_to_the_page(tmp_path, tiny_clip_files, fak
     page = tmp_path / "review" / "page.html"
     args = [videos, "--actions", ACTIONS, "--threshold", "0", "--report", page, "--output", tmp_path / "s.json",
             *clip_args(tiny_clip_files, tmp_path / "cache")]
-    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    code, _, stderr = run_detect(args, capsys, monkeypatch, fake_source)
     assert code == 0, stderr
     data = report_json(page)
     results = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["results"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from psftr_core.data.datasets import THUMOS14_EXCLUDED_VIDEOS, load_dataset
+from psftr_core.data.builtins.thumos14 import THUMOS14_EXCLUDED_VIDEOS
+from psftr_core.data.datasets import load_dataset
 from psftr_core.data.reference_files import reference_json, reference_path
 from psftr_core.data.splits import random_splits
 from psftr_core.errors import InputError
@@ -38,11 +39,12 @@ class _Messages(logging.Handler):
 def warnings_logged():
     """Warning messages the dataset loader logs (the CLI prints each as "psftr: warning: ...").
 
-    The handler sits on the module's own logger, so it sees the records whether or not
-    the CLI's logging setup stopped them from reaching the root logger.
+    The handler sits on the data layer's logger (the loading modules' loggers are its
+    children), so it sees the records whether or not the CLI's logging setup stopped them
+    from reaching the root logger.
     """
     handler = _Messages()
-    logger = logging.getLogger("psftr_core.data.datasets")
+    logger = logging.getLogger("psftr_core.data")
     logger.addHandler(handler)
     yield handler.messages
     logger.removeHandler(handler)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from psftr_core.errors import InputError
-from psftr_core.data.synthetic import SyntheticConfig, config_from_dict, generate_dataset
+from psftr_core.data.synthetic import SyntheticConfig, generate_dataset, synthetic_config_from_dict
 
 SMALL = dict(num_classes=8, num_groups=3, feature_dim=64, num_train_videos=6, num_test_videos=8,
              video_seconds=(30.0, 60.0), num_splits=10)
@@ -175,7 +175,7 @@ def test_rerun_replaces_its_own_output_but_refuses_a_foreign_dataset(tmp_path):
 def test_recorded_config_rebuilds_the_generator_config(small):
     recorded = json.loads((small / "synthetic_config.json").read_text())
     assert recorded["generator_version"] == 1
-    assert config_from_dict(recorded["config"]) == SyntheticConfig(seed=3, **SMALL)
+    assert synthetic_config_from_dict(recorded["config"]) == SyntheticConfig(seed=3, **SMALL)
 
 
 def test_invalid_config_is_rejected():
@@ -237,6 +237,6 @@ def test_transfer_changes_only_the_geometry_and_zero_is_version_1(tmp_path):
     assert not np.array_equal(np.load(zero / "features" / first), np.load(half / "features" / first))
     assert "transfer" not in json.loads((zero / "synthetic_config.json").read_text())["config"]  # as version 1
     recorded = json.loads((half / "synthetic_config.json").read_text())
-    assert config_from_dict(recorded["config"]) == SyntheticConfig(seed=3, transfer=0.5, **cfg)
+    assert synthetic_config_from_dict(recorded["config"]) == SyntheticConfig(seed=3, transfer=0.5, **cfg)
     with pytest.raises(ValueError, match="transfer"):
         SyntheticConfig(transfer=1.5).validate()

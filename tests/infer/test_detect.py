@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from psftr_core.infer.detect import DetectionReport, VideoResult, detect, postprocess_detections, start_detection
+from psftr_core.infer.candidates import Candidates
+from psftr_core.infer.detect import DetectionReport, VideoResult, detect, start_detection
+from psftr_core.infer.filtering import FilterSettings, filter_detections
 from psftr_core.errors import InputError
 from psftr_core.features.cache import FeatureCache, FeatureSpec, video_fingerprint
 from cli_runner import run_cli
@@ -70,7 +72,7 @@ def tiou(a: tuple[float, float], b: tuple[float, float]) -> float:
 # ----------------------------------------------------------------------------- post-processing
 
 
-def test_postprocess_clips_thresholds_filters_nms_topk_and_sorts():
+def test_filter_clips_thresholds_drops_short_nms_and_top_k():
     dets = [
         {"segment": [-1.0, 4.0], "label": "a", "score": 0.9},  # clipped to [0, 4]
         {"segment": [0.5, 4.0], "label": "a", "score": 0.8},  # tIoU 0.875 with the first: suppressed
@@ -78,16 +80,17 @@ def test_postprocess_clips_thresholds_filters_nms_topk_and_sorts():
         {"segment": [6.0, 6.2], "label": "a", "score": 0.95},  # shorter than min_duration
         {"segment": [7.0, 12.0], "label": "b", "score": 0.25},  # below b's threshold 0.3
         {"segment": [7.0, 12.0], "label": "a", "score": 0.25},  # a's threshold 0.2: kept, end -> 10
-        {"segment": [2.0, 3.0], "label": "zzz", "score": 1.0},  # not in the vocabulary
+        {"segment": [11.0, 12.0], "label": "a", "score": 0.7},  # after the video: empty once clipped
     ]
-    out = postprocess_detections(dets, {"a": 0.2, "b": 0.3}, duration=10.0, min_duration=0.5, nms_iou=0.5)
-    assert out == [
+    found = Candidates.from_detections(dets, ["a", "b"])
+    settings = FilterSettings(nms_iou=0.5, thresholds={"a": 0.2, "b": 0.3}, min_duration=0.5)
+    assert filter_detections(found, settings, duration=10.0) == [  # best first
         {"segment": [0.0, 4.0], "label": "a", "score": 0.9},
         {"segment": [0.5, 4.0], "label": "b", "score": 0.8},
         {"segment": [7.0, 10.0], "label": "a", "score": 0.25},
     ]
-    top = postprocess_detections(dets, {"a": 0.2, "b": 0.3}, duration=10.0, min_duration=0.5, top_k=2)
-    assert [d["score"] for d in top] == [0.9, 0.8]  # the two best, still sorted by start
+    top = FilterSettings(nms_iou=None, thresholds={"a": 0.2, "b": 0.3}, min_duration=0.5, top_k=2)
+    assert [d["score"] for d in filter_detections(found, top, duration=10.0)] == [0.9, 0.8]  # no NMS: 0.8 twice
 
 
 # ----------------------------------------------------------------------------- feature cache
@@ -214,9 +217,7 @@ def test_per_action_threshold_and_top_k(tmp_path):
 # ----------------------------------------------------------------------------- videos
 
 
-def test_second_run_with_other_actions_hits_the_cache_without_decoding(bikes, clip_kwargs, monkeypatch):
-    import psftr_core.infer.detect as detect_module
-
+def test_second_run_with_other_actions_hits_the_cache_without_decoding(bikes, clip_kwargs):
     first = detect([bikes], ["riding a bike", "walking"], threshold=0.0, **clip_kwargs)
     assert first.stats["decoded"] == 1 and first.stats["cache_hits"] == 0
     assert first.videos["bikes"].duration == pytest.approx(10.0, abs=0.1)
@@ -225,9 +226,7 @@ def test_second_run_with_other_actions_hits_the_cache_without_decoding(bikes, cl
     def no_decoding(*args, **kwargs):
         raise AssertionError("the video was decoded again")
 
-    monkeypatch.setattr(detect_module, "extract_video_features", no_decoding)
-    monkeypatch.setattr(detect_module, "encode_videos", no_decoding)
-    second = detect([bikes], ["walking", "juggling"], threshold=0.0, **clip_kwargs)
+    second = detect([bikes], ["walking", "juggling"], threshold=0.0, extractor=no_decoding, **clip_kwargs)
     assert second.stats["decoded"] == 0 and second.stats["cache_hits"] == 1
     # Text embeddings are per action, so "walking" gives the same segments as before
     # only if the vocabulary is the same; compare a run with the identical vocabulary.
@@ -246,7 +245,7 @@ def test_fps_sampling_has_its_own_cache_entry(bikes, clip_kwargs):
 
 def test_cached_features_equal_fresh_extraction(bikes, clip_kwargs):
     from psftr_core.features.clip import load_clip
-    from psftr_core.infer.detect import extract_video_features
+    from psftr_core.features.pipeline import extract_video_features
 
     detect([bikes], ["x"], **clip_kwargs)
     (entry,) = (Path(clip_kwargs["cache_dir"]) / "features").rglob("*.npz")
@@ -398,11 +397,11 @@ def test_checkpoint_inference_matches_the_evaluation_pipeline(tmp_path):
     windows = WindowDataset(ds, [ds.videos[video]], names, windowing_from_config(cfg.data), training=False)
     for scoring in ("calibrated", "model"):
         cfg.inference.scoring = scoring
-        expected = predict_dataset(net, windows, torch.as_tensor(text), topk=cfg.inference.topk,
-                                   nms_iou=cfg.inference.nms_iou, scoring=scoring,
-                                   nms_within_windows=cfg.inference.nms == "all")[video]
-        got = predict_video(net, cfg, ds.load_features(video), ds.snippet_times(video),
-                                   ds.videos[video].duration, text, names, "cpu")
+        expected = predict_dataset(net, windows, torch.as_tensor(text), inference=cfg.inference)[video]
+        found = predict_video(net, cfg, ds.load_features(video), ds.snippet_times(video),
+                              ds.videos[video].duration, text, names, "cpu")
+        assert set(found.windows.tolist()) == {0, 1}  # unfiltered candidates of both windows
+        got = filter_detections(found, FilterSettings.from_inference(cfg.inference), ds.videos[video].duration)
         assert len(got) == len(expected) > 0
         for a, b in zip(got, expected):
             assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], rel=1e-5)
@@ -414,7 +413,7 @@ def test_checkpoint_inference_matches_the_evaluation_pipeline(tmp_path):
 
 def test_checkpoint_with_another_clip_model_is_a_clear_error(bikes, tmp_path, detect_clip):
     path = _tiny_checkpoint(tmp_path / "last.pt", 512, "ViT-B-16")
-    with pytest.raises(InputError, match="differs from the CLIP model of the checkpoint"):
+    with pytest.raises(InputError, match="--clip-model psftr-tiny-clip differs from .*of the checkpoint"):
         detect([bikes], ["diving"], checkpoint=path, clip_model=detect_clip["model"], cache_dir=tmp_path)
 
 
@@ -436,19 +435,18 @@ def test_extracted_feature_folder_gives_the_same_segments_as_the_videos(bikes, c
 # ----------------------------------------------------------------------------- the steps
 
 
-def test_steps_yield_each_video_in_id_order_and_skip_before_decoding(video_folder, clip_kwargs, monkeypatch):
-    import psftr_core.infer.detect as detect_module
+def test_steps_yield_each_video_in_id_order_and_skip_before_decoding(video_folder, clip_kwargs):
+    from psftr_core.features.pipeline import extract_video_features
 
-    real_extract = detect_module.extract_video_features
     decoded = []
 
     def counting_extract(handle, paths, sampling, pipeline=None):
         paths = list(paths)
         decoded.extend(Path(path).name for path in paths)
-        return real_extract(handle, paths, sampling, pipeline)
+        return extract_video_features(handle, paths, sampling, pipeline)
 
-    monkeypatch.setattr(detect_module, "extract_video_features", counting_extract)
     actions = ["walking", "a car"]
+    clip_kwargs = {**clip_kwargs, "extractor": counting_extract}
     run = start_detection([video_folder / "beta.mp4", video_folder / "alpha.mp4"], actions, threshold=0, **clip_kwargs)
     assert [(v.video, Path(v.file).name) for v in run.inputs] == [("alpha", "alpha.mp4"), ("beta", "beta.mp4")]
     progress = []
@@ -478,3 +476,13 @@ def test_run_settings_change_with_what_changes_the_segments():
     assert settings(min_duration=1.0) != base
     assert settings(nms_iou=0.6) != base
     assert settings(actions=["rowing", "diving"]) != base
+    # One NMS, at the model's tIoU unless asked: the localizer's 0.5 is what nms_iou=None means.
+    assert base["nms_iou"] == 0.5 and base["nms"] == "all" and settings(nms_iou=0.5) == base
+    # The options as one DetectOptions; keywords win over it.
+    from psftr_core.infer.detect import DetectOptions
+
+    assert start_detection([], ["diving", "rowing"], options=DetectOptions(features_dir=DEMO, threshold=0.3)).settings == base
+    assert start_detection([], ["diving", "rowing"], options=DetectOptions(features_dir=DEMO, threshold=0.9),
+                           threshold=0.3).settings == base
+    with pytest.raises(TypeError):
+        start_detection([], ["diving"], features_dir=DEMO, no_such_option=1)

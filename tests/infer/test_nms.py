@@ -67,3 +67,4 @@ def test_nms_within_windows_also_suppresses_same_window_duplicates():
     windows = np.array([0, 1, 0, 1, 0])
     # 2 (same window as 0, tIoU 15/16) now goes too; 3 is another class; 4 does not overlap
     assert nms(segments, scores, classes, 0.4).tolist() == [0, 3, 4]
+    assert nms(segments, scores, classes, 0.4, windows=windows).tolist() == [0, 2, 3, 4]  # across windows only

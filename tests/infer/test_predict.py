@@ -9,8 +9,9 @@ import torch
 
 from psftr_core.config import InferenceConfig, ModelConfig
 from psftr_core.data.slicing import Windowing, make_windows
+from psftr_core.infer.filtering import FilterSettings, filter_detections
 from psftr_core.infer.predict import (
-    VideoWindows, merge_video, pad_windows, predict_videos, predict_windows, video_windows, window_input,
+    VideoWindows, merge_windows, pad_windows, predict_windows, video_windows, window_input,
 )
 from psftr_core.infer.scoring import PostProcess, WindowDetections
 from psftr_core.model import PSFTR
@@ -27,16 +28,19 @@ def test_time_mapping_of_each_window():
     np.testing.assert_allclose(w2.to_video_time([0.5, 1.0]), [246.0, 300.0])
 
 
-def test_merge_video_labels_and_scores():
+def test_merge_windows_keeps_every_candidate_with_its_window_and_the_filter_merges():
     dets = [
         WindowDetections(0, np.array([[104.0, 120.0]]), np.array([1]), np.array([0.6])),
         WindowDetections(1, np.array([[104.5, 120.0], [200.0, 210.0]]), np.array([1, 0]), np.array([0.7, 0.3])),
     ]
-    out = merge_video(dets, ["a", "b"], 0.4)
+    found = merge_windows(dets, ["a", "b"])
+    assert found.windows.tolist() == [0, 1, 1] and found.classes.tolist() == [1, 1, 0]
+    assert found.scores.tolist() == [0.6, 0.7, 0.3] and found.segments[0].tolist() == [104.0, 120.0]
+    out = filter_detections(found, FilterSettings(nms_iou=0.4))
     assert out == [{"segment": [104.5, 120.0], "label": "b", "score": 0.7},
                    {"segment": [200.0, 210.0], "label": "a", "score": 0.3}]
-    assert merge_video([], ["a"]) == []
-    assert merge_video(dets, ["a", "b"], 0.4, score_threshold=0.5) == out[:1]
+    assert len(merge_windows([], ["a"])) == 0
+    assert filter_detections(found, FilterSettings(nms_iou=0.4, score_threshold=0.5)) == out[:1]
 
 
 class _StubModel(torch.nn.Module):
@@ -90,11 +94,11 @@ def test_batch_composition_does_not_change_the_detections():
     text = torch.as_tensor(rng.normal(size=(3, 8)), dtype=torch.float32)
     for scoring in ("model", "calibrated"):
         post = PostProcess.from_config(cfg, InferenceConfig(scoring=scoring, topk=5))
-        one = predict_videos(model, videos, text, ["a", "b", "c"], post, 16, batch_size=1)
-        mixed = predict_videos(model, videos, text, ["a", "b", "c"], post, 16, batch_size=4)
+        one = predict_windows(model, videos, text, post, 16, batch_size=1)
+        mixed = predict_windows(model, videos, text, post, 16, batch_size=4)
         assert list(one) == ["v0", "v1", "v2"] and all(one.values())
         for video in one:
-            assert [d["label"] for d in one[video]] == [d["label"] for d in mixed[video]]
-            np.testing.assert_allclose([d["score"] for d in one[video]], [d["score"] for d in mixed[video]], atol=1e-6)
-            np.testing.assert_allclose([d["segment"] for d in one[video]], [d["segment"] for d in mixed[video]],
-                                       atol=1e-4)
+            a, b = merge_windows(one[video], ["a", "b", "c"]), merge_windows(mixed[video], ["a", "b", "c"])
+            assert a.classes.tolist() == b.classes.tolist() and a.windows.tolist() == b.windows.tolist()
+            np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+            np.testing.assert_allclose(a.segments, b.segments, atol=1e-4)

@@ -18,7 +18,7 @@ import pytest
 from psftr_core.errors import InputError
 from psftr_core.infer.detect import Segment
 from psftr_core.io.export import write_results_csv, write_results_json
-from psftr_core.io.output_dir import MANIFEST_NAME, OutputDir, id_hash, safe_stem, settings_hash
+from psftr_core.io.output_dir import DETECT_MANIFEST_NAME, OutputDir, id_hash, safe_stem, settings_hash
 from psftr_core.io.writers import (
     FORMAT_EXTENSIONS,
     FORMATS,
@@ -276,7 +276,7 @@ def test_completion_sidecar(tmp_path):
     for video in ("v1", "v2"):
         write_video_file(out.path_for(video), "srt", video, DETECTIONS[:1])
         out.mark_complete(video)
-    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest = json.loads((tmp_path / DETECT_MANIFEST_NAME).read_text(encoding="utf-8"))
     assert manifest["settings_hash"] == settings_hash(settings)
     assert manifest["finished"] == {"v1": ["v1.srt"], "v2": ["v2.srt"]}
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -291,14 +291,14 @@ def test_completion_sidecar(tmp_path):
     # Other settings: everything is redone, and the reset is on disk before any file is.
     other = OutputDir(tmp_path, "srt", dict(settings, threshold=0.5))
     assert not other.is_complete("v1")
-    assert json.loads((tmp_path / MANIFEST_NAME).read_text(encoding="utf-8"))["finished"] == {}
+    assert json.loads((tmp_path / DETECT_MANIFEST_NAME).read_text(encoding="utf-8"))["finished"] == {}
     assert not OutputDir(tmp_path, "srt", settings).is_complete("v1")
 
 
 def test_broken_manifest_means_nothing_finished(tmp_path):
     (tmp_path / "v.srt").write_text("x", encoding="utf-8")
     for garbage in ("", "{", "[]", '{"version": 1, "stems": {"v": 3}, "finished": {}}'):
-        (tmp_path / MANIFEST_NAME).write_text(garbage, encoding="utf-8")
+        (tmp_path / DETECT_MANIFEST_NAME).write_text(garbage, encoding="utf-8")
         out = OutputDir(tmp_path, "srt", {})
         assert not out.is_complete("v")
         assert out.path_for("v") == tmp_path / "v.srt"

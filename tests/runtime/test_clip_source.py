@@ -15,7 +15,8 @@ from psftr_core.data.datasets import load_dataset
 from psftr_core.errors import InputError
 from psftr_core.features.text import TextTower, load_text_tower
 from psftr_core.features.clip import same_clip_model
-from psftr_core.runtime.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower, prepare_text_tower
+from psftr_core.runtime.clip_source import ClipRequest, checkpoint_text_tower, dataset_text_tower
+from psftr_core.runtime.text_source import class_text_tower
 from train_helpers import make_tiny_dataset
 
 
@@ -33,6 +34,11 @@ def extracted_dataset(root: Path, clip_files, with_config: bool = True) -> Path:
             "embed_dim": 64, "config": TINY_CLIP_CONFIG if with_config else None}
     (root / "manifest.json").write_text(json.dumps({"generated_by": "psftr extract", "clip": clip}))
     return root
+
+
+def loaded(data, request: ClipRequest | None = None):
+    """The tower the text rule loads for every class of ``data`` (a dataset without a table)."""
+    return class_text_tower(data, list(data.classes) or ["jump"], request)
 
 
 def other_weights(folder: Path) -> Path:
@@ -62,7 +68,8 @@ def test_builtin_release_convention_and_local_weights(tmp_path, tiny_clip_files)
     custom = dataset_text_tower(thumos, ClipRequest(config_file=tiny_clip_files.config,
                                                     pretrained=str(tiny_clip_files.weights)))
     assert (custom.model_name, custom.config) == ("psftr-tiny-clip", TINY_CLIP_CONFIG)
-    pinned = prepare_text_tower(thumos, custom)
+    pinned = loaded(thumos, ClipRequest(config_file=tiny_clip_files.config, pretrained=str(tiny_clip_files.weights)))
+    assert (pinned.model_name, pinned.config) == (custom.model_name, custom.config)
     assert (pinned.weights_id, pinned.embed_dim) == (sha256_id(tiny_clip_files.weights), 64)
 
 
@@ -86,11 +93,11 @@ def test_manifest_is_authoritative(tmp_path, tiny_clip_files):
     copy = tmp_path / "copy" / "weights.pt"
     copy.parent.mkdir()
     copy.write_bytes(tiny_clip_files.weights.read_bytes())
-    moved = prepare_text_tower(data, dataset_text_tower(data, ClipRequest(pretrained=str(copy))))
+    moved = loaded(data, ClipRequest(pretrained=str(copy)))
     assert moved.pretrained == str(copy) and moved.weights_id == recorded.weights_id
     other = other_weights(tmp_path)
     with pytest.raises(InputError) as err:
-        prepare_text_tower(data, dataset_text_tower(data, ClipRequest(pretrained=str(other))))
+        loaded(data, ClipRequest(pretrained=str(other)))
     assert sha256_id(other) in str(err.value) and recorded.weights_id in str(err.value)
 
 
@@ -101,8 +108,9 @@ def test_a_recorded_weights_file_that_is_not_here_asks_for_a_copy(tmp_path, tiny
     (root / "manifest.json").write_text(json.dumps(manifest))
     data = load_dataset(root)
     with pytest.raises(InputError, match=r"names CLIP weights file /elsewhere/weights.pt \(sha256:.*--clip-pretrained"):
-        prepare_text_tower(data, dataset_text_tower(data))
-    assert prepare_text_tower(data, dataset_text_tower(data, ClipRequest(pretrained=str(tiny_clip_files.weights))))
+        loaded(data)
+    copy = loaded(data, ClipRequest(pretrained=str(tiny_clip_files.weights)))
+    assert copy.weights_id == sha256_id(tiny_clip_files.weights)
 
 
 def test_the_custom_config_is_rebuilt_from_its_content(tmp_path, tiny_clip_files, tiny_clip):
@@ -120,10 +128,8 @@ def test_text_width_must_be_the_feature_width(tmp_path, tiny_clip_files):
     (root / "dataset.yaml").write_text("".join(line + "\n" for line in (root / "dataset.yaml").read_text().splitlines()
                                                if not line.startswith("text_embeddings")))
     data = load_dataset(root)
-    tower = dataset_text_tower(data, ClipRequest(config_file=tiny_clip_files.config,
-                                                 pretrained=str(tiny_clip_files.weights)))
     with pytest.raises(InputError, match=r"gives 64-d embeddings, but dataset .* has 32-d features"):
-        prepare_text_tower(data, tower)
+        loaded(data, ClipRequest(config_file=tiny_clip_files.config, pretrained=str(tiny_clip_files.weights)))
 
 
 def test_checkpoint_record_and_flags():
