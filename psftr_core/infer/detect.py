@@ -117,7 +117,7 @@ def start_detection(
     text, text_note = vocabulary_text_embeddings(
         vocabulary, clip, opts.prompt or detector.prompt or getattr(source, "prompt", None),
         dataset_table=getattr(source, "text_embeddings", None),
-        dataset_clip=source.clip_model() if isinstance(source, DatasetSource) else (None, None),
+        dataset=source.dataset if isinstance(source, DatasetSource) else None,
         warnings=source.warnings,
     )
     feature_dim = _check_widths(source, clip, detector, text, text_note)
@@ -289,7 +289,8 @@ class DetectionRun:
 def _follow_detector(detector: Detector, source: FeatureSource, clip: ClipProvider,
                      sampling: tuple[str, float] | None) -> None:
     """A checkpoint fixes the CLIP model and the feature rate; refuse what disagrees."""
-    clip.adopt(detector.clip_model, detector.clip_pretrained, "the checkpoint")
+    clip.adopt(detector.clip_model, detector.clip_pretrained, "the checkpoint",
+               weights_id=detector.clip_weights_id, text_clip=detector.text_clip)
     if detector.sampling is not None and sampling is not None and sampling != detector.sampling:
         raise InputError(
             f"--{sampling[0]} {sampling[1]:g} differs from the checkpoint's feature rate "

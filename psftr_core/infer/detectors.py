@@ -34,7 +34,7 @@ class Detector:
     ``filters``: the model's filter settings (a checkpoint's ``inference``, the
     localizer's NMS); ``threshold``: a checkpoint's calibrated score threshold (None:
     :data:`DEFAULT_THRESHOLDS` of ``kind``); ``clip_model`` / ``clip_pretrained`` /
-    ``sampling`` / ``feature_dim`` / ``prompt``: set by a checkpoint (its training
+    ``clip_weights_id`` / ``text_clip`` / ``sampling`` / ``feature_dim`` / ``prompt``: set by a checkpoint (its training
     features); ``check_dataset`` refuses a feature dataset the model cannot use;
     ``identity``: what makes its detections differ (JSON values).
     """
@@ -45,6 +45,8 @@ class Detector:
     filters: FilterSettings
     clip_model: str | None = None
     clip_pretrained: str | None = None
+    clip_weights_id: str | None = None  # what the features' weights were (tag or file sha256)
+    text_clip: dict[str, Any] | None = None  # the text tower the checkpoint was trained with
     sampling: tuple[str, float] | None = None  # ("stride", 8) or ("fps", 2.0)
     feature_dim: int | None = None
     prompt: str | None = None
@@ -130,6 +132,8 @@ def checkpoint_detector(checkpoint: str | os.PathLike, device: str) -> Detector:
         filters=FilterSettings.from_inference(cfg.inference),
         clip_model=spec.get("clip_model"),
         clip_pretrained=spec.get("clip_pretrained"),
+        clip_weights_id=spec.get("clip_weights_id"),
+        text_clip=ckpt.get("text_clip") if isinstance(ckpt.get("text_clip"), dict) else None,
         sampling=sampling,
         feature_dim=int(spec["feature_dim"]) if spec.get("feature_dim") else None,
         prompt=getattr(cfg.data, "prompt", None),

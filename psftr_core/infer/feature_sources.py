@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from psftr_core.data.builtins import builtin_names
 from psftr_core.data.datasets import load_dataset
 from psftr_core.defaults import DEFAULT_STRIDE
 from psftr_core.errors import InputError
@@ -104,7 +105,7 @@ class DatasetSource(FeatureSource):
 
     def __init__(self, features_dir: str | os.PathLike, video_ids: Sequence[str]):
         path = Path(features_dir).expanduser()
-        if not path.exists() and str(features_dir).lower() not in ("thumos14", "anet"):
+        if not path.exists() and str(features_dir).lower() not in builtin_names():
             raise InputError(f"feature dataset not found: {path}")
         self.dataset = load_dataset(features_dir)
         self.warnings = []
@@ -140,13 +141,6 @@ class DatasetSource(FeatureSource):
     def identity(self) -> dict[str, Any]:
         return {"kind": "dataset", "name": self.dataset.name, "root": str(Path(self.dataset.root).resolve()),
                 "feature_dim": int(self.dataset.feature_dim)}
-
-    def clip_model(self) -> tuple[str | None, str | None]:
-        """(CLIP model, weights) that made the dataset's features, when recorded."""
-        from psftr_core.runtime.checkpoint import feature_spec_of
-
-        spec = feature_spec_of(self.dataset)
-        return spec.get("clip_model"), spec.get("clip_pretrained")
 
 
 class VideoSource(FeatureSource):

@@ -215,7 +215,6 @@ def vocabulary_text_embeddings(
     clip: ClipProvider,
     prompt: str | None,
     dataset_table: Mapping[str, np.ndarray] | None = None,
-    dataset_clip: tuple[str | None, str | None] = (None, None),
     warnings: list[str] | None = None,
     *,
     dataset: Any = None,
@@ -225,12 +224,10 @@ def vocabulary_text_embeddings(
     The rule of the module docstring: ``dataset_table`` when it has every action, else
     every action through ``clip`` on ``prompt`` (else ``DEFAULT_PROMPT``). ``dataset``:
     the feature dataset, whose full record (manifest: weights id, config; built-in
-    convention) ``clip`` adopts and whose feature width the tower must have;
-    ``dataset_clip`` (model, weights) is its bare record where it is not given.
+    convention) ``clip`` adopts and whose feature width the tower must have.
     """
     if dataset is not None:
         clip.adopt_dataset(dataset)
-    clip.adopt(*dataset_clip, "the feature dataset")
     tower = vocabulary_text_tower(vocabulary, clip, dataset_table, dataset, warnings)
     if tower is None:
         return table_vectors(dataset_table, vocabulary), "the dataset's text_embeddings"
