@@ -333,7 +333,7 @@ def write_report(results: list[dict], markdown: str, command: str) -> None:
         "each calibration variant re-trains only the calibration model.",
         "- Cells: a rule's pick per split, its unseen-class avg mAP (0.3:0.7) averaged over the splits, minus "
         "the best fixed scoring of the benchmark's table (learned logits, ROI-CLIP logits, paper's inference, "
-        "calibrated CLIP, localizer; the best picked by its unseen mean, as the benchmark's acceptance does). "
+        "CLIP contrast, localizer; the best picked by its unseen mean, as the benchmark's acceptance does). "
         "\"vs per-split oracle\": minus the best grid setting of each split.",
         "- Calibration variants (how the held-out measurement is taken):",
         *[f"  - {name}: {v.words}." for name, v in VARIANTS.items()],

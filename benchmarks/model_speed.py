@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from psftr_core.config import preset
+from psftr_core.config import preset, preset_names
 from psftr_core.infer.scoring import PostProcess
 from psftr_core.model import PSFTR
 
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--preset", default="thumos14", choices=("thumos14", "anet"))
+    parser.add_argument("--preset", default="thumos14", choices=preset_names())
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--snippets", type=int, default=128)
     parser.add_argument("--classes", type=int, default=20)

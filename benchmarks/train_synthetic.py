@@ -12,7 +12,7 @@ Prints one JSON object: training time, loss per epoch, and seen / unseen mAP (TH
 thresholds 0.3-0.7 and their average) on the test videos of
 
 - the trained model with its default inference (chosen by the run's calibration on
-  held-out seen classes; ``--no-calibrate``: the config's, ``inference.scoring=calibrated``), and
+  held-out seen classes; ``--no-calibrate``: the config's, ``inference.scoring=contrast``), and
   with the paper's (``scoring=model``, ``nms=cross_window``: learned logits mixed with
   ROI-CLIP logits by ``model.roi_logit_weight``), with learned logits only, and with ROI
   weights 0.8 / 1.0;

@@ -15,7 +15,7 @@ split ratio (75_25, 50_50) and each of the first ``--splits`` splits:
   unseen classes of the test videos (ActivityNet mAP, tIoU 0.3:0.7, averaged) with the
   stored choice ("new default") and, through ``--set``-style overrides of the same
   checkpoint, with each fixed scoring: ROI-CLIP logits only (GAP-style), the paper's
-  inference, learned logits only, calibrated CLIP only;
+  inference, learned logits only, CLIP contrast only;
 - each ablation (no text-to-vision, no vision-to-text, no text-to-query, no SPDE) is
   trained the same way and scored with its own calibrated default;
 - the training-free localizer (``psftr_core.infer.localizer``) and a learned linear probe
@@ -75,7 +75,7 @@ FIXED_SCORINGS: dict[str, tuple[float, float, str]] = {
     "PSFTR, ROI-CLIP logits only (GAP-style)": (0.0, 1.0, "all"),
     "PSFTR, paper's inference": (0.0, 0.5, "cross_window"),
     "PSFTR, learned logits only": (0.0, 0.0, "all"),
-    "PSFTR, calibrated CLIP only": (1.0, 0.0, "all"),
+    "PSFTR, CLIP contrast only": (1.0, 0.0, "all"),
 }
 REPO = Path(__file__).resolve().parents[1]
 RESULT_FILE = "benchmark_result.json"  # a finished task's scores, in its run folder
@@ -220,17 +220,17 @@ def _train_and_score_fresh(task: dict) -> dict:
             "chosen": record["chosen"]["name"] if not record.get("skipped") else f"skipped: {record['skipped']}"}
 
 
-def _baselines(data_dir: Path, ratio: str, split: int, ridge: float) -> dict[str, float]:
+def _references(data_dir: Path, ratio: str, split: int, ridge: float) -> dict[str, float]:
     import numpy as np
 
     from psftr_core.data.datasets import load_dataset
     from psftr_core.evaluation.detection_map import evaluate_detections
-    from psftr_core.evaluation.protocol import default_tious, evaluate_baseline
+    from psftr_core.evaluation.protocol import default_tious, evaluate_localizer
     from psftr_core.infer.linear_probe import fit_linear_probe
     from psftr_core.infer.localizer import localize
 
     dataset = load_dataset(data_dir)
-    localizer = evaluate_baseline(dataset, ratio, split).result.average
+    localizer = evaluate_localizer(dataset, ratio, split).result.average
     view = dataset.split(ratio, split)
     probe = fit_linear_probe(dataset, dataset.train_videos(view),
                              {c: dataset.text_embeddings[c] for c in view.seen}, ridge)
@@ -252,7 +252,7 @@ def demo_check(out_dir: Path) -> dict:
     ``psftr evaluate --checkpoint``, against ``psftr evaluate --baseline`` on the same split."""
     import torch
 
-    from psftr_core.evaluation.protocol import evaluate_baseline, evaluate_checkpoint
+    from psftr_core.evaluation.protocol import evaluate_checkpoint, evaluate_localizer
     from psftr_core.runtime.checkpoint import load_checkpoint
     from psftr_core.train.run import TrainRequest, train
 
@@ -266,7 +266,7 @@ def demo_check(out_dir: Path) -> dict:
     record = load_checkpoint(trained.checkpoint)["calibration"]
     return {"trained": 100 * evaluate_checkpoint(trained.checkpoint, str(demo), "75_25", 0,
                                                  device="cpu").result.average,
-            "localizer": 100 * evaluate_baseline(str(demo), "75_25", 0).result.average,
+            "localizer": 100 * evaluate_localizer(str(demo), "75_25", 0).result.average,
             "chosen": record["chosen"]["name"], "seconds": seconds}
 
 
@@ -312,7 +312,7 @@ def run(settings: Settings, out_dir: Path, log: Callable[[str], None] = print) -
     for transfer in settings.transfers:
         for ratio in settings.ratios:
             for split in range(settings.splits):
-                for row, value in _baselines(data_dirs[cell_key(transfer)], ratio, split,
+                for row, value in _references(data_dirs[cell_key(transfer)], ratio, split,
                                              settings.probe_ridge).items():
                     add(row, transfer, ratio, split, value)
     log(f"baselines done ({time.time() - started:.1f} s)")
@@ -663,7 +663,7 @@ def markdown(results: dict, settings: Settings, command: str, previous: dict | N
         "and the new default are the same PSFTR checkpoint (per split) scored differently "
         "(`psftr evaluate --set ...`; the family is in `psftr_core/infer/scoring.py`): ROI-CLIP logits only "
         "(w_c = 0, w_r = 1), the paper's inference (w_c = 0, w_r = 0.5, NMS only across windows), learned "
-        "logits only (w_c = 0, w_r = 0), calibrated CLIP only (w_c = 1); the new default is the setting the "
+        "logits only (w_c = 0, w_r = 0), CLIP contrast only (w_c = 1); the new default is the setting the "
         "run's calibration chose. Ablation rows are separately trained models, each with its own calibrated "
         "default.",
         "",

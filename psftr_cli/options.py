@@ -16,7 +16,11 @@ from typing import Any
 
 import typer
 
+from psftr_core.data.builtins import builtin_names
 from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_PROMPT, DEFAULT_STRIDE
+
+# The built-in datasets as help texts name them (the registry of psftr_core.data.builtins).
+BUILTIN_DATASETS_TEXT = ", ".join(builtin_names())
 
 
 def clip_model(default: str | None = None, default_text: str | None = None, help: str = "open_clip model name.") -> Any:
@@ -82,7 +86,7 @@ def quiet(help: str = "No progress bar or summary on stderr.") -> Any:
 
 # The commands that encode class names (train, evaluate, text-embeddings) default to the
 # CLIP model that made the features (psftr_core.runtime.clip_source).
-TEXT_TOWER_MODEL_DEFAULT = "the features' model; ViT-B-16 for thumos14, anet"
+TEXT_TOWER_MODEL_DEFAULT = f"the features' model; ViT-B-16 for {BUILTIN_DATASETS_TEXT}"
 TEXT_TOWER_PRETRAINED_DEFAULT = "the features'; openai"
 
 

@@ -56,13 +56,17 @@ from psftr_core.io.atomic import write_text
 
 SPDE_VARIANTS = ("none", "concat_mlp", "residual", "mlp_residual")
 DEFAULT_PRESET = "thumos14"  # the dataclass defaults hold its values; datasets that are no built-in use it
-SCORINGS = ("calibrated", "model")  # inference.scoring (psftr_core.infer.scoring)
+SCORINGS = ("contrast", "model")  # inference.scoring (psftr_core.infer.scoring)
 NMS_MODES = ("all", "cross_window")  # inference.nms
 INFERENCE_METHODS = ("psftr", "localizer")  # inference.method
 CLS_LOSSES = ("focal", "ce")  # train.cls_loss
 SCORING_KEYS = ("scoring", "contrast_weight", "roi_weight")  # inference keys that score the model's detections
 # Keys of older configs and checkpoints, still accepted (with a DeprecationWarning) and ignored.
 REMOVED_KEYS = {"data.feature_stride": "nothing read it; the frames per feature are set when extracting (--stride)"}
+# Values of older configs and checkpoints under their new name (with a DeprecationWarning):
+# "calibrated" named the CLIP contrast scoring, which was easy to confuse with the
+# held-out-class calibration of psftr train.
+RENAMED_VALUES = {("inference.scoring", "calibrated"): "contrast"}
 
 
 @dataclass
@@ -163,17 +167,17 @@ class InferenceConfig:
 
     The score of (query q, class k) is ``σ(actionness_q) · ((1 − w_c)·P + w_c·C)`` with
     ``P = softmax_k((1 − w_r)·learned logits + w_r·ROI-CLIP logits)`` and ``C`` the
-    video-calibrated CLIP contrast over the segment; ``w_r = roi_weight``,
-    ``w_c = contrast_weight``. Special cases: ``w_c = 1`` the calibrated CLIP scoring;
+    CLIP contrast over the segment; ``w_r = roi_weight``,
+    ``w_c = contrast_weight``. Special cases: ``w_c = 1`` the CLIP contrast scoring;
     ``w_c = 0`` with ``w_r = 0.5`` the paper's, ``w_r = 1`` ROI-pooled CLIP logits only
     (GAP-style), ``w_r = 0`` the learned logits only.
     """
 
     topk: int = 100  # (query, class) pairs kept per window or video
     nms_iou: float = 0.4  # class-wise NMS across window overlaps
-    # Shorthand for contrast_weight while that is null: "calibrated" = 1 (default),
+    # Shorthand for contrast_weight while that is null: "contrast" = 1 (default),
     # "model" = 0 (the paper's σ(actionness) × softmax(learned [+ ROI] logits)).
-    scoring: str = "calibrated"
+    scoring: str = "contrast"
     # "all" = class-wise NMS over every detection of a video (default); "cross_window" =
     # the paper's NMS, only between detections of different (overlapping) windows.
     nms: str = "all"
@@ -320,6 +324,10 @@ def _merge_section(obj: Any, values: Any, section: str) -> Any:
             warnings.warn(f"config key {dotted} is no longer used and was dropped: {REMOVED_KEYS[dotted]}",
                           DeprecationWarning, stacklevel=2)
             continue
+        renamed = RENAMED_VALUES.get((dotted, value)) if isinstance(value, str) else None
+        if renamed is not None:
+            warnings.warn(f"config value {dotted}={value} is now {dotted}={renamed}", DeprecationWarning, stacklevel=2)
+            value = renamed
         if key not in hints:
             valid = ", ".join(hints)
             raise InputError(f"unknown config key {section}.{key}; valid keys of {section!r}: {valid}")

@@ -15,4 +15,4 @@ DEFAULT_STRIDE = 8
 #: or that contrast), a product of two numbers below 1 and so much smaller
 #: (``psftr_core.infer.detectors.detect_threshold`` has the details). The NMS tIoU of
 #: detect is the model's own (``psftr_core.infer.filtering``), so it has no default here.
-DEFAULT_THRESHOLDS = {"baseline": 0.3, "psftr": 0.03}
+DEFAULT_THRESHOLDS = {"localizer": 0.3, "psftr": 0.03}

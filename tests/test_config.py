@@ -222,6 +222,24 @@ def test_removed_feature_stride_key_still_loads_with_a_deprecation_warning(tmp_p
     assert cfg.data.resize_length == 64 and not hasattr(cfg.data, "feature_stride")
 
 
+def test_old_scoring_name_calibrated_loads_as_contrast_with_a_deprecation_warning(tmp_path):
+    # "calibrated" named the CLIP contrast scoring; checkpoints, YAML files and --set still say it.
+    old = config_to_dict(preset("thumos14"))
+    old["inference"]["scoring"] = "calibrated"
+    with pytest.warns(DeprecationWarning, match="inference.scoring=calibrated is now inference.scoring=contrast"):
+        assert config_from_dict(old).inference.scoring == "contrast"
+    path = tmp_path / "old.yaml"
+    path.write_text("inference:\n  scoring: calibrated\n", encoding="utf-8")
+    with pytest.warns(DeprecationWarning, match="scoring=contrast"):
+        assert load_config(path).inference.scoring == "contrast"
+    with pytest.warns(DeprecationWarning, match="scoring=contrast"):
+        cfg = apply_overrides(preset("thumos14"), ["inference.scoring=calibrated"])
+    assert cfg.inference.scoring == "contrast" and cfg.inference.contrast_weight is None
+    assert preset("thumos14").inference.scoring == "contrast"  # the default under its new name
+    with pytest.raises(InputError, match="inference.scoring must be one of contrast, model"):
+        apply_overrides(preset("thumos14"), ["inference.scoring=fancy"])
+
+
 def test_config_module_does_not_import_torch():
     code = "import sys, psftr_core.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -86,7 +86,7 @@ def detect(
         "--threshold",
         metavar="T|NAME=T",
         help="Minimum score: 0.3 for all actions, or name=0.3 for one action (repeatable).",
-        show_default=f"{DEFAULT_THRESHOLDS['baseline']:g} training-free; a checkpoint's calibrated threshold, "
+        show_default=f"{DEFAULT_THRESHOLDS['localizer']:g} training-free; a checkpoint's calibrated threshold, "
         f"else {DEFAULT_THRESHOLDS['psftr']:g}",
     ),
     top_k: Optional[int] = typer.Option(

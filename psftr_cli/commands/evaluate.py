@@ -61,7 +61,7 @@ def evaluate(
         False, "--baseline", help="Score the training-free localizer on the zero-shot protocol (no checkpoint)."
     ),
     dataset: Optional[str] = typer.Option(
-        None, "--dataset", help="Built-in dataset (thumos14, anet) or a dataset folder.", metavar="NAME|DIR"
+        None, "--dataset", help=f"Built-in dataset ({options.BUILTIN_DATASETS_TEXT}) or a dataset folder.", metavar="NAME|DIR"
     ),
     split: Optional[str] = typer.Option(None, "--split", help="Zero-shot split ratio.", metavar="75_25|50_50"),
     split_index: str = typer.Option(
@@ -174,13 +174,13 @@ def evaluate_on_protocol(
             console.print(f"evaluating split {k + 1}/{count}", markup=False)
 
         if checkpoint is None:
-            agg = protocol.evaluate_baseline_all_splits(data, split, on_split=on_split, tious=thresholds, clip=clip)
+            agg = protocol.evaluate_localizer_all_splits(data, split, on_split=on_split, tious=thresholds, clip=clip)
         else:
             agg = protocol.evaluate_all_splits(checkpoint, data, split, selection=select, on_split=on_split,
                                                device=device, tious=thresholds, overrides=overrides, clip=clip)
         _show_aggregate(agg, split, save_predictions, as_json)
     elif checkpoint is None:
-        _show_split(protocol.evaluate_baseline(data, split, index, tious=thresholds, clip=clip), split,
+        _show_split(protocol.evaluate_localizer(data, split, index, tious=thresholds, clip=clip), split,
                     save_predictions, as_json, per_class)
     else:
         path = protocol.resolve_checkpoint(checkpoint, select)

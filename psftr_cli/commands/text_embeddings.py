@@ -23,7 +23,7 @@ _CLIP_MODEL, _CLIP_PRETRAINED, _CLIP_CONFIG = options.text_tower_options()
 
 def text_embeddings(
     dataset: str = typer.Option(
-        ..., "--dataset", help="Built-in dataset (thumos14, anet) or a dataset folder with a dataset.yaml.",
+        ..., "--dataset", help=f"Built-in dataset ({options.BUILTIN_DATASETS_TEXT}) or a dataset folder with a dataset.yaml.",
         metavar="NAME|DIR",
     ),
     output: Optional[Path] = typer.Option(

@@ -20,6 +20,7 @@ from typing import Any, List, Optional
 import typer
 
 from psftr_cli import options
+from psftr_core.data.builtins import builtin_names
 from psftr_core.errors import InputError
 
 
@@ -116,7 +117,7 @@ _CLIP_MODEL, _CLIP_PRETRAINED, _CLIP_CONFIG = options.text_tower_options()
 
 def train(
     dataset: str = typer.Option(
-        ..., "--dataset", help="Built-in dataset (thumos14, anet) or a dataset folder with a dataset.yaml.",
+        ..., "--dataset", help=f"Built-in dataset ({options.BUILTIN_DATASETS_TEXT}) or a dataset folder with a dataset.yaml.",
         metavar="NAME|DIR",
     ),
     split: str = typer.Option(..., "--split", help="Zero-shot split ratio: 75_25 or 50_50.", metavar="75_25|50_50"),
@@ -128,8 +129,8 @@ def train(
     device: str = options.device(),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="N", show_default="train.seed of the config", help="Random seed (same seed, same losses on CPU)."),
     preset: Optional[str] = typer.Option(
-        None, "--preset", help="Hyper-parameters of Table 5: thumos14 or anet (default: by dataset).",
-        metavar="thumos14|anet",
+        None, "--preset", help="Hyper-parameters of Table 5, one per built-in dataset (default: by dataset).",
+        metavar="|".join(builtin_names()),
     ),
     config: Optional[Path] = typer.Option(
         None, "--config", help="YAML file with model/train/data/inference settings.", metavar="FILE.yaml"

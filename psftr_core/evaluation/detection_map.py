@@ -47,13 +47,16 @@ from typing import Any
 
 import numpy as np
 
+from psftr_core.data.builtins.anet import ANET
+from psftr_core.data.builtins.thumos14 import THUMOS14
 from psftr_core.errors import InputError
 from psftr_core.segments import clip_to_video_start, tiou_matrix
 
 _log = logging.getLogger(__name__)
 
-THUMOS_TIOUS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
-ANET_TIOUS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+# The standard protocols' tIoU thresholds, defined once by their dataset descriptors.
+THUMOS_TIOUS: tuple[float, ...] = THUMOS14.tious
+ANET_TIOUS: tuple[float, ...] = ANET.tious
 
 # Tolerance for "tIoU >= threshold" (see the module docstring).
 TIOU_EPS = 1e-9

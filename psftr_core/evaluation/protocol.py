@@ -16,6 +16,7 @@ by ``psftr train --eval-every``), which the result records. Over all splits
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -167,7 +168,7 @@ class CheckpointEvaluation:
 
     @property
     def model(self) -> str:
-        return "psftr" if self.checkpoint is not None else "baseline"
+        return "psftr" if self.checkpoint is not None else "localizer"
 
     def to_dict(self) -> dict:
         return {**self.result.to_dict(), "model": self.model,
@@ -262,7 +263,7 @@ def evaluate_checkpoint(
     return CheckpointEvaluation(result, predictions, path, split_index, int(ckpt["epoch"]), selection, cfg.inference)
 
 
-def evaluate_baseline(
+def evaluate_localizer(
     dataset: Any,
     ratio: str,
     split_index: int,
@@ -310,14 +311,14 @@ def evaluate_all_splits(run_dir: str | os.PathLike, dataset: Any, ratio: str, se
     )
 
 
-def evaluate_baseline_all_splits(dataset: Any, ratio: str, on_split: Callable[[int, int], None] | None = None,
-                                 **settings: Any) -> SplitAggregate:
-    """:func:`evaluate_baseline` on every split of ``ratio``, aggregated (mean ± std).
+def evaluate_localizer_all_splits(dataset: Any, ratio: str, on_split: Callable[[int, int], None] | None = None,
+                                  **settings: Any) -> SplitAggregate:
+    """:func:`evaluate_localizer` on every split of ``ratio``, aggregated (mean ± std).
 
-    ``settings``: the other keywords of :func:`evaluate_baseline`.
+    ``settings``: the other keywords of :func:`evaluate_localizer`.
     """
     dataset = _loaded(dataset)
-    return _every_split(dataset, ratio, lambda k: evaluate_baseline(dataset, ratio, k, **settings), on_split, "last")
+    return _every_split(dataset, ratio, lambda k: evaluate_localizer(dataset, ratio, k, **settings), on_split, "last")
 
 
 def _every_split(dataset: Any, ratio: str, evaluate_split: Callable[[int], CheckpointEvaluation],
@@ -356,3 +357,9 @@ def _with_inference_overrides(cfg: Any, overrides: Sequence[str]) -> Any:
     if bad:
         raise InputError(f"evaluation can only change inference.* settings, not {bad[0]!r}")
     return apply_overrides(cfg, list(overrides))
+
+
+def evaluate_baseline(*args: Any, **kwargs: Any) -> CheckpointEvaluation:
+    """Deprecated name of :func:`evaluate_localizer` (one name for the localizer)."""
+    warnings.warn("evaluate_baseline is now evaluate_localizer", DeprecationWarning, stacklevel=2)
+    return evaluate_localizer(*args, **kwargs)

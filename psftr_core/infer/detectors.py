@@ -39,7 +39,7 @@ class Detector:
     ``identity``: what makes its detections differ (JSON values).
     """
 
-    kind: str  # "baseline" | "psftr"
+    kind: str  # "localizer" | "psftr"
     details: str
     candidates: Callable[..., Candidates]
     filters: FilterSettings
@@ -85,9 +85,9 @@ def localizer_detector(localizer_config: LocalizerConfig | None = None) -> Detec
                    names: list[str]) -> Candidates:
         return localizer_candidates(features, times, duration, text, names, cfg)
 
-    return Detector("baseline", "training-free localizer (CLIP frame-text similarity, psftr_core.infer.localizer)",
+    return Detector("localizer", "training-free localizer (CLIP frame-text similarity, psftr_core.infer.localizer)",
                     candidates, FilterSettings.of_localizer(cfg),
-                    identity={"kind": "baseline", "localizer": dataclasses.asdict(cfg)})
+                    identity={"kind": "localizer", "localizer": dataclasses.asdict(cfg)})
 
 
 def checkpoint_detector(checkpoint: str | os.PathLike, device: str) -> Detector:

@@ -16,7 +16,7 @@ Three sources of class evidence:
   segment, text)`` (:func:`roi_clip_logits`); no parameters, so they are computed for
   any model, also one trained without them.
 - ``C``: the outer-inner contrast (mean inside the segment minus the mean over flanks of
-  a quarter of its length, at least 0) of the *video-calibrated CLIP class curve* of
+  a quarter of its length, at least 0) of the *video-normalised CLIP class curve* of
   class k: per snippet, CLIP's softmax over the vocabulary of the frame-text cosine
   (scale 100) times a gate that says whether the frame stands out for that class within
   the whole video, smoothed (``localizer.class_curves`` and ``curves.segment_contrast``,
@@ -24,8 +24,8 @@ Three sources of class evidence:
   boundaries match the class evidence, and unlike a softmax it can say "none of the
   vocabulary" for an action outside it.
 
-Special cases: ``w_c = 1`` is the calibrated CLIP scoring (the model decides where
-actions are and how action-like they are, calibrated CLIP which class; the learned
+Special cases: ``w_c = 1`` is the CLIP contrast scoring (the model decides where
+actions are and how action-like they are, the CLIP contrast which class; the learned
 logits are not used); ``w_c = 0`` is a softmax of logits as in the paper, with
 ``w_r = 0.5`` the paper's mix, ``w_r = 1`` ROI-pooled CLIP logits only (as GAP) and
 ``w_r = 0`` the learned logits only. Without an actionness head ``σ(actionness)`` is 1.
@@ -56,7 +56,7 @@ from psftr_core.segments import segment_cw_to_se
 
 @dataclass
 class VideoCurves:
-    """Video-calibrated CLIP class curves of one video: ``curves`` [T, K] in [0, 1] and
+    """Video-normalised CLIP class curves of one video: ``curves`` [T, K] in [0, 1] and
     the snippet centre ``times`` [T] in seconds (see the module docstring)."""
 
     curves: np.ndarray
@@ -161,7 +161,7 @@ def resolved_weights(model: ModelConfig, inference: InferenceConfig) -> tuple[fl
     """``(w_r, w_c)`` of ``inference`` for a model trained with ``model``: a null
     ``roi_weight`` is the model's own mix (``model.roi_logit_weight`` when
     ``model.use_roi_logits``, else 0), a null ``contrast_weight`` follows ``scoring``
-    (``"calibrated"`` 1, ``"model"`` 0)."""
+    (``"contrast"`` 1, ``"model"`` 0)."""
     if inference.roi_weight is not None:
         roi = float(inference.roi_weight)
     else:
@@ -169,7 +169,7 @@ def resolved_weights(model: ModelConfig, inference: InferenceConfig) -> tuple[fl
     if inference.contrast_weight is not None:
         contrast = float(inference.contrast_weight)
     else:
-        contrast = 1.0 if inference.scoring == "calibrated" else 0.0
+        contrast = 1.0 if inference.scoring == "contrast" else 0.0
     return roi, contrast
 
 

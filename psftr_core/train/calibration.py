@@ -106,7 +106,7 @@ class Candidate:
             return "training-free localizer"
         nms = "" if self.nms == "all" else ", cross-window NMS"
         if self.contrast_weight >= 1:
-            return f"calibrated CLIP{nms}"
+            return f"CLIP contrast{nms}"
         if self.contrast_weight <= 0:
             if self.roi_weight == 0.5 and self.nms == "cross_window":
                 return "paper's inference"
@@ -131,7 +131,7 @@ class Candidate:
             return {"method": "localizer"}
         out: dict[str, Any] = {"method": "psftr", "nms": self.nms, "roi_weight": self.roi_weight}
         if self.contrast_weight in (0.0, 1.0):
-            out.update(scoring="calibrated" if self.contrast_weight == 1.0 else "model", contrast_weight=None)
+            out.update(scoring="contrast" if self.contrast_weight == 1.0 else "model", contrast_weight=None)
         else:
             out["contrast_weight"] = self.contrast_weight
         return out

@@ -480,9 +480,9 @@ def check_gt_before_zero_dropped(scene: Scene, result: Result) -> None:
 def check_same_map_as_clean_demo(scene: Scene, result: Result) -> None:
     """The instance before 0 s changes nothing: the mAP of the unchanged demo."""
     from psftr_core.data.datasets import load_dataset
-    from psftr_core.evaluation.protocol import evaluate_baseline
+    from psftr_core.evaluation.protocol import evaluate_localizer
 
-    clean = evaluate_baseline(load_dataset(str(DEMO)), "75_25", 0).result.to_dict()["average"]
+    clean = evaluate_localizer(load_dataset(str(DEMO)), "75_25", 0).result.to_dict()["average"]
     assert json.loads(result.out)["average"] == clean, "the instance before 0 s changed the mAP"
 
 

@@ -29,19 +29,19 @@ MIX = (0.75, 0.5)
 
 def test_rules_pick_from_held_out_numbers(rules):
     # the mix is best on average (0.6) but only by 0.1 with a paired spread: per-class differences
-    # to calibrated CLIP are 0.3, -0.1, 0.1 -> mean 0.1, SE = std(ddof=1) 0.2 / sqrt(3) = 0.115
+    # to CLIP contrast are 0.3, -0.1, 0.1 -> mean 0.1, SE = std(ddof=1) 0.2 / sqrt(3) = 0.115
     record = _record([_row(*MIX, {"x": 0.9, "y": 0.4, "z": 0.5}),
                       _row(*CLIP, {"x": 0.6, "y": 0.5, "z": 0.4}),
                       _row(*LEARNED, {"x": 0.1, "y": 0.1, "z": 0.1})])
     assert rules.rule_argmax(record).name == "w_c=0.75, w_r=0.5"
-    assert rules.rule_one_se(record).name == "calibrated CLIP"  # tied within 1 SE, an end beats a mix
-    assert rules.rule_coarse(record).name == "calibrated CLIP"  # w_c = 0.75 is not in the coarse grid
+    assert rules.rule_one_se(record).name == "CLIP contrast"  # tied within 1 SE, an end beats a mix
+    assert rules.rule_coarse(record).name == "CLIP contrast"  # w_c = 0.75 is not in the coarse grid
     # ranks per class (0 = best): mix 0, 1, 0; CLIP 1, 0, 1 -> the mix has the better mean rank
     assert rules.rule_mean_rank(record).name == "w_c=0.75, w_r=0.5"
-    assert rules.rule_table_rows(record).name == "calibrated CLIP"
+    assert rules.rule_table_rows(record).name == "CLIP contrast"
     # a class without ground truth in the held-out videos (no AP) is left out of the per-class rules
     record["held_out_classes"].append("w")
-    assert rules.rule_one_se(record).name == "calibrated CLIP"
+    assert rules.rule_one_se(record).name == "CLIP contrast"
 
 
 def _result(split, unseen, record, seed=1):
@@ -52,13 +52,13 @@ def _result(split, unseen, record, seed=1):
 def test_report_compares_each_pick_with_the_best_fixed_scoring(rules):
     grid = [_row(*MIX, {"x": 0.9, "y": 0.4, "z": 0.5}), _row(*CLIP, {"x": 0.6, "y": 0.5, "z": 0.4}),
             _row(*LEARNED, {"x": 0.1, "y": 0.1, "z": 0.1})]
-    unseen = [{"calibrated CLIP": 0.60, "w_c=0.75, w_r=0.5": 0.50, "learned logits": 0.10},
-              {"calibrated CLIP": 0.40, "w_c=0.75, w_r=0.5": 0.46, "learned logits": 0.20}]
+    unseen = [{"CLIP contrast": 0.60, "w_c=0.75, w_r=0.5": 0.50, "learned logits": 0.10},
+              {"CLIP contrast": 0.40, "w_c=0.75, w_r=0.5": 0.46, "learned logits": 0.20}]
     fixed_rest = {"ROI-CLIP logits (GAP-style)": 0.0, "paper's inference": 0.0, "training-free localizer": 0.3}
     results = [_result(i, {**fixed_rest, **u}, _record(grid)) for i, u in enumerate(unseen)]
     _, numbers = rules.report(results)
     argmax = numbers["held-out vocabulary, argmax"]["1/0/75/25"]
-    # best fixed: calibrated CLIP, mean 50.0; argmax picks the mix on both splits: mean 48.0
+    # best fixed: CLIP contrast, mean 50.0; argmax picks the mix on both splits: mean 48.0
     assert argmax["picked"] == ["w_c=0.75, w_r=0.5"] * 2
     assert argmax["vs_best_fixed"] == pytest.approx(-2.0)
     assert argmax["vs_oracle"] == pytest.approx(48.0 - (60.0 + 46.0) / 2)

@@ -16,10 +16,10 @@ def _fake_results(bench) -> dict:
     """Two splits of one knob value and ratio, with hand-picked numbers."""
     values = {bench.LOCALIZER_ROW: [50.0, 40.0], bench.PROBE_ROW: [52.0, 44.0],
               "PSFTR, ROI-CLIP logits only (GAP-style)": [30.0, 20.0], "PSFTR, paper's inference": [20.0, 10.0],
-              "PSFTR, learned logits only": [10.0, 5.0], "PSFTR, calibrated CLIP only": [60.0, 50.0],
+              "PSFTR, learned logits only": [10.0, 5.0], "PSFTR, CLIP contrast only": [60.0, 50.0],
               bench.DEFAULT_ROW: [61.0, 48.0], "no SPDE": [59.0, 49.0]}
     return {"rows": {row: {"0.5": {"75_25": v}} for row, v in values.items()},
-            "chosen": {"0.5": {"75_25": ["w_c=0.75, w_r=0.5", "calibrated CLIP"]}},
+            "chosen": {"0.5": {"75_25": ["w_c=0.75, w_r=0.5", "CLIP contrast"]}},
             "second_seed": {"transfer": 0.5, "ratio": "75_25", "seed": 1,
                             "rows": {bench.DEFAULT_ROW: [58.0, 49.0], bench.LOCALIZER_ROW: [50.0, 40.0]}},
             "seconds": 600.0, "train_seconds_mean": 100.0, "calibration_seconds_mean": 40.0,
@@ -42,12 +42,12 @@ def test_full_run_trains_every_cell_variant_and_the_seed_cell(bench, tmp_path):
 def test_findings_are_paired_per_split(bench):
     results = _fake_results(bench)
     lines = bench.findings(results, "0.5", ("75_25",))
-    # best fixed scoring by mean: calibrated CLIP (55.0); default 54.5; per split +1.0, -2.0
-    assert ("- 75/25: new default 54.5 vs best fixed scoring (PSFTR, calibrated CLIP only) 55.0: -0.5 "
+    # best fixed scoring by mean: CLIP contrast (55.0); default 54.5; per split +1.0, -2.0
+    assert ("- 75/25: new default 54.5 vs best fixed scoring (PSFTR, CLIP contrast only) 55.0: -0.5 "
             "(per split +1.0, -2.0).") in lines
     assert ("- 75/25: new default minus training-free localizer +9.5 per split (lowest +8.0; default below it on 0 "
             "of 2 splits).") in lines
-    assert "- 75/25: the calibration chose split 0: w_c=0.75, w_r=0.5; split 1: calibrated CLIP." in lines
+    assert "- 75/25: the calibration chose split 0: w_c=0.75, w_r=0.5; split 1: CLIP contrast." in lines
     assert "- 75/25: no SPDE: 54.0; full minus ablation +0.5 ± 1.5 per split (mixed across splits)." in lines
 
 
@@ -62,11 +62,11 @@ def test_report_has_a_table_per_knob_value_the_fixed_settings_and_the_seed_noise
     assert "## Seed noise" in report and f"| {bench.DEFAULT_ROW} | 54.5 | 53.5 | 2.0 |" in report
     assert "100 s per training, of which 40 s calibration (without it: 60 s)" in report
     assert "20 trainings, 2.0 h of training in all" in report
-    # the summary: default 54.5 vs calibrated CLIP 55.0 (-0.5, within 2); minus localizer +11.0, +8.0
-    assert "| 0.5 | 75/25 | 54.5 | calibrated CLIP only 55.0 | -0.5 | yes | +9.5 (+8.0) |" in report
+    # the summary: default 54.5 vs CLIP contrast 55.0 (-0.5, within 2); minus localizer +11.0, +8.0
+    assert "| 0.5 | 75/25 | 54.5 | CLIP contrast only 55.0 | -0.5 | yes | +9.5 (+8.0) |" in report
     assert "trained 78.2, training-free localizer 78.1" in report
     assert "More than 2 points below" not in report
-    results["rows"][bench.DEFAULT_ROW]["0.5"]["75_25"] = [52.0, 48.0]  # 50.0 vs calibrated CLIP 55.0
+    results["rows"][bench.DEFAULT_ROW]["0.5"]["75_25"] = [52.0, 48.0]  # 50.0 vs CLIP contrast 55.0
     missed = bench.markdown(results, settings, "python -m benchmarks.zero_shot")
     # seed noise of the default: |52 - 58| and |48 - 49| -> 3.5
     assert ("More than 2 points below the best fixed scoring: transfer 0.5 75/25 (-5.0); for scale, retraining "
@@ -128,7 +128,7 @@ def test_tiny_run_scores_one_checkpoint_every_way_and_the_default_is_the_chosen_
     assert set(rows) == set(bench.ROW_ORDER)
     values = {row: rows[row]["0"]["75_25"][0] for row in rows}
     (chosen,) = results["chosen"]["0"]["75_25"]
-    named = {"calibrated CLIP": "PSFTR, calibrated CLIP only", "paper's inference": "PSFTR, paper's inference",
+    named = {"CLIP contrast": "PSFTR, CLIP contrast only", "paper's inference": "PSFTR, paper's inference",
              "learned logits": "PSFTR, learned logits only",
              "ROI-CLIP logits (GAP-style)": "PSFTR, ROI-CLIP logits only (GAP-style)",
              "training-free localizer": bench.LOCALIZER_ROW}
@@ -153,7 +153,7 @@ def test_history_is_computed_from_a_previous_run_and_the_calibration_study(bench
     assert "History" not in bench.markdown(results, settings, "python -m benchmarks.zero_shot")  # nothing to compare
 
     old = copy.deepcopy(results)
-    old["rows"][bench.DEFAULT_ROW]["0.5"]["75_25"] = [52.0, 48.0]  # 50.0 vs calibrated CLIP 55.0: -5.0, a miss
+    old["rows"][bench.DEFAULT_ROW]["0.5"]["75_25"] = [52.0, 48.0]  # 50.0 vs CLIP contrast 55.0: -5.0, a miss
     old["calibration"] = "held-out vocabulary, argmax"
     old_settings = json.loads(json.dumps(dataclasses.asdict(dataclasses.replace(settings, epochs=8, jobs=4))))
     previous = {"command": "python -m benchmarks.zero_shot --old", "settings": old_settings, "results": old}
@@ -181,5 +181,5 @@ def test_history_is_computed_from_a_previous_run_and_the_calibration_study(bench
 
 def test_criterion_gaps_are_the_summary_table_numbers(bench):
     results = _fake_results(bench)
-    # default 54.5 vs calibrated CLIP 55.0 (the best fixed by mean); a knob value without results is left out
+    # default 54.5 vs CLIP contrast 55.0 (the best fixed by mean); a knob value without results is left out
     assert bench.criterion_gaps(results, (0.5, 1.0), ("75_25",)) == {("0.5", "75_25"): pytest.approx(-0.5)}

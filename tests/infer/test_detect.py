@@ -395,7 +395,7 @@ def test_checkpoint_inference_matches_the_evaluation_pipeline(tmp_path):
     text = np.stack([ds.text_embeddings[n] for n in names])
     video = "synth_train_0000"  # 199 snippets: two sliding windows
     windows = WindowDataset(ds, [ds.videos[video]], names, windowing_from_config(cfg.data), training=False)
-    for scoring in ("calibrated", "model"):
+    for scoring in ("contrast", "model"):
         cfg.inference.scoring = scoring
         expected = predict_dataset(net, windows, torch.as_tensor(text), inference=cfg.inference)[video]
         found = predict_video(net, cfg, ds.load_features(video), ds.snippet_times(video),

@@ -92,7 +92,7 @@ def test_batch_composition_does_not_change_the_detections():
     videos = [video_windows(f"v{i}", rng.normal(size=(n, 8)).astype(np.float32), np.arange(n) + 0.5, float(n),
                             windowing) for i, n in enumerate((40, 9, 25))]
     text = torch.as_tensor(rng.normal(size=(3, 8)), dtype=torch.float32)
-    for scoring in ("model", "calibrated"):
+    for scoring in ("model", "contrast"):
         post = PostProcess.from_config(cfg, InferenceConfig(scoring=scoring, topk=5))
         one = predict_windows(model, videos, text, post, 16, batch_size=1)
         mixed = predict_windows(model, videos, text, post, 16, batch_size=4)

@@ -25,7 +25,7 @@ ROWS = {
     "learned": ["inference.contrast_weight=0", "inference.roi_weight=0"],
     "roi_only": ["inference.contrast_weight=0", "inference.roi_weight=1"],  # GAP-style
     "paper": ["inference.contrast_weight=0", "inference.roi_weight=0.5", "inference.nms=cross_window"],
-    "calibrated": ["inference.contrast_weight=1"],
+    "contrast": ["inference.contrast_weight=1"],
     "fused": ["inference.contrast_weight=0.5", "inference.roi_weight=0.5"],
     "linear_fused": ["inference.contrast_weight=0.3", "inference.roi_weight=0"],
 }
@@ -79,10 +79,10 @@ def test_each_row_is_reached_from_one_checkpoint_by_overrides(setup):
     for i, a in enumerate(names):  # every row is a different scoring
         for b in names[i + 1:]:
             assert found[a] != found[b], (a, b)
-    # the old shorthands are rows of the family: "model" = (w_c 0, the model's w_r 0.5), "calibrated" = w_c 1
+    # the old shorthands are rows of the family: "model" = (w_c 0, the model's w_r 0.5), "contrast" = w_c 1
     paper_by_shorthand = apply_overrides(cfg, ["inference.scoring=model", "inference.nms=cross_window"])
     assert _predict(model, paper_by_shorthand, windows, text) == found["paper"]
-    assert _predict(model, cfg, windows, text) == found["calibrated"]  # an old checkpoint's default
+    assert _predict(model, cfg, windows, text) == found["contrast"]  # an old checkpoint's default
 
 
 def test_which_rows_read_the_learned_class_head(setup):
@@ -90,7 +90,7 @@ def test_which_rows_read_the_learned_class_head(setup):
     model, cfg = build_model(load_checkpoint(path))
     scrambled = _randomised_class_head(model)
     for name, reads_learned in (("learned", True), ("paper", True), ("fused", True), ("roi_only", False),
-                                ("calibrated", False)):
+                                ("contrast", False)):
         row = apply_overrides(cfg, ROWS[name])
         same = _predict(model, row, windows, text) == _predict(scrambled, row, windows, text)
         assert same != reads_learned, name
@@ -115,11 +115,11 @@ def test_window_scores_follow_the_formula(setup):
         "paper": (0.5 * learned + 0.5 * roi).softmax(-1),
         "fused": (0.5 * learned + 0.5 * roi).softmax(-1),
         "linear_fused": learned.softmax(-1),
-        "calibrated": torch.zeros_like(learned),  # weight 0
+        "contrast": torch.zeros_like(learned),  # weight 0
     }
     for name, probs in expected_probs.items():
         post = PostProcess.from_config(cfg.model, apply_overrides(cfg, ROWS[name]).inference)
-        w_c = {"learned": 0, "roi_only": 0, "paper": 0, "fused": 0.5, "linear_fused": 0.3, "calibrated": 1}[name]
+        w_c = {"learned": 0, "roi_only": 0, "paper": 0, "fused": 0.5, "linear_fused": 0.3, "contrast": 1}[name]
         assert post.contrast_weight == w_c
         for b, det in enumerate(post(outputs, batch)):
             segments = outputs["pred_segments"][b]

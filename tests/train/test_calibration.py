@@ -65,7 +65,7 @@ def test_the_grid_holds_every_named_scoring_and_its_settings_round_trip():
     grid = calibration.candidates()
     assert len(grid) == 2 * (4 * 3 + 1) + 1 and len({c.name for c in grid}) == len(grid)
     names = {c.name: c for c in grid}
-    for name, (w_c, w_r, nms) in {"calibrated CLIP": (1, 0, "all"), "learned logits": (0, 0, "all"),
+    for name, (w_c, w_r, nms) in {"CLIP contrast": (1, 0, "all"), "learned logits": (0, 0, "all"),
                                   "ROI-CLIP logits (GAP-style)": (0, 1, "all"),
                                   "paper's inference": (0, 0.5, "cross_window")}.items():
         assert (names[name].contrast_weight, names[name].roi_weight, names[name].nms) == (w_c, w_r, nms)
@@ -310,7 +310,7 @@ def test_where_raw_similarity_is_weak_the_learned_logits_carry_the_class_decisio
     chosen = record["chosen"]
     assert chosen["method"] == "psftr" and chosen["contrast_weight"] < 1 and chosen["roi_weight"] < 1, chosen
     by_name = {row["name"]: row["average_map"] for row in record["grid"]}
-    assert chosen["average_map"] > by_name["calibrated CLIP"] and chosen["average_map"] > by_name[
+    assert chosen["average_map"] > by_name["CLIP contrast"] and chosen["average_map"] > by_name[
         "training-free localizer"]
 
     dataset = load_dataset(data)

@@ -168,7 +168,7 @@ def test_baseline_mode_scores_the_localizer_on_the_split(tiny_data, tmp_path):
                                    "--split-index", "1", "--json", "--save-predictions", str(preds)])
     assert cli.exit_code == 0, cli.output
     doc = json.loads(cli.stdout)
-    assert doc["model"] == "baseline" and doc["checkpoint"] is None and doc["split_index"] == 1
+    assert doc["model"] == "localizer" and doc["checkpoint"] is None and doc["split_index"] == 1
     # The saved detections are the localizer's on the split's evaluation videos with the
     # unseen vocabulary, and nothing else.
     saved = read_results_json(preds)

@@ -49,7 +49,7 @@ def test_every_switch_trains_one_epoch_and_predicts(switch, tiny_data, tmp_path)
     model_cfg = ckpt["config"]["model"]
     assert ("loss_actionness" in epoch) == model_cfg["use_actionness"]
     assert ("loss_saliency" in epoch) == model_cfg["use_saliency"]
-    for scoring in ("calibrated", "model"):  # no actionness head: σ(actionness) is 1
+    for scoring in ("contrast", "model"):  # no actionness head: σ(actionness) is 1
         ev = protocol.evaluate_checkpoint(result.checkpoint, str(tiny_data), "75_25", 0, device="cpu",
                                           overrides=[f"inference.scoring={scoring}"])
         scores = [d["score"] for ds in ev.predictions.values() for d in ds]
