@@ -121,19 +121,9 @@ def localize(
     txt = np.asarray(text, dtype=np.float64)
     times = np.asarray(snippet_times, dtype=np.float64).reshape(-1)
     names = list(class_names)
-    if feats.ndim != 2 or txt.ndim != 2:
-        raise InputError(f"localize: features must be [T, D] and text [K, D], got {feats.shape} and {txt.shape}")
-    if feats.shape[1] != txt.shape[1]:
-        raise InputError(f"localize: feature width {feats.shape[1]} does not match text width {txt.shape[1]}; "
-                         "use text from the same CLIP model as the features")
-    if len(times) != len(feats):
-        raise InputError(f"localize: {len(feats)} features but {len(times)} snippet times")
-    if len(names) != len(txt):
-        raise InputError(f"localize: {len(txt)} text embeddings but {len(names)} class names")
+    check_snippet_inputs("localize", feats, times, txt, names)
     if len(feats) == 0 or len(txt) == 0:
         return []
-    if not (np.isfinite(feats).all() and np.isfinite(txt).all()):
-        raise InputError("localize: features or text embeddings contain NaN or infinite values")
 
     curves = class_curves(feats, txt, cfg)
     return curves_to_detections(
@@ -196,3 +186,21 @@ def curves_to_detections(
          "score": float(scores[i])}
         for i in keep
     ]
+
+
+def check_snippet_inputs(who: str, feats: np.ndarray, times: np.ndarray, txt: np.ndarray, names: list[str],
+                         text_width: int | None = None) -> None:
+    """InputError (prefixed ``who``) unless features [T, D], snippet times [T], text
+    [K, text_width] (default D) and K class names agree, all finite."""
+    if feats.ndim != 2 or txt.ndim != 2:
+        raise InputError(f"{who}: features must be [T, D] and text [K, D], got {feats.shape} and {txt.shape}")
+    width = feats.shape[1] if text_width is None else text_width
+    if txt.shape[1] != width:
+        raise InputError(f"{who}: text width {txt.shape[1]} does not match the features' {width}; "
+                         "use text from the same CLIP model as the features")
+    if len(times) != len(feats):
+        raise InputError(f"{who}: {len(feats)} features but {len(times)} snippet times")
+    if len(names) != len(txt):
+        raise InputError(f"{who}: {len(txt)} text embeddings but {len(names)} class names")
+    if not (np.isfinite(feats).all() and np.isfinite(txt).all()):
+        raise InputError(f"{who}: features or text embeddings contain NaN or infinite values")

@@ -37,7 +37,7 @@ import numpy as np
 from psftr_core.errors import InputError
 from psftr_core.infer.curves import outer_inner_contrast, smooth_1d
 from psftr_core.infer.linear_probe import Actionness, LinearProbe, fit_actionness, fit_linear_probe
-from psftr_core.infer.localizer import curves_to_detections
+from psftr_core.infer.localizer import check_snippet_inputs, curves_to_detections
 
 
 @dataclass
@@ -122,20 +122,9 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 def _check_inputs(feats: np.ndarray, times: np.ndarray, txt: np.ndarray, names: list[str],
                   text_map: LinearProbe | None) -> None:
     """InputError unless features [T, D], times [T], text [K, D_text] and K names agree."""
-    if feats.ndim != 2 or txt.ndim != 2:
-        raise InputError(f"probe: features must be [T, D] and text [K, D], got {feats.shape} and {txt.shape}")
-    width = feats.shape[1] if text_map is None else text_map.weight.shape[1]
-    if text_map is not None and text_map.weight.shape[0] != feats.shape[1]:
+    if text_map is not None and feats.ndim == 2 and text_map.weight.shape[0] != feats.shape[1]:
         raise InputError(f"probe: the map takes D = {text_map.weight.shape[0]} features, got {feats.shape[1]}")
-    if txt.shape[1] != width:
-        raise InputError(f"probe: text width {txt.shape[1]} does not match {width}; "
-                         "use text from the same CLIP model as the features")
-    if len(times) != len(feats):
-        raise InputError(f"probe: {len(feats)} features but {len(times)} snippet times")
-    if len(names) != len(txt):
-        raise InputError(f"probe: {len(txt)} text embeddings but {len(names)} class names")
-    if not (np.isfinite(feats).all() and np.isfinite(txt).all()):
-        raise InputError("probe: features or text embeddings contain NaN or infinite values")
+    check_snippet_inputs("probe", feats, times, txt, names, None if text_map is None else text_map.weight.shape[1])
 
 
 def fit_actionness_probe(

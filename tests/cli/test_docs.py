@@ -33,7 +33,7 @@ INLINE_CODE = re.compile(r"`([^`]+)`")  # a code span may run over a line break
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 # `psftr` as a program name: start of a line/snippet, after whitespace, `$ `, `$(which psftr)`.
 PSFTR_CALL = re.compile(r"(?:^|(?<=[\s(]))psftr\)?(?=\s)")
-CORE_PACKAGES = ("data", "features", "model", "train", "infer", "evaluation", "io")
+CORE_PACKAGES = tuple(p.name for p in (REPO / "psftr_core").iterdir() if (p / "__init__.py").is_file())
 REPO_ROOTS = ("psftr_core", "psftr_cli", "examples", "benchmarks", "docs", "tests")
 
 
