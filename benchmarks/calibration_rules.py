@@ -34,7 +34,7 @@ import numpy as np
 
 from benchmarks import zero_shot  # the benchmark's settings, tasks and worker pool
 from benchmarks.calibration_variants import BEFORE, VARIANTS, shipped_combination
-from benchmarks.history import CRITERION_POINTS, cells_within
+from benchmarks.history import CRITERION_POINTS, cells_within, portable_command
 
 RESULT_FILE = "rules_result.json"
 
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     for done, (job, record) in enumerate(zip(jobs, zero_shot._map(_recalibrate, jobs, args.jobs)), 1):
         results[tasks.index(job["task"])]["records"][job["variant"]] = record
         print(f"[{done}/{len(jobs)}] recalibrated {job['variant']}: {job['task']['run_dir']}", flush=True)
-    command = " ".join(sys.argv[1:] if argv is None else argv)
+    command = portable_command(sys.argv[1:] if argv is None else argv, args.out)
     if args.json:
         _, numbers = report(results)
         write_json(Path(args.json), {"command": command, "results": results, "rules": numbers})

@@ -96,3 +96,13 @@ def history_lines(sentences: Sequence[str]) -> list[str]:
         return []
     first, *rest = sentences
     return [" ".join(["History: " + first, *rest]), ""]
+
+
+def portable_command(args: Sequence[str], out_dir: str | None) -> str:
+    """The command line as a page records it: the work folder ``out_dir`` (and paths in
+    it) written as ``OUT_DIR``, so no path of the machine that ran it is published."""
+    if not out_dir:
+        return " ".join(args)
+    root = str(out_dir).rstrip("/")
+    return " ".join("OUT_DIR" + arg[len(root):].rstrip("/") if arg == root or arg.startswith(root + "/") else arg
+                    for arg in args)

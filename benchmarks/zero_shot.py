@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks.calibration_variants import calibration_defaults, shipped_combination
-from benchmarks.history import (CRITERION_POINTS, changed_settings, history_lines, previous_run_sentence,
-                                study_sentence)
+from benchmarks.history import (CRITERION_POINTS, changed_settings, history_lines, portable_command,
+                                previous_run_sentence, study_sentence)
 
 # Small PSFTR for CPU training in about a minute: the paper's layer counts, loss weights
 # and dropout, narrower, fewer queries, and a higher learning rate for a short schedule
@@ -749,8 +749,8 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="psftr-zero-shot-") as tmp:
             out_dir = Path(args.out) if args.out else Path(tmp)
             results = run(settings, out_dir, log=lambda m: print(m, file=sys.stderr, flush=True))
-        command = "python -m benchmarks.zero_shot" + ("" if argv is None and len(sys.argv) == 1 else
-                                                      " " + " ".join(argv if argv is not None else sys.argv[1:]))
+        given = argv if argv is not None else sys.argv[1:]
+        command = " ".join(["python -m benchmarks.zero_shot"] + ([portable_command(given, args.out)] if given else []))
         if args.results:
             write_json(args.results, {"command": command, "settings": dataclasses.asdict(settings),
                                       "results": results})

@@ -183,3 +183,12 @@ def test_criterion_gaps_are_the_summary_table_numbers(bench):
     results = _fake_results(bench)
     # default 54.5 vs CLIP contrast 55.0 (the best fixed by mean); a knob value without results is left out
     assert bench.criterion_gaps(results, (0.5, 1.0), ("75_25",)) == {("0.5", "75_25"): pytest.approx(-0.5)}
+
+
+def test_recorded_commands_name_the_work_folder_as_a_placeholder():
+    from benchmarks.history import portable_command
+
+    args = ["--out", "/data/run1/", "--results", "/data/run1/final.json", "--markdown", "/data/run10/x.md", "--jobs", "2"]
+    assert portable_command(args, "/data/run1/") == (
+        "--out OUT_DIR --results OUT_DIR/final.json --markdown /data/run10/x.md --jobs 2")  # run10 is another folder
+    assert portable_command(["--quick"], None) == "--quick"
