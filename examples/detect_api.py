@@ -20,7 +20,7 @@ from psftr_core.io.export import write_results_csv, write_results_json
 from psftr_core.io.output_dir import OutputDir
 from psftr_core.io.report import report_videos, write_report
 from psftr_core.io.timeline import write_timelines
-from psftr_core.io.writers import write_video_file
+from psftr_core.io.formats import write_video_file
 
 DEMO = Path(__file__).resolve().parent / "demo"
 

@@ -4,9 +4,9 @@ video finishes.
 Outputs, all fed one video at a time (``psftr_core.io.detect_outputs.DetectOutputs``):
 
 - the data stream: stdout (no ``--output``, or ``--output -``) or ``--output FILE``
-  (streamed to a temporary file, renamed at the end: atomic), in one format (json, csv,
-  jsonl, srt, vtt; srt/vtt hold one video). csv and jsonl on stdout are flushed per video;
-  json is one document, complete when the run ends;
+  (streamed to a temporary file, renamed at the end: atomic), in one format of the
+  registry ``psftr_core.io.formats`` (some hold one video per file). Stream formats on
+  stdout are flushed per video; json is one document, complete when the run ends;
 - ``--output-dir DIR``: ``DIR/<video>.<ext>`` per video and format, each written
   atomically as the video finishes; a re-run with the same settings skips finished
   videos before loading their features (``psftr_core.io.output_dir``);
@@ -32,6 +32,17 @@ from psftr_cli import options
 from psftr_core.defaults import DEFAULT_STRIDE, DEFAULT_THRESHOLDS
 
 SUMMARY_ACTION_ROWS = 20  # the summary lists at most this many actions
+
+
+def _format_help() -> str:
+    """The ``--format`` help, from the format registry (a format listed there shows up by itself)."""
+    from psftr_core.io.formats import OUTPUT_FORMATS
+
+    named = [f"{fmt.name} ({fmt.summary})" if fmt.summary else fmt.name for fmt in OUTPUT_FORMATS.values()]
+    listing = " or ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
+    single = [fmt.name for fmt in OUTPUT_FORMATS.values() if fmt.single_video]
+    one_video = f" One video per file: {', '.join(single)}." if single else ""
+    return f"{listing}.{one_video} With --output-dir: repeatable, or all."
 
 
 def detect(
@@ -65,8 +76,7 @@ def detect(
     cache_dir: Optional[Path] = options.cache_dir(),
     fmt: Optional[List[str]] = typer.Option(
         None, "--format", metavar="FORMAT", show_default="csv if --output ends in .csv, else json",
-        help="json, csv, jsonl (one segment per line), srt or vtt (subtitles: one video per file). With "
-        "--output-dir: repeatable, or all.",
+        help=_format_help(),
     ),
     output: Optional[str] = typer.Option(
         None, "--output", "-o", metavar="FILE|-", show_default="stdout, or none with --output-dir",

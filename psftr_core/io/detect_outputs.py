@@ -3,7 +3,8 @@
 :class:`DetectOutputs` writes to every output asked for as soon as a video is done:
 
 - the data stream (a text stream the caller opens: stdout, or a file it renames at the
-  end), in one format; csv and jsonl are flushed per video, json is one document;
+  end), in one format of the registry (``psftr_core.io.formats``); csv and jsonl are
+  flushed per video, json is one document;
 - ``--output-dir``: ``DIR/<video>.<ext>`` per video and format, each atomic, recorded
   as finished in the folder's manifest (:class:`psftr_core.io.output_dir.OutputDir`), so
   a re-run with the same settings skips finished videos before loading their features;
@@ -17,17 +18,9 @@ from pathlib import Path
 from typing import IO, Any, Callable, List, Optional
 
 from psftr_core.errors import InputError
+from psftr_core.io.formats import format_names, open_writer, output_format, read_video_file
 from psftr_core.io.output_dir import OutputDir
 from psftr_core.io.report import ReportVideo
-from psftr_core.io.writers import (
-    FORMAT_EXTENSIONS,
-    FORMATS,
-    LOSSLESS_FORMATS,
-    SINGLE_VIDEO_FORMATS,
-    open_writer,
-    read_video_file,
-    write_video_file,
-)
 
 
 def output_formats(fmt: Optional[List[str]], output: Optional[str], output_dir: Optional[Path]) -> tuple[list[str], str]:
@@ -35,18 +28,20 @@ def output_formats(fmt: Optional[List[str]], output: Optional[str], output_dir: 
 
     ``--format`` is repeatable and ``all`` means every format, both only with
     ``--output-dir``. Without ``--format``: csv when ``--output`` ends in ``.csv``, else
-    json. The stream uses the one format given, else that default.
+    json. The stream uses the one format given, else that default. The names are the
+    format registry's (``psftr_core.io.formats``), in its order.
     """
+    names = format_names()
     chosen: list[str] = []
     for value in fmt or []:
         name = value.strip().lower()
         if name == "all":
-            chosen.extend(FORMATS)
-        elif name in FORMATS:
+            chosen.extend(names)
+        elif name in names:
             chosen.append(name)
         else:
-            raise InputError(f"--format must be one of {', '.join(FORMATS)} or all, got {value!r}")
-    chosen = [name for name in FORMATS if name in chosen]  # canonical order, no repeats
+            raise InputError(f"--format must be one of {', '.join(names)} or all, got {value!r}")
+    chosen = [name for name in names if name in chosen]  # registry order, no repeats
     by_suffix = "csv" if output and output != "-" and Path(output).suffix.lower() == ".csv" else "json"
     if len(chosen) > 1 and output_dir is None:
         raise InputError("several formats (--format repeated, or all) need --output-dir DIR (one file per video "
@@ -59,9 +54,10 @@ class DetectOutputs:
     """Writes each video's segments to every requested output as soon as it is done.
 
     ``resume(video)`` is the run's skip rule: a video already finished in ``--output-dir``
-    is skipped, and its segments are read back from its ``jsonl`` / ``json`` file for the
-    other outputs (when none of those formats is written, finished videos are processed
-    again, from the feature cache, instead).
+    is skipped, and its segments are read back for the other outputs from its file of the
+    first lossless format written (``json`` or ``jsonl``: ``OutputFormat.read_back``);
+    when no lossless format is written, finished videos are processed again, from the
+    feature cache, instead.
     """
 
     def __init__(self, run: Any, open_stream: Callable[[str], IO[str]], *, stream_to: Optional[str],
@@ -73,20 +69,22 @@ class DetectOutputs:
         self._open_stream = open_stream
         self.stream_to = stream_to  # None: no stream; "-": stdout; else a file
         self.stream_format = stream_format
-        if stream_to is not None and stream_format in SINGLE_VIDEO_FORMATS and len(run.inputs) > 1:
+        streamed = output_format(stream_format)
+        if stream_to is not None and streamed.single_video and len(run.inputs) > 1:
             raise InputError(
                 f"--format {stream_format} holds one video's timeline but there are {len(run.inputs)} videos; "
-                f"use --output-dir DIR for one .{stream_format} file per video"
+                f"use --output-dir DIR for one .{streamed.extension} file per video"
             )
         self._writer: Any = None
         self.dir_formats = dir_formats
+        self._dir_extensions = {name: output_format(name).extension for name in dir_formats}
         self.output_dir: Any = None
-        self._read_back: Optional[str] = None
+        self._read_back: Optional[str] = None  # the lossless format finished videos are read back from
         if output_dir is not None:
-            self.output_dir = OutputDir(output_dir, [FORMAT_EXTENSIONS[f] for f in dir_formats],
+            self.output_dir = OutputDir(output_dir, list(self._dir_extensions.values()),
                                         {**run.settings, "formats": dir_formats})
             self.output_dir.assign(item.video for item in run.inputs)
-            lossless = [f for f in LOSSLESS_FORMATS if f in dir_formats]
+            lossless = [name for name in dir_formats if output_format(name).lossless]
             self._read_back = lossless[0] if lossless else None
         self.collect = collect  # keep every video's segments (for the report and timelines)
         self.needs_every_video = collect or stream_to is not None  # outputs that cover the whole run
@@ -110,7 +108,7 @@ class DetectOutputs:
         if not self.will_skip(video):
             return False
         if self.needs_every_video:
-            path = self.output_dir.path_for(video, self._read_back)
+            path = self.output_dir.path_for(video, self._dir_extensions[self._read_back])
             try:
                 detections = read_video_file(path, self._read_back).get(video, [])
             except InputError:
@@ -124,8 +122,9 @@ class DetectOutputs:
         """A finished video: its files in the output folder, then the stream."""
         detections = result.detections()
         if self.output_dir is not None:
-            for fmt, path in zip(self.dir_formats, self.output_dir.paths_for(result.video).values()):
-                write_video_file(path, fmt, result.video, detections, details=self.run.details)
+            for name, extension in self._dir_extensions.items():
+                path = self.output_dir.path_for(result.video, extension)
+                output_format(name).write_file(path, result.video, detections, details=self.run.details)
             info = {"duration": result.info.duration} if result.info.duration is not None else None
             self.output_dir.mark_complete(result.video, info)
         self._emit(result.video, detections, result.info.duration)

@@ -109,9 +109,11 @@ class OutputDir:
         for video in video_ids:
             if out.is_complete(video):
                 continue
-            for ext in out.extensions:
+            for ext in out.extensions:        # here each extension is its format's name
                 write_video_file(out.path_for(video, ext), ext, video, segments)
             out.mark_complete(video, {"duration": 12.5})
+
+    (``write_video_file`` of ``psftr_core.io.formats``; this module knows no format.)
 
     Opening creates the folder and (re)writes the manifest when it is missing, unreadable
     or was written with other settings. Raises InputError when ``directory`` is a file.

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 from psftr_core.io.atomic import write_text
-from psftr_core.io.writers import detection_dicts
+from psftr_core.io.formats.base import detection_dicts
 
 DEFAULT_TITLE = "psftr detections"
 

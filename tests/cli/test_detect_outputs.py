@@ -26,7 +26,7 @@ import pytest
 from psftr_core.errors import PsftrError
 from psftr_core.features.pipeline import ExtractedVideo
 from psftr_core.io.output_dir import DETECT_MANIFEST_NAME
-from psftr_core.io.writers import read_video_file
+from psftr_core.io.formats import read_video_file
 from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Segment writers (io/writers.py) and per-video output folders (io/output_dir.py).
+"""The output formats of detect (io/formats/) and per-video output folders (io/output_dir.py).
 
 SRT and WebVTT files are read back with the ``srt`` and ``webvtt-py`` parsers from
 PyPI: every segment must come back as one cue, times equal to the millisecond.
@@ -19,14 +19,16 @@ from psftr_core.errors import InputError
 from psftr_core.infer.detect import Segment
 from psftr_core.io.export import write_results_csv, write_results_json
 from psftr_core.io.output_dir import DETECT_MANIFEST_NAME, OutputDir, id_hash, safe_stem, settings_hash
-from psftr_core.io.writers import (
-    FORMAT_EXTENSIONS,
-    FORMATS,
-    cue_milliseconds,
-    format_timestamp,
+from psftr_core.io.formats import (
+    OUTPUT_FORMATS,
+    format_names,
     open_writer,
+    output_format,
+    read_video_file,
     write_video_file,
 )
+from psftr_core.io.formats.srt_format import SRT_FORMAT
+from psftr_core.io.formats.subtitles import cue_milliseconds, format_timestamp
 
 srt = pytest.importorskip("srt", reason="the srt parser (test extra) is not installed")
 webvtt = pytest.importorskip("webvtt", reason="webvtt-py (test extra) is not installed")
@@ -60,6 +62,41 @@ def render(fmt: str, video: str, detections, **kwargs) -> str:
     writer.write_video(video, detections)
     writer.close()
     return stream.getvalue()
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_registry_lists_the_built_in_formats():
+    table = [(f.name, f.extension, f.single_video, f.lossless) for f in OUTPUT_FORMATS.values()]
+    assert table == [
+        ("json", "json", False, True),
+        ("csv", "csv", False, False),
+        ("jsonl", "jsonl", False, True),
+        ("srt", "srt", True, False),
+        ("vtt", "vtt", True, False),
+    ]
+    assert format_names() == ("json", "csv", "jsonl", "srt", "vtt")
+    assert output_format("srt") is SRT_FORMAT
+    with pytest.raises(InputError, match="unknown output format 'xml'; choose one of json, csv, jsonl, srt, vtt"):
+        output_format("xml")
+
+
+@pytest.mark.parametrize("fmt", list(OUTPUT_FORMATS.values()), ids=lambda f: f.name)
+def test_every_format_keeps_the_registry_rules(fmt, tmp_path):
+    """What each descriptor declares, its writer does (a new format is held to it too)."""
+    assert OUTPUT_FORMATS[fmt.name] is fmt and fmt.name == fmt.name.lower()
+    assert [f.extension for f in OUTPUT_FORMATS.values()].count(fmt.extension) == 1  # one file per format
+    writer = fmt.open(io.StringIO(), flush=False, details="", version=None)
+    writer.write_video("a", DETECTIONS[:1])
+    if fmt.single_video:
+        with pytest.raises(InputError, match="one video's timeline"):
+            writer.write_video("b", DETECTIONS[:1])
+    else:
+        writer.write_video("b", DETECTIONS[:1])
+    if fmt.lossless:
+        fmt.write_file(tmp_path / f"v.{fmt.extension}", "vidéo", DETECTIONS)
+        assert fmt.read_back(tmp_path / f"v.{fmt.extension}") == {"vidéo": DETECTIONS}
 
 
 # --------------------------------------------------------------------------- SRT
@@ -190,16 +227,15 @@ def test_streamed_json_and_csv_equal_the_results_writers():
 
 
 def test_write_video_file_all_formats_and_atomic(tmp_path):
-    assert set(FORMATS) == set(FORMAT_EXTENSIONS)
-    for fmt in FORMATS:
-        path = tmp_path / f"v.{FORMAT_EXTENSIONS[fmt]}"
+    for fmt, descriptor in OUTPUT_FORMATS.items():
+        path = tmp_path / f"v.{descriptor.extension}"
         write_video_file(path, fmt, "v", DETECTIONS)
         assert path.read_bytes() == render(fmt, "v", DETECTIONS).encode("utf-8")
     before = (tmp_path / "v.srt").read_bytes()
     with pytest.raises(InputError, match="entry 1"):
         write_video_file(tmp_path / "v.srt", "srt", "v", [DETECTIONS[0], {"segment": [2, 1], "label": "x", "score": 1}])
     assert (tmp_path / "v.srt").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"v.{e}" for e in FORMAT_EXTENSIONS.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"v.{f.extension}" for f in OUTPUT_FORMATS.values())
     with pytest.raises(InputError, match="unknown output format"):
         write_video_file(tmp_path / "v.txt", "txt", "v", [])
 
@@ -325,8 +361,6 @@ def test_several_formats_share_one_stem_and_complete_together(tmp_path):
 
 
 def test_json_and_jsonl_files_read_back_exactly(tmp_path):
-    from psftr_core.io.writers import read_video_file
-
     for fmt in ("json", "jsonl"):
         path = tmp_path / f"v.{fmt}"
         write_video_file(path, fmt, "vidéo", DETECTIONS)
