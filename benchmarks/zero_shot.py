@@ -536,6 +536,11 @@ def fixed_in_advance(settings: Settings) -> list[str]:
         "the detect threshold rule;",
         "- the new default of each run is chosen by that calibration on held-out *seen* classes only; no "
         "unseen class is read during training or calibration (`tests/train/test_calibration.py`).",
+        "- the actionness probes (`psftr_core/infer/probes.py`): λ = 10 for both ridge regressions (the "
+        "issue's value), the localizer's grouping thresholds, NMS and top-k, and the segment score (outer-inner "
+        "contrast, chosen on development data of generator seed 1, never on this page's seed 0);",
+        "- the filter stage (`psftr_core/infer/filtering.py`) is the model's own (a checkpoint's `inference`, the "
+        "localizer's NMS): merging the two earlier stages into one changed no evaluation number.",
         "",
     ]
 
