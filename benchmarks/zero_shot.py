@@ -701,6 +701,21 @@ def markdown(results: dict, settings: Settings, command: str, previous: dict | N
     return "\n".join(lines)
 
 
+def _read_saved(path: str, what: str, keys: tuple[str, ...]) -> dict:
+    """A saved results file named on the command line; a missing, damaged or foreign one
+    ends the script with one line naming it (never a traceback)."""
+    from psftr_core.errors import InputError
+    from psftr_core.io.json_file import read_json_file
+
+    try:
+        saved = read_json_file(path, what)
+    except InputError as err:
+        raise SystemExit(f"zero_shot: {err}") from None
+    if not isinstance(saved, dict) or any(key not in saved for key in keys):
+        raise SystemExit(f"zero_shot: {what} file {path} is not a saved run (needs {', '.join(keys)})")
+    return saved
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -742,13 +757,12 @@ def main(argv: list[str] | None = None) -> None:
         changes["finished_only"] = True
     settings = dataclasses.replace(settings, **changes)
 
-    import json
     import tempfile
 
     from psftr_core.io.atomic import write_json, write_text
 
     if args.render:
-        saved = json.loads(Path(args.render).read_text(encoding="utf-8"))
+        saved = _read_saved(args.render, "--render results", ("results", "command"))
         results, command = saved["results"], saved["command"]
     else:
         with tempfile.TemporaryDirectory(prefix="psftr-zero-shot-") as tmp:
@@ -759,8 +773,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.results:
             write_json(args.results, {"command": command, "settings": dataclasses.asdict(settings),
                                       "results": results})
-    previous, study = (json.loads(Path(path).read_text(encoding="utf-8")) if path else None
-                       for path in (args.previous, args.calibration_study))
+    previous = _read_saved(args.previous, "--previous results", ("results",)) if args.previous else None
+    study = _read_saved(args.calibration_study, "--calibration-study", ("rules",)) if args.calibration_study else None
     report = markdown(results, settings, command, previous, study)
     print(report)
     if args.markdown:

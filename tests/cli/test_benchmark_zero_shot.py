@@ -192,3 +192,16 @@ def test_recorded_commands_name_the_work_folder_as_a_placeholder():
     assert portable_command(args, "/data/run1/") == (
         "--out OUT_DIR --results OUT_DIR/final.json --markdown /data/run10/x.md --jobs 2")  # run10 is another folder
     assert portable_command(["--quick"], None) == "--quick"
+
+
+def test_a_missing_or_foreign_saved_file_is_one_line_not_a_traceback(bench, tmp_path):
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"something": 1}', encoding="utf-8")
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text('{"results": ', encoding="utf-8")
+    for args, says in ((["--render", str(tmp_path / "none.json")], "not found"),
+                       (["--render", str(foreign)], "is not a saved run (needs results, command)"),
+                       (["--render", str(damaged)], str(damaged))):
+        with pytest.raises(SystemExit) as stop:
+            bench.main(args)
+        assert says in str(stop.value) and "\n" not in str(stop.value)
