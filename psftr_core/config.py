@@ -146,6 +146,9 @@ class TrainConfig:
     aux_loss: bool = True
     seed: int = 42
     calibration_epochs: int | None = None  # null = epochs (psftr_core.train.calibration)
+    # Class dropout in [0, 1]: each step drops each seen class absent from the batch's ground
+    # truth from the text vocabulary with this probability (psftr_core.train.vocabulary_dropout); 0 = off.
+    vocab_dropout: float = 0.0
 
 
 @dataclass
@@ -396,6 +399,7 @@ def _validate_train(t: TrainConfig) -> None:
     _need(t.cls_loss in CLS_LOSSES, f"train.cls_loss must be one of {', '.join(CLS_LOSSES)}, got {t.cls_loss!r}")
     _need(t.calibration_epochs is None or t.calibration_epochs >= 1,
           f"train.calibration_epochs must be >= 1 or null, got {t.calibration_epochs}")
+    _need(0.0 <= t.vocab_dropout <= 1.0, f"train.vocab_dropout must be in [0, 1], got {t.vocab_dropout}")
 
 
 def _validate_data(d: DataConfig) -> None:

@@ -13,6 +13,11 @@ summed over ranks, so the averaged gradient equals the single-process gradient o
 same batch up to float rounding (exactly equal losses need ``model.dropout=0``: dropout
 masks are drawn per rank). The last global batch is dropped when it has fewer windows
 than ranks.
+
+Class dropout (``train.vocab_dropout`` > 0, ``psftr_core.train.vocabulary_dropout``):
+each step's text vocabulary is a random subset of the seen classes that keeps every class
+of the batch's ground truth; the labels are remapped to the subset before the model,
+matcher and criterion see them. Off (the default), the step is unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from psftr_core.data.windows import collate_windows
 from psftr_core.errors import InputError, PsftrError
 from psftr_core.train.distributed import DistributedContext
 from psftr_core.train.optimizer import set_epoch_lr
+from psftr_core.train.vocabulary_dropout import VocabularyDropout, build_vocabulary_dropout
 
 
 def epoch_order(num_windows: int, seed: int, epoch: int) -> list[int]:
@@ -48,17 +54,21 @@ def rank_batches(windows: Any, batches: list[list[int]], dist: DistributedContex
 
 
 def train_step(net: torch.nn.Module, criterion: Any, optimizer: torch.optim.Optimizer, scaler: Any, batch: dict,
-               text: torch.Tensor, device: str, clip_max_norm: float, dist: DistributedContext) -> dict[str, float]:
+               text: torch.Tensor, device: str, clip_max_norm: float, dist: DistributedContext,
+               vocab_dropout: VocabularyDropout | None = None) -> dict[str, float]:
     """One optimisation step on ``batch``; returns the loss terms of the (global) batch as floats.
 
     ``batch``: ``features`` [B, T, D], ``mask`` [B, T] (True = padding), ``saliency``
     [B, T], ``targets`` (B dicts); ``text``: [K, D'] class text on ``device``. Mixed
     precision (float16 autocast) exactly when ``scaler`` is enabled, i.e. on CUDA.
+    ``vocab_dropout``: this epoch's class dropout (None: the full vocabulary).
     """
     features = batch["features"].to(device, non_blocking=True)
     mask = batch["mask"].to(device, non_blocking=True)
     saliency = batch["saliency"].to(device, non_blocking=True)
     targets = [{k: v.to(device) for k, v in t.items()} for t in batch["targets"]]
+    if vocab_dropout is not None:
+        targets, text, _ = vocab_dropout.apply(targets, text, dist, device)
     local_instances = float(sum(len(t["labels"]) for t in targets))
     local_frames = float((~mask).sum().item())
     instances, frames = dist.all_sum([local_instances, local_frames], device)
@@ -92,16 +102,19 @@ def train_step(net: torch.nn.Module, criterion: Any, optimizer: torch.optim.Opti
 
 def train_one_epoch(net: torch.nn.Module, criterion: Any, batches: Iterable[dict], optimizer: torch.optim.Optimizer,
                     scaler: Any, text: torch.Tensor, device: str, clip_max_norm: float, dist: DistributedContext,
-                    on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
+                    on_iteration: Callable[[int, dict[str, float]], None] | None = None,
+                    vocab_dropout: VocabularyDropout | None = None) -> dict[str, float]:
     """:func:`train_step` on every batch; returns the epoch means of the loss terms.
 
-    ``on_iteration(iteration, terms)`` (1-based iteration) is called after each step.
+    ``on_iteration(iteration, terms)`` (1-based iteration) is called after each step;
+    ``vocab_dropout``: the epoch's class dropout (None: off).
     """
     net.train()
     sums: dict[str, float] = {}
     iterations = 0
     for batch in batches:
-        terms = train_step(net, criterion, optimizer, scaler, batch, text, device, clip_max_norm, dist)
+        terms = train_step(net, criterion, optimizer, scaler, batch, text, device, clip_max_norm, dist,
+                           vocab_dropout=vocab_dropout)
         iterations += 1
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + v
@@ -127,4 +140,5 @@ def train_epoch(net: torch.nn.Module, criterion: Any, windows: Any, optimizer: t
         reporter.epoch_start(epoch + 1, len(batches), lr)
     return train_one_epoch(net, criterion, rank_batches(windows, batches, dist), optimizer, scaler, text, device,
                            train_cfg.clip_max_norm, dist,
-                           on_iteration=reporter.iteration if reporter is not None else None)
+                           on_iteration=reporter.iteration if reporter is not None else None,
+                           vocab_dropout=build_vocabulary_dropout(train_cfg, epoch))
