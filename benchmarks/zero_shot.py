@@ -627,6 +627,53 @@ def criteria_lines(results: dict, settings: Settings) -> list[str]:
     return lines
 
 
+PROBE_FACTOR = 1.1  # issue 22: the new default must reach this multiple of the better probe
+MEAN_GAP_POINTS, WORST_GAP_POINTS = 1.0, 3.0  # and, against the best fixed scoring, these
+
+
+def probe_criteria_lines(results: dict, settings: Settings) -> list[str]:
+    """Issue 22's checks, computed: per cell the new default against the better of the two
+    actionness probes (both means over splits; at least ``PROBE_FACTOR`` times it) and the
+    localizer (never below it on a split); over the cells, the mean and the worst gap to
+    the best fixed scoring (within ``MEAN_GAP_POINTS`` and ``WORST_GAP_POINTS``)."""
+    import numpy as np
+
+    rows = results["rows"]
+    probes = [r for r in ACTIONNESS_PROBE_ROWS if r in rows]
+    if DEFAULT_ROW not in rows or not probes:
+        return []
+    lines = ["## Against the probes", "",
+             f"| transfer | ratio | new default | better probe | default ÷ probe | ≥ {PROBE_FACTOR:g}× | "
+             "≥ localizer on every split |", "|---|---|---:|---|---:|---|---|"]
+    gaps = []
+    for transfer in settings.transfers:
+        key = cell_key(transfer)
+        for ratio in settings.ratios:
+            complete = [r for r in probes if _complete(rows, r, key, (ratio,))]
+            if not _complete(rows, DEFAULT_ROW, key, (ratio,)) or not complete:
+                continue
+            default = np.asarray(rows[DEFAULT_ROW][key][ratio])
+            probe = max(complete, key=lambda r: np.mean(rows[r][key][ratio]))
+            probe_mean = float(np.mean(rows[probe][key][ratio]))
+            factor = default.mean() / probe_mean if probe_mean > 0 else float("inf")
+            localizer = (np.all(default >= np.asarray(rows[LOCALIZER_ROW][key][ratio]))
+                         if _complete(rows, LOCALIZER_ROW, key, (ratio,)) else None)
+            fixed = best_fixed(rows, key, ratio)
+            if fixed is not None:
+                gaps.append(default.mean() - fixed[1].mean())
+            lines.append(f"| {key} | {ratio.replace('_', '/')} | {default.mean():.1f} | {probe} {probe_mean:.1f} | "
+                         f"{factor:.2f} | {'yes' if factor >= PROBE_FACTOR else 'no'} | "
+                         f"{'?' if localizer is None else 'yes' if localizer else 'no'} |")
+    lines.append("")
+    if gaps:
+        mean_gap, worst = float(np.mean(gaps)), float(np.min(gaps))
+        lines += [f"Against the best fixed scoring over {len(gaps)} cells: mean {mean_gap:+.1f} points "
+                  f"({'within' if mean_gap >= -MEAN_GAP_POINTS else 'not within'} {MEAN_GAP_POINTS:g}), worst "
+                  f"{worst:+.1f} ({'within' if worst >= -WORST_GAP_POINTS else 'not within'} {WORST_GAP_POINTS:g}).",
+                  ""]
+    return lines
+
+
 def demo_lines(results: dict) -> list[str]:
     demo = results.get("demo")
     if not demo:
@@ -674,6 +721,7 @@ def markdown(results: dict, settings: Settings, command: str, previous: dict | N
         *fixed_in_advance(settings),
         *history(results, settings, previous, study),
         *criteria_lines(results, settings),
+        *probe_criteria_lines(results, settings),
         *demo_lines(results),
         "Rows: the training-free localizer is what `psftr detect` uses without a checkpoint; the linear probe "
         "maps features into the text space with a ridge regression fitted on seen-class snippets (shrunk "

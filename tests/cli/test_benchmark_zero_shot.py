@@ -205,3 +205,20 @@ def test_a_missing_or_foreign_saved_file_is_one_line_not_a_traceback(bench, tmp_
         with pytest.raises(SystemExit) as stop:
             bench.main(args)
         assert says in str(stop.value) and "\n" not in str(stop.value)
+
+
+def test_probe_criteria_compare_the_default_with_the_better_probe_and_the_best_fixed(bench):
+    results = _fake_results(bench)
+    probe_a, probe_b = bench.ACTIONNESS_PROBE_ROWS
+    results["rows"][probe_a] = {"0.5": {"75_25": [40.0, 30.0]}}  # mean 35.0
+    results["rows"][probe_b] = {"0.5": {"75_25": [52.0, 48.0]}}  # mean 50.0: the better one
+    settings = bench.Settings(transfers=(0.5,), ratios=("75_25",), splits=2)
+    lines = bench.probe_criteria_lines(results, settings)
+    # default mean 54.5 / 50.0 = 1.09 < 1.1; default >= localizer on both splits (61 >= 50, 48 >= 40)
+    assert f"| 0.5 | 75/25 | 54.5 | {probe_b} 50.0 | 1.09 | no | yes |" in lines
+    # best fixed: CLIP contrast only, mean 55.0 -> gap -0.5, within 1 and within 3
+    assert "Against the best fixed scoring over 1 cells: mean -0.5 points (within 1), worst -0.5 (within 3)." in lines
+    results["rows"][probe_b] = {"0.5": {"75_25": [50.0, 48.0]}}  # mean 49.0: 54.5 / 49.0 = 1.11
+    assert f"| 0.5 | 75/25 | 54.5 | {probe_b} 49.0 | 1.11 | yes | yes |" in bench.probe_criteria_lines(results, settings)
+    del results["rows"][probe_a], results["rows"][probe_b]
+    assert bench.probe_criteria_lines(results, settings) == []  # a run without the probes says nothing
