@@ -8,14 +8,13 @@ PSFTR's come from ``predict.merge_windows``; the training-free localizer's from
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from psftr_core.infer.localizer import LocalizerConfig, localize
+from psftr_core.infer.localizer import LocalizerConfig, localizer_proposals
 
 
 @dataclass
@@ -63,7 +62,6 @@ def localizer_candidates(features: np.ndarray, times: np.ndarray, duration: floa
     """
     if hasattr(text, "detach"):  # a torch tensor
         text = text.detach().cpu().numpy()
-    # tIoU never exceeds 1, so NMS at 1 suppresses nothing; the top-k is beyond any count
-    uncut = dataclasses.replace(cfg or LocalizerConfig(), nms_threshold=1.0, top_k=2**62)
-    found = localize(features, times, np.asarray(text, dtype=np.float64), class_names, uncut, duration=duration)
+    found = localizer_proposals(features, times, np.asarray(text, dtype=np.float64), class_names, cfg,
+                                duration=duration)
     return Candidates.from_detections(found, class_names)

@@ -117,6 +117,19 @@ def localize(
         score, highest first (ties: earlier start, then class order), at most ``top_k``.
     """
     cfg = cfg or LocalizerConfig()
+    return _localize(features, snippet_times, text, class_names, cfg, duration, cfg.nms_threshold, cfg.top_k)
+
+
+def localizer_proposals(features: Any, snippet_times: Any, text: Any, class_names: Sequence[str],
+                        cfg: LocalizerConfig | None = None, *, duration: float | None = None) -> list[dict]:
+    """What :func:`localize` returns before its NMS and top-k: every scored run, in the
+    same order (score desc, then start, then class). Callers that suppress on their own
+    (``psftr_core.infer.filtering``) start from these."""
+    return _localize(features, snippet_times, text, class_names, cfg or LocalizerConfig(), duration, None, None)
+
+
+def _localize(features: Any, snippet_times: Any, text: Any, class_names: Sequence[str], cfg: LocalizerConfig,
+              duration: float | None, nms_threshold: float | None, top_k: int | None) -> list[dict]:
     feats = np.asarray(features, dtype=np.float64)
     txt = np.asarray(text, dtype=np.float64)
     times = np.asarray(snippet_times, dtype=np.float64).reshape(-1)
@@ -129,7 +142,7 @@ def localize(
     return curves_to_detections(
         curves, times, names, lambda curve, first, last: outer_inner_contrast(curve, first, last, cfg.contrast_ratio),
         thresholds=cfg.thresholds, min_snippets=cfg.min_snippets, min_score=cfg.min_score,
-        nms_threshold=cfg.nms_threshold, top_k=cfg.top_k, snippet_seconds=cfg.snippet_seconds, duration=duration)
+        nms_threshold=nms_threshold, top_k=top_k, snippet_seconds=cfg.snippet_seconds, duration=duration)
 
 
 def curves_to_detections(
@@ -141,8 +154,8 @@ def curves_to_detections(
     thresholds: Sequence[float],
     min_snippets: int = 1,
     min_score: float = 0.0,
-    nms_threshold: float = 0.5,
-    top_k: int = 100,
+    nms_threshold: float | None = 0.5,
+    top_k: int | None = 100,
     snippet_seconds: float | None = None,
     duration: float | None = None,
 ) -> list[dict]:
@@ -156,7 +169,7 @@ def curves_to_detections(
             snippets first..last (inclusive) of one class curve; runs scoring
             <= ``min_score`` are dropped.
         thresholds, min_snippets: multi-threshold grouping (``multi_threshold_runs``).
-        nms_threshold, top_k: class-wise NMS, then the ``top_k`` best.
+        nms_threshold, top_k: class-wise NMS, then the ``top_k`` best (None: neither).
         snippet_seconds, duration: run -> seconds conversion (``runs_to_seconds``).
 
     Returns:
@@ -180,7 +193,8 @@ def curves_to_detections(
     # Deterministic order before NMS: score desc, then start, then class index.
     order = np.lexsort((labels, segments[:, 0], -scores))
     segments, scores, labels = segments[order], scores[order], labels[order]
-    keep = nms(segments, scores, labels, nms_threshold, max_keep=top_k)
+    keep = (nms(segments, scores, labels, nms_threshold, max_keep=top_k) if nms_threshold is not None
+            else np.arange(len(scores))[:top_k])
     return [
         {"segment": [float(segments[i, 0]), float(segments[i, 1])], "label": class_names[labels[i]],
          "score": float(scores[i])}

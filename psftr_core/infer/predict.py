@@ -268,11 +268,10 @@ def predict_dataset(
     """
     inference = inference or InferenceConfig()
     if inference.method == "localizer":
-        text_np = torch.as_tensor(text).detach().cpu().numpy()
         found = {}
         for video in dataset_videos(window_dataset):
             found[video.video_id] = localizer_candidates(
-                video.features, video.times, window_dataset.records[video.video_id].duration, text_np,
+                video.features, video.times, window_dataset.records[video.video_id].duration, text,
                 window_dataset.class_names)
             if on_batch is not None:  # progress in windows, as for the model
                 on_batch(len(video.windows))
