@@ -1,7 +1,7 @@
 """What runs on one video's features in ``psftr detect``: the localizer or a checkpoint.
 
 A :class:`Detector` turns features [T, D] and text [K, D] into that video's candidate
-detections (:class:`~psftr_core.infer.filtering.Candidates`, not yet filtered) and
+detections (:class:`~psftr_core.infer.candidates.Candidates`, not yet filtered) and
 carries the model's own filter settings and default score threshold, which detect's
 flags override (:func:`detect_threshold` explains the score scale). PSFTR's inference
 path (:mod:`psftr_core.infer.predict`, torch) is imported only with a checkpoint.
@@ -34,8 +34,8 @@ class Detector:
     ``filters``: the model's filter settings (a checkpoint's ``inference``, the
     localizer's NMS); ``threshold``: a checkpoint's calibrated score threshold (None:
     :data:`DEFAULT_THRESHOLDS` of ``kind``); ``clip_model`` / ``clip_pretrained`` /
-    ``clip_weights_id`` / ``text_clip`` / ``sampling`` / ``feature_dim`` / ``prompt``: set by a checkpoint (its training
-    features); ``check_dataset`` refuses a feature dataset the model cannot use;
+    ``clip_weights_id`` / ``text_clip`` / ``sampling`` / ``feature_dim`` / ``prompt``:
+    set by a checkpoint (its training features); ``check_dataset`` refuses a feature dataset the model cannot use;
     ``identity``: what makes its detections differ (JSON values).
     """
 

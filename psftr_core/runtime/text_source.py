@@ -62,7 +62,6 @@ class ClipProvider:
     def __init__(self, model_name: str | None, pretrained: str | None, config_file: Any, device: str,
                  cache_dir: Any):
         self.request = ClipRequest(model_name, pretrained, config_file)
-        self.requested_model = model_name
         self.device = device
         self.cache_root = Path(cache_dir).expanduser() if cache_dir is not None else None
         self._records: dict[int, TextTower] = {}
