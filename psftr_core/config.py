@@ -67,6 +67,9 @@ REMOVED_KEYS = {"data.feature_stride": "nothing read it; the frames per feature 
 # "calibrated" named the CLIP contrast scoring, which was easy to confuse with the
 # held-out-class calibration of psftr train.
 RENAMED_VALUES = {("inference.scoring", "calibrated"): "contrast"}
+# Keys added after configs were first saved, with the value a saved config without them
+# meant (its model was built before the key existed): config_from_dict fills them in.
+ADDED_KEYS = {"model.use_visual_text_map": False}
 
 
 @dataclass
@@ -96,6 +99,11 @@ class ModelConfig:
     spde_variant: str = "mlp_residual"  # one of SPDE_VARIANTS (eq. 5-6, Table 3)
     use_actionness: bool = True
     use_saliency: bool = True
+    # A learned map of the CLIP image features into the text space (x + Linear(x), starting
+    # at the identity), trained by a snippet-level class loss on the seen classes; the
+    # ROI-CLIP logits and the contrast curves at inference read the mapped features.
+    # Off = the paper's architecture (raw CLIP features there).
+    use_visual_text_map: bool = True
     # Inference-time ROI-CLIP logits (no parameters).
     use_roi_logits: bool = True
     roi_size: int = 16  # ROIalign_size: bins per segment
@@ -137,6 +145,7 @@ class TrainConfig:
     iou_loss_coef: float = 2.0
     actionness_loss_coef: float = 3.0
     salient_loss_coef: float = 3.0
+    snippet_cls_loss_coef: float = 1.0  # the visual→text map's snippet class loss (model.use_visual_text_map)
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     cls_loss: str = "focal"  # one of CLS_LOSSES: "focal" (softmax focal) or "ce" (cross-entropy, the paper's)
@@ -379,10 +388,10 @@ def _validate_model(m: ModelConfig) -> None:
               f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.{divisor} ({getattr(m, divisor)})")
     _need(m.spde_variant in SPDE_VARIANTS,
           f"model.spde_variant must be one of {', '.join(SPDE_VARIANTS)}, got {m.spde_variant!r}")
-    if m.spde_variant != "none" or m.use_roi_logits:
+    if m.spde_variant != "none" or m.use_roi_logits or m.use_visual_text_map:
         _need(m.feature_dim == m.text_dim,
               f"model.feature_dim ({m.feature_dim}) must equal model.text_dim ({m.text_dim}) when SPDE or "
-              "ROI logits compare video features with text embeddings")
+              "ROI logits or the visual→text map compare video features with text embeddings")
     _need(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
     _need(m.logit_scale > 0, f"model.logit_scale must be > 0, got {m.logit_scale}")
     _need(0.0 <= m.roi_logit_weight <= 1.0, f"model.roi_logit_weight must be in [0, 1], got {m.roi_logit_weight}")
@@ -526,5 +535,12 @@ def config_to_dict(cfg: PSFTRConfig) -> dict[str, dict[str, Any]]:
 
 
 def config_from_dict(data: dict[str, Any]) -> PSFTRConfig:
-    """Inverse of :func:`config_to_dict`. Keys missing from ``data`` take the defaults."""
+    """Inverse of :func:`config_to_dict`. Keys missing from ``data`` take the defaults, except
+    those of :data:`ADDED_KEYS` in a section that ``data`` has (a config saved before the key
+    existed): they take the value that config meant."""
+    data = {section: dict(values) if isinstance(values, dict) else values for section, values in data.items()}
+    for dotted, old in ADDED_KEYS.items():
+        section, key = dotted.split(".", 1)
+        if isinstance(data.get(section), dict) and key not in data[section]:
+            data[section][key] = old
     return validate_config(_merge(PSFTRConfig(), data))

@@ -121,17 +121,22 @@ def window_batches(
     batch_size: int = 16,
     with_curves: bool = False,
     device: str | torch.device = "cpu",
+    curve_features: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[WindowBatch]:
     """The windows of ``videos`` in order, cut and padded to ``input_length`` (at least),
     ``batch_size`` at a time (steps 1-2 of the module docstring).
 
     Videos are read one after the other (``videos`` may be a generator); with
-    ``with_curves`` each video's class curves are computed once (for ``contrast_weight`` > 0).
+    ``with_curves`` each video's class curves are computed once (for ``contrast_weight`` > 0),
+    from ``curve_features(features)`` when given (a model's visual→text map), else the raw features.
     """
     text_np = text.detach().cpu().numpy()
     rows: list[tuple[VideoWindows, int, VideoCurves | None]] = []  # (video, window index, its curves)
     for video in videos:
-        curves = video_curves(video.features, video.times, text_np) if with_curves and video.windows else None
+        curves = None
+        if with_curves and video.windows:
+            clip = video.features if curve_features is None else curve_features(video.features)
+            curves = video_curves(clip, video.times, text_np)
         for index in range(len(video.windows)):
             rows.append((video, index, curves))
             if len(rows) == batch_size:
@@ -189,7 +194,8 @@ def predict_windows_each(
     model.eval()
     text = torch.as_tensor(text, dtype=torch.float32).to(device)
     curves = any(post.needs_curves for post in postprocesses.values())
-    for batch in window_batches(videos, text, input_length, batch_size, curves, device):
+    for batch in window_batches(videos, text, input_length, batch_size, curves, device,
+                                curve_features=_text_space_of(model, device)):
         outputs = model(batch.features, batch.mask, batch.text)
         for key, post in postprocesses.items():
             for window, detections in zip(batch.windows, post(outputs, batch)):
@@ -197,6 +203,19 @@ def predict_windows_each(
         if on_batch is not None:
             on_batch(len(batch.windows))
     return found
+
+
+def _text_space_of(model: Any, device: str | torch.device) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The model's visual→text map on a whole video's features [T, D] (numpy), or None without one."""
+    model = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    if not getattr(getattr(model, "cfg", None), "use_visual_text_map", False):
+        return None
+
+    def mapped(features: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(features), dtype=torch.float32, device=device)
+        return model.to_text_space(x).float().cpu().numpy()
+
+    return mapped
 
 
 def video_candidates(

@@ -14,7 +14,9 @@ Three sources of class evidence:
 - ``learned``: the model's class logits ``pred_logits`` (class_proj / SPDE).
 - ``ROI``: ROI-CLIP logits, ``τ · cos(raw CLIP features pooled over the predicted
   segment, text)`` (:func:`roi_clip_logits`); no parameters, so they are computed for
-  any model, also one trained without them.
+  any model, also one trained without them. A model with a visual→text map
+  (``model.use_visual_text_map``) pools its mapped features (``clip_features``) instead,
+  and its class curves below are of the mapped features too.
 - ``C``: the outer-inner contrast (mean inside the segment minus the mean over flanks of
   a quarter of its length, at least 0) of the *video-normalised CLIP class curve* of
   class k: per snippet, CLIP's softmax over the vocabulary of the frame-text cosine
@@ -230,7 +232,8 @@ class PostProcess:
         only the one source is computed (``w_r = 1`` never reads ``pred_logits``)."""
         if self.roi_weight <= 0:
             return outputs["pred_logits"]
-        roi = self.roi_logits(features, mask, outputs["pred_segments"], text)
+        # A model with a visual→text map gives its mapped features; else the raw ones.
+        roi = self.roi_logits(outputs.get("clip_features", features), mask, outputs["pred_segments"], text)
         if self.roi_weight >= 1:
             return roi
         return (1 - self.roi_weight) * outputs["pred_logits"] + self.roi_weight * roi

@@ -48,6 +48,9 @@ class PSFTR(nn.Module):
       ``use_actionness`` is off);
     - ``saliency_logits`` [B, T]: one logit per snippet, ``PAD_SALIENCY_LOGIT`` at
       padding (absent when ``use_saliency`` is off);
+    - ``clip_features`` [B, T, D_text] and ``snippet_logits`` [B, T, K] (only with
+      ``use_visual_text_map``): the features mapped into the text space (zeros at padding)
+      and ``τ · cos(mapped_t, text_k)`` per snippet, the map's training signal;
     - ``aux_outputs``: one dict with ``pred_logits`` / ``pred_segments`` /
       ``pred_actionness`` per decoder layer but the last.
     """
@@ -71,6 +74,12 @@ class PSFTR(nn.Module):
         if cfg.use_actionness:
             self.actionness_head = nn.Linear(d, 1)
             nn.init.constant_(self.actionness_head.bias, -math.log(99.0))  # prior 0.01
+        if cfg.use_visual_text_map:
+            # Residual on the identity, starting at zero: the map begins as raw CLIP space
+            # (where raw similarity works) and learns only what the seen classes teach.
+            self.visual_text_map = nn.Linear(D, cfg.text_dim)
+            nn.init.zeros_(self.visual_text_map.weight)
+            nn.init.zeros_(self.visual_text_map.bias)
         if cfg.use_saliency:
             self.saliency_head = nn.Sequential(
                 nn.Conv1d(d, d, kernel_size=3, padding=1), nn.LeakyReLU(), nn.Conv1d(d, 1, kernel_size=1)
@@ -127,6 +136,14 @@ class PSFTR(nn.Module):
         text_hidden = self.text_proj(text) if self.cfg.uses_text else None
         return self.encoder(x, pos, mask, text_hidden)
 
+    def to_text_space(self, features: torch.Tensor) -> torch.Tensor:
+        """CLIP image features [..., D] as the inference-time CLIP scores read them: ``x + Linear(x)``
+        with ``use_visual_text_map``, else ``x`` unchanged. Per snippet, so a whole video maps
+        as its windows do."""
+        if not self.cfg.use_visual_text_map:
+            return features
+        return features + self.visual_text_map(features)
+
     def class_logits(self, queries: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """τ · cos(Linear(queries), text): queries [B, Nq, d], text [B or 1, K, D_text] -> [B, Nq, K]."""
         q = F.normalize(self.class_proj(queries), dim=-1)
@@ -149,6 +166,11 @@ class PSFTR(nn.Module):
                 out["pred_actionness"] = self.actionness_head(h)
             layers.append(out)
         outputs = dict(layers[-1])
+        if self.cfg.use_visual_text_map:
+            mapped = self.to_text_space(video).masked_fill(mask[..., None], 0.0)
+            outputs["clip_features"] = mapped
+            outputs["snippet_logits"] = self.cfg.logit_scale * torch.matmul(
+                F.normalize(mapped, dim=-1), F.normalize(text, dim=-1).transpose(1, 2))
         if self.cfg.use_saliency:
             m = memory.masked_fill(mask[..., None], 0.0).transpose(1, 2)
             saliency = self.saliency_head(m).squeeze(1)

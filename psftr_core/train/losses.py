@@ -14,6 +14,11 @@ Terms (unweighted values are reported; the total uses the coefficients):
   against 1 for matched queries, 0 for the rest.
 - ``loss_saliency``: binary cross-entropy of each valid snippet's saliency logit against
   "inside a ground-truth instance".
+- ``loss_snippet_cls`` (only with ``model.use_visual_text_map``): cross-entropy of each
+  snippet inside an instance, ``softmax_k(τ · cos(map(x_t), text_k))``, against the
+  instance's class, divided by the number of valid snippets. It trains the visual→text map
+  as a ridge probe would be fitted (seen-class snippets → their class text), but inside
+  the model and jointly with the rest.
 
 The first four are summed over the batch and divided by the number of ground-truth
 instances in the (global) batch; saliency is divided by the number of valid snippets.
@@ -58,6 +63,24 @@ def softmax_focal_loss(logits: torch.Tensor, labels: torch.Tensor, gamma: float)
     """Multi-class focal loss ``-(1 - p_y)^γ log p_y`` per row: logits [N, K], labels [N] -> [N]."""
     log_p = logits.log_softmax(-1).gather(1, labels[:, None]).squeeze(1)
     return -((1 - log_p.exp()) ** gamma) * log_p
+
+
+def snippet_labels(targets: list[dict], mask: torch.Tensor) -> torch.Tensor:
+    """Class index of each snippet [B, T] (long; -1 outside every instance and at padding).
+
+    Snippet t of a window with L valid snippets has its centre at (t + 0.5) / L, in the
+    units of the targets' (centre, width) segments; where instances overlap, the later
+    one in the target list wins.
+    """
+    B, T = mask.shape
+    labels = torch.full((B, T), -1, dtype=torch.long, device=mask.device)
+    lengths = (~mask).sum(dim=1)
+    for b, target in enumerate(targets):
+        centres = (torch.arange(T, device=mask.device, dtype=torch.float32) + 0.5) / lengths[b].clamp(min=1)
+        for (c, w), label in zip(target["segments"].float().tolist(), target["labels"].tolist()):
+            inside = (centres >= c - w / 2) & (centres <= c + w / 2) & ~mask[b]
+            labels[b, inside] = int(label)
+    return labels
 
 
 class SetCriterion:
@@ -121,6 +144,19 @@ class SetCriterion:
             losses["loss_actionness"] = loss_act / num_instances
         return losses
 
+    @staticmethod
+    def snippet_class_loss(snippet_logits: torch.Tensor, targets: list[dict], mask: torch.Tensor,
+                           num_frames: float) -> torch.Tensor:
+        """Cross-entropy of each snippet inside a ground-truth instance against that
+        instance's class: snippet_logits [B, T, K] -> a scalar, summed and divided by
+        ``num_frames`` (the valid snippets, global under DDP, as the saliency term)."""
+        labels = snippet_labels(targets, mask)
+        inside = labels >= 0
+        if not bool(inside.any()):
+            return snippet_logits.sum() * 0.0
+        ce = F.cross_entropy(snippet_logits.float()[inside], labels[inside], reduction="sum")
+        return ce / num_frames
+
     def saliency_loss(self, saliency_logits: torch.Tensor, saliency: torch.Tensor, mask: torch.Tensor, num_frames: float) -> torch.Tensor:
         valid = (~mask).float()
         bce = F.binary_cross_entropy_with_logits(saliency_logits.float(), saliency.float(), reduction="none")
@@ -150,6 +186,8 @@ class SetCriterion:
         losses = self.matched_losses(outputs, targets, indices, num_instances)
         if "saliency_logits" in outputs:
             losses["loss_saliency"] = self.saliency_loss(outputs["saliency_logits"], saliency, mask, num_frames)
+        if "snippet_logits" in outputs:
+            losses["loss_snippet_cls"] = self.snippet_class_loss(outputs["snippet_logits"], targets, mask, num_frames)
         if self.aux_loss:
             for layer, aux in enumerate(outputs.get("aux_outputs") or []):
                 aux_indices = self.matcher(aux, targets)
@@ -162,6 +200,8 @@ class SetCriterion:
         """Saliency (when present) plus every matched term (auxiliary ``*_k`` copies
         included) times its weight."""
         total = self.weights["loss_saliency"] * losses["loss_saliency"] if "loss_saliency" in losses else 0.0
+        if "loss_snippet_cls" in losses:
+            total = total + self.weights.get("loss_snippet_cls", 0.0) * losses["loss_snippet_cls"]
         for name, value in losses.items():
             base = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
             if base in MATCHED_TERMS:
@@ -177,6 +217,7 @@ def loss_weights(train_cfg: Any) -> dict[str, float]:
         "loss_iou": train_cfg.iou_loss_coef,
         "loss_actionness": train_cfg.actionness_loss_coef,
         "loss_saliency": train_cfg.salient_loss_coef,
+        "loss_snippet_cls": train_cfg.snippet_cls_loss_coef,
     }
 
 

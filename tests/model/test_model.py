@@ -64,7 +64,7 @@ def flat_outputs(out: dict, valid: torch.Tensor | None = None) -> dict[str, torc
             for i, layer in enumerate(value):
                 for key, tensor in layer.items():
                     flat[f"aux{i}.{key}"] = tensor
-        elif name == "saliency_logits" and valid is not None:
+        elif name in ("saliency_logits", "clip_features", "snippet_logits") and valid is not None:
             flat[name] = value[valid]
         else:
             flat[name] = value
@@ -85,7 +85,8 @@ def test_output_dict_shapes_and_ranges():
     model = tiny_model()
     features, text = inputs(B=2, T=12, K=5)
     out = model(features, None, text)
-    assert set(out) == {"pred_logits", "pred_segments", "pred_actionness", "saliency_logits", "aux_outputs"}
+    assert set(out) == {"pred_logits", "pred_segments", "pred_actionness", "saliency_logits", "aux_outputs",
+                        "clip_features", "snippet_logits"}
     assert out["pred_logits"].shape == (2, 8, 5)
     assert out["pred_segments"].shape == (2, 8, 2)
     assert out["pred_actionness"].shape == (2, 8, 1)
@@ -141,7 +142,8 @@ def test_padding_length_does_not_change_outputs():
     out_alone = model(alone, None, text)
     out_batch = model(features, mask, text)
     single = {k: v[:1] for k, v in flat_outputs(out_batch).items()}
-    single["saliency_logits"] = single["saliency_logits"][:, :9]
+    for key in ("saliency_logits", "clip_features", "snippet_logits"):
+        single[key] = single[key][:, :9]
     assert_same(flat_outputs(out_alone), single)
     memory_alone, text_alone = model.encode(alone, None, text)
     memory_batch, text_batch = model.encode(features, mask, text)
@@ -199,9 +201,10 @@ def _loss_touching_everything(out: dict, mask: torch.Tensor) -> torch.Tensor:
         for key in ("pred_logits", "pred_segments", "pred_actionness"):
             if key in layer:
                 total = total + (layer[key] * torch.randn(layer[key].shape, generator=g)).sum()
-    if "saliency_logits" in out:
-        sal = out["saliency_logits"]
-        total = total + (sal * torch.randn(sal.shape, generator=g))[~mask].sum()
+    for key in ("saliency_logits", "snippet_logits"):
+        if key in out:
+            value = out[key]
+            total = total + (value * torch.randn(value.shape, generator=g))[~mask].sum()
     return total
 
 
@@ -246,6 +249,7 @@ ABLATIONS = [
     ({"spde_variant": "none"}, ["spde."]),
     ({"use_actionness": False}, ["actionness_head"]),
     ({"use_saliency": False}, ["saliency_head"]),
+    ({"use_visual_text_map": False}, ["visual_text_map"]),  # the paper's architecture
 ]
 
 
@@ -315,7 +319,10 @@ def test_inference_mixes_learned_and_roi_logits():
     model = tiny_model(roi_logit_weight=0.25)
     features, text = inputs()
     out = model(features, None, text)
-    roi = post(model).roi_logits(features, None, out["pred_segments"], text)
+    # The ROI logits pool the features mapped into the text space (x + Linear(x)), not the raw ones.
+    assert torch.allclose(out["clip_features"], features + model.visual_text_map(features), atol=1e-5)
+    roi = post(model).roi_logits(out["clip_features"], None, out["pred_segments"], text)
+    assert not torch.allclose(roi, post(model).roi_logits(features, None, out["pred_segments"], text), atol=1e-2)
     mixed = post(model).class_logits(out, features, None, text)
     assert torch.allclose(mixed, 0.75 * out["pred_logits"] + 0.25 * roi, atol=1e-5)
     assert torch.allclose(post(model).class_scores(out, features, None, text), class_probabilities(out, mixed))
@@ -364,3 +371,20 @@ def test_feature_width_can_differ_from_hidden_width():
     assert out["pred_logits"].shape == (2, 8, 3)
     assert model.input_proj.weight.shape == (32, 48) and model.class_proj.weight.shape == (48, 32)
     assert post(model).class_scores(out, features, None, text).shape == (2, 8, 3)
+
+
+def test_visual_text_map_starts_at_the_identity_and_old_configs_load_without_it():
+    from psftr_core.config import config_from_dict, config_to_dict
+
+    torch.manual_seed(0)
+    model = PSFTR(tiny_config()).eval()
+    features, text = inputs()
+    assert torch.equal(model.to_text_space(features), features)  # zero residual at init
+    out = model(features, None, text)
+    cos = torch.nn.functional.cosine_similarity(features[:, :, None, :], text[None, None, :, :], dim=-1)
+    assert torch.allclose(out["snippet_logits"], 100.0 * cos, atol=1e-4)
+    # A config saved before the map existed means the paper's model: loaded with the map off.
+    saved = config_to_dict(config_from_dict({"model": dict(vars(tiny_config()))}))
+    del saved["model"]["use_visual_text_map"]
+    assert config_from_dict(saved).model.use_visual_text_map is False
+    assert config_from_dict({"train": {}}).model.use_visual_text_map is True  # no model section: the default

@@ -150,3 +150,26 @@ def test_models_without_actionness_or_saliency_heads_have_no_such_terms():
     log2 = math.log(2)
     one_layer = 2 * 0.25 * log2 + 5 * 0.2 + 2 * 0.5
     assert losses["loss"].item() == pytest.approx(2 * one_layer, abs=1e-5)  # last layer + one auxiliary
+
+
+def test_snippet_labels_follow_the_instances_of_each_window():
+    from psftr_core.train.losses import snippet_labels
+
+    # Window 0: 8 valid snippets (centres 1/16, 3/16, ...), one instance of class 2 over
+    # [0.25, 0.75] -> snippets 2..5; window 1: 4 valid of 8, class 0 over [0, 0.5] -> snippets 0, 1.
+    mask = torch.tensor([[False] * 8, [False] * 4 + [True] * 4])
+    targets = [{"labels": torch.tensor([2]), "segments": torch.tensor([[0.5, 0.5]])},
+               {"labels": torch.tensor([0]), "segments": torch.tensor([[0.25, 0.5]])}]
+    assert snippet_labels(targets, mask).tolist() == [[-1, -1, 2, 2, 2, 2, -1, -1], [0, 0, -1, -1, -1, -1, -1, -1]]
+
+
+def test_snippet_class_loss_is_the_cross_entropy_of_labelled_snippets_per_valid_snippet():
+    from psftr_core.train.losses import SetCriterion
+
+    mask = torch.tensor([[False, False, False, True]])
+    targets = [{"labels": torch.tensor([1]), "segments": torch.tensor([[1 / 6, 1 / 3]])}]  # snippet 0 of 3
+    logits = torch.tensor([[[0.0, math.log(3.0)], [5.0, 0.0], [0.0, 0.0], [9.0, 9.0]]])
+    # Snippet 0 has class 1 with p = 3/4; 3 valid snippets normalise.
+    loss = SetCriterion.snippet_class_loss(logits, targets, mask, num_frames=3.0)
+    assert loss.item() == pytest.approx(-math.log(0.75) / 3)
+    assert TrainConfig().snippet_cls_loss_coef == loss_weights(TrainConfig())["loss_snippet_cls"]
