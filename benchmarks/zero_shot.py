@@ -539,6 +539,9 @@ def fixed_in_advance(settings: Settings) -> list[str]:
         "- the actionness probes (`psftr_core/infer/probes.py`): λ = 10 for both ridge regressions (the "
         "issue's value), the localizer's grouping thresholds, NMS and top-k, and the segment score (outer-inner "
         "contrast, chosen on development data of generator seed 1, never on this page's seed 0);",
+        "- the model's visual→text map (`model.use_visual_text_map`, on by default, snippet class loss "
+        "coefficient 1.0) and keeping text-to-vision on: decided on development data of generator seeds 1 and 2 "
+        "([transfer study](transfer_study.md)), before this run;",
         "- the filter stage (`psftr_core/infer/filtering.py`) is the model's own (a checkpoint's `inference`, the "
         "localizer's NMS): merging the two earlier stages into one changed no evaluation number.",
         "",
