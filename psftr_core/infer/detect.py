@@ -271,7 +271,7 @@ class DetectionRun:
         """A :class:`DetectionReport` of the videos processed so far (skipped ones left out)."""
         segments = sorted(self.segments, key=lambda s: (s.video, s.start, -s.score, s.label))
         stats = {
-            "model": self._detector.kind,
+            "model": self._detector.ran or self._detector.kind,
             "videos": len(self.videos),
             "failed": len(self.failures),
             "skipped": len(self.skipped),

@@ -36,7 +36,8 @@ class Detector:
     :data:`DEFAULT_THRESHOLDS` of ``kind``); ``clip_model`` / ``clip_pretrained`` /
     ``clip_weights_id`` / ``text_clip`` / ``sampling`` / ``feature_dim`` / ``prompt``:
     set by a checkpoint (its training features); ``check_dataset`` refuses a feature dataset the model cannot use;
-    ``identity``: what makes its detections differ (JSON values).
+    ``identity``: what makes its detections differ (JSON values); ``ran``: what runs, in
+    a few words, for the summary line (``kind`` when None).
     """
 
     kind: str  # "localizer" | "psftr"
@@ -53,6 +54,7 @@ class Detector:
     threshold: float | None = None
     check_dataset: Callable[[Any], None] | None = None
     identity: dict[str, Any] = field(default_factory=dict)
+    ran: str | None = None
 
 
 def detect_threshold(detector: Detector, threshold: float | None = None) -> float:
@@ -120,6 +122,10 @@ def checkpoint_detector(checkpoint: str | os.PathLike, device: str) -> Detector:
         f"PSFTR checkpoint {Path(checkpoint).name} (trained on {where}, epoch {ckpt.get('epoch')}"
         f"{', CLIP ' + spec['clip_model'] if spec.get('clip_model') else ''})"
     )
+    ran = None
+    if cfg.inference.method == "localizer":  # say what runs, as evaluate does
+        details += "; its calibration chose the training-free localizer, which is what runs"
+        ran = "localizer (chosen by the checkpoint's calibration)"
 
     def candidates(features: np.ndarray, times: np.ndarray, duration: float | None, text: np.ndarray,
                    names: list[str]) -> Candidates:
@@ -138,6 +144,7 @@ def checkpoint_detector(checkpoint: str | os.PathLike, device: str) -> Detector:
         feature_dim=int(spec["feature_dim"]) if spec.get("feature_dim") else None,
         prompt=getattr(cfg.data, "prompt", None),
         threshold=default_score_threshold(ckpt),  # chosen on held-out seen classes by psftr train
+        ran=ran,
         check_dataset=lambda dataset: check_feature_spec(
             ckpt, feature_spec_of(dataset), where=f"the feature dataset {dataset.root}"
         ),

@@ -353,7 +353,7 @@ def test_csv_on_stdout_is_clean_and_formula_labels_are_neutralised(bikes, detect
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _tiny_checkpoint(path: Path, feature_dim: int, clip_model: str | None) -> Path:
+def _tiny_checkpoint(path: Path, feature_dim: int, clip_model: str | None, method: str = "psftr") -> Path:
     import dataclasses
 
     import torch
@@ -367,6 +367,7 @@ def _tiny_checkpoint(path: Path, feature_dim: int, clip_model: str | None) -> Pa
         cfg.model, feature_dim=feature_dim, text_dim=feature_dim, hidden_dim=32, num_heads=4, num_groups=8,
         enc_layers=1, dec_layers=1, num_queries=8, dim_feedforward=64,
     )
+    cfg.inference = dataclasses.replace(cfg.inference, method=method)
     torch.manual_seed(0)
     model = PSFTR(cfg.model).eval()
     ckpt = make_checkpoint(
@@ -409,6 +410,17 @@ def test_checkpoint_inference_matches_the_evaluation_pipeline(tmp_path):
 
     report = detect(["synth_test_0000"], names, features_dir=DEMO, checkpoint=path, threshold=0.0)
     assert report.stats["model"] == "psftr" and "PSFTR checkpoint last.pt" in report.details
+
+
+def test_checkpoint_whose_calibration_chose_the_localizer_says_so_and_gives_the_localizer_segments(tmp_path):
+    path = _tiny_checkpoint(tmp_path / "last.pt", 256, None, method="localizer")
+    names = ["diving", "rowing"]
+    report = detect(["synth_test_0000"], names, features_dir=DEMO, checkpoint=path, threshold=0.3)
+    assert report.stats["model"] == "localizer (chosen by the checkpoint's calibration)"
+    assert "its calibration chose the training-free localizer" in report.details
+    plain = detect(["synth_test_0000"], names, features_dir=DEMO, threshold=0.3)
+    assert [(s.label, s.start, s.end) for s in report.segments] == [(s.label, s.start, s.end) for s in plain.segments]
+    assert report.segments
 
 
 def test_checkpoint_with_another_clip_model_is_a_clear_error(bikes, tmp_path, detect_clip):
