@@ -101,7 +101,11 @@ def test_train_override_trains_a_demo_checkpoint_that_detect_uses(tmp_path):
                                    config_file=EXAMPLES / "train_override.yaml"))
     report = detect([], ["diving", "rowing"], features_dir=EXAMPLES / "demo", checkpoint=result.checkpoint,
                     threshold=0.0)
-    assert report.stats["model"] == "psftr" and report.stats["videos"] == 18
+    from psftr_core.runtime.checkpoint import load_checkpoint
+
+    chose_localizer = load_checkpoint(result.checkpoint)["config"]["inference"]["method"] == "localizer"
+    expected = "localizer (chosen by the checkpoint's calibration)" if chose_localizer else "psftr"
+    assert report.stats["model"] == expected and report.stats["videos"] == 18
 
 
 DOCS = REPO / "docs"
