@@ -69,6 +69,13 @@ def batch_size(help: str = "Frames per CLIP image-tower call.") -> Any:
     return typer.Option(16, "--batch-size", metavar="N", help=help, show_default=True)
 
 
+def compute_dtype(help: str = "What the image tower computes in; auto: float16 on CUDA, bfloat16 on a CPU "
+                                "that computes it natively, else float32. Feature files are float32 with "
+                                "float32, float16 otherwise.") -> Any:
+    """``--dtype``: the CLIP tower's compute dtype."""
+    return typer.Option("auto", "--dtype", metavar="auto|float32|bfloat16|float16", help=help, show_default=True)
+
+
 def decoder(help: str = "Video decoder: decord where installed and able, else PyAV.") -> Any:
     """``--decoder auto|decord|pyav``."""
     return typer.Option("auto", "--decoder", metavar="auto|decord|pyav", help=help, show_default=True)

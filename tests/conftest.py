@@ -12,6 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Test tensors are tiny: one thread avoids oversubscribing the 2-core machines (much faster).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Features are compared with float32 references: tests run the towers in float32 whatever the
+# CPU, unless a test asks for bfloat16 (monkeypatch.setenv or --dtype bfloat16).
+os.environ["PSFTR_CPU_BFLOAT16"] = "0"
 sys.path.insert(0, os.path.dirname(__file__))
 
 pytest_plugins = ["fixtures_clip"]

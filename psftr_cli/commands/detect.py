@@ -118,6 +118,8 @@ def detect(
     fps: Optional[float] = options.fps(),
     batch_size: int = options.batch_size(),
     decoder: str = options.decoder(),
+    dtype: str = options.compute_dtype("What the image tower computes in (video inputs); auto: float16 on CUDA, "
+                                       "bfloat16 on a CPU that computes it natively, else float32."),
     prompt: Optional[str] = options.prompt(),
     quiet: bool = options.quiet(),
 ) -> None:
@@ -148,7 +150,8 @@ def detect(
         list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
         clip_pretrained=clip_pretrained, clip_config=clip_config, cache_dir=cache_dir, threshold=global_threshold,
         per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, nms_iou=nms_iou, stride=stride,
-        fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder, **_injected(ctx),
+        fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder, dtype=dtype,
+        **_injected(ctx),
     )
     print_lines(console, "warning", run.warnings)
     warned = len(run.warnings)

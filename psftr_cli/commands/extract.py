@@ -22,18 +22,15 @@ def extract(
     stride: Optional[int] = options.stride(help="Frames per feature (the THUMOS14 convention); the centre frame "
                                                 "is encoded."),
     fps: Optional[float] = options.fps(),
-    dtype: str = typer.Option("float16", "--dtype", metavar="float16|float32", show_default=True,
-                              help="Feature file dtype."),
+    dtype: str = options.compute_dtype(),
     batch_size: int = options.batch_size(),
     device: str = options.device(),
     quantize: Optional[str] = typer.Option(
         None, "--quantize", metavar="int8", show_default=False,
         help="Dynamic int8 quantization of the image tower (CPU); reports the drift from fp32.",
     ),
-    precision: str = typer.Option(
-        "auto", "--precision", metavar="auto|float32|float16", show_default=True,
-        help="Image tower precision; auto: float16 (autocast) on CUDA, float32 on CPU.",
-    ),
+    precision: Optional[str] = typer.Option(None, "--precision", hidden=True,
+                                            help="Deprecated spelling of --dtype."),
     decoder: str = options.decoder(),
     decode_workers: int = typer.Option(
         0, "--decode-workers", metavar="N", show_default=True,
@@ -53,6 +50,12 @@ def extract(
 
     if stride is not None and fps is not None:
         raise InputError("give either --stride or --fps, not both")
+    if precision is not None:
+        if dtype != "auto" and dtype != precision:
+            raise InputError(f"--precision is the old name of --dtype: give one of them, not --dtype {dtype} "
+                             f"--precision {precision}")
+        typer.echo("psftr: --precision is deprecated; use --dtype", err=True)
+        dtype = precision
     options = ExtractOptions(
         clip_model=clip_model,
         clip_pretrained=clip_pretrained,
@@ -66,7 +69,6 @@ def extract(
         shard=shard,
         decoder=decoder,
         decode_workers=decode_workers,
-        precision=precision,
     )
     console = stderr_console()
     try:

@@ -12,6 +12,8 @@ open_clip and torch are imported inside functions (import takes ~4 s).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,6 +30,7 @@ from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEF
 from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PsftrError, error_text
 from psftr_core.features.cache import warn_unusable_cache
+from psftr_core.features.compute_dtype import torch_dtype
 from psftr_core.features.clip_weights import WeightsSource, identify_weights, locate_tag_weights
 from psftr_core.io.atomic import save_npy
 from psftr_core.io.json_file import read_json_file
@@ -60,6 +63,7 @@ class ClipHandle:
     config_sha256: str
     preprocess_cfg: dict = field(default_factory=dict)
     quantized: str | None = None  # "int8" once the image tower is dynamically quantized
+    image_dtype: str = "float32"  # what the image tower's weights are (cast_image_tower)
 
     @property
     def model_id(self) -> str:
@@ -79,6 +83,7 @@ class ClipHandle:
             "preprocess": _jsonable(self.preprocess_cfg),
             "transform": repr(self.preprocess),
             "quantized": self.quantized,
+            "image_dtype": self.image_dtype,
         }
 
 
@@ -204,16 +209,47 @@ def _make_handle(
     )
 
 
-def encode_images(handle: ClipHandle, images: "Any", half: bool = False) -> "Any":
+def encode_images(handle: ClipHandle, images: "Any", dtype: str = "float32") -> "Any":
     """Image features of preprocessed images. images: [N, 3, H, W] -> FloatTensor [N, D] (cpu).
 
-    ``half``: run the tower under CUDA autocast in float16 (mixed precision).
+    ``dtype`` (``float32``, ``bfloat16``, ``float16``): on CUDA the tower runs under
+    autocast in that type; on CPU the input takes the type of the tower's weights (see
+    ``cast_image_tower``), since CPU autocast is slower than float32.
     """
     import torch
 
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
-        feats = handle.model.encode_image(images.to(handle.device, non_blocking=True))
+    cuda = handle.device.type == "cuda"
+    half = cuda and dtype != "float32"
+    images = images.to(handle.device, non_blocking=True)
+    if not cuda and handle.image_dtype != "float32":
+        images = images.to(torch_dtype(handle.image_dtype))
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch_dtype(dtype) if half else torch.float16,
+                                                enabled=half):
+        feats = handle.model.encode_image(images)
     return feats.float().cpu()
+
+
+def cast_image_tower(handle: ClipHandle, dtype: str, in_place: bool = False) -> ClipHandle:
+    """A handle whose image tower computes in ``dtype`` on CPU (weights cast, not autocast).
+
+    ``in_place`` casts ``handle``'s own tower and returns ``handle``; otherwise the
+    returned handle has a model that shares everything with ``handle``'s but a cast copy
+    of the image tower, and ``handle`` is left as it was. The text tower stays float32.
+    """
+    if dtype == handle.image_dtype:
+        return handle
+    if handle.quantized:
+        raise InputError(f"--quantize int8 runs the other operations in float32; it cannot be combined with --dtype {dtype}")
+    model = handle.model
+    if not in_place:
+        visual = copy.deepcopy(model.visual)
+        model = copy.copy(model)  # a shallow copy: the same text tower and parameters
+        model._modules = dict(model._modules)  # ... but its own table of submodules
+        model.visual = visual
+        handle = dataclasses.replace(handle, model=model)
+    model.visual.to(torch_dtype(dtype))
+    handle.image_dtype = dtype
+    return handle
 
 
 def quantize_image_tower(handle: ClipHandle) -> None:
@@ -242,8 +278,14 @@ def encode_texts(
     prompt: str = DEFAULT_PROMPT,
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 256,
+    dtype: str = "float32",
 ) -> np.ndarray:
     """Text embeddings of ``prompt.format(name)`` for each class. Returns float32 [K, D].
+
+    ``dtype`` (``auto`` = ``float32``, ``bfloat16``, ``float16``): what the text tower
+    computes in (a cast copy on CPU, autocast on CUDA). ``auto`` is float32 everywhere:
+    the tower costs milliseconds per name, and float32 keeps a dataset's text embeddings
+    the same on every machine. Part of the cache key when not float32.
 
     Not L2-normalised (like the stored image features). With ``cache_dir`` each
     embedding is stored as ``<cache_dir>/text/<key>.npy`` where key hashes model id,
@@ -256,6 +298,7 @@ def encode_texts(
     if "{}" not in prompt:
         raise InputError(f"prompt {prompt!r} must contain '{{}}' where the class name goes")
     names = list(class_names)
+    dtype = "float32" if dtype == "auto" else dtype
     out = np.zeros((len(names), handle.embed_dim), dtype=np.float32)
     use_cache = cache_dir is not None and handle.weights_id != "random"
     cache_root = Path(cache_dir) / "text" if use_cache else None
@@ -263,22 +306,27 @@ def encode_texts(
     missing: list[int] = []
     for i, name in enumerate(names):
         if cache_root is not None:
-            cached = _read_cached(cache_root / f"{_text_key(handle, prompt, name)}.npy", handle.embed_dim)
+            cached = _read_cached(cache_root / f"{_text_key(handle, prompt, name, dtype)}.npy", handle.embed_dim)
             if cached is not None:
                 out[i] = cached
                 continue
         missing.append(i)
 
+    model, cuda = handle.model, handle.device.type == "cuda"
+    if missing and dtype != "float32" and not cuda:
+        model = copy.deepcopy(model).to(torch_dtype(dtype))  # rare: float32 is the default
     for start in range(0, len(missing), max(1, batch_size)):
         chunk = missing[start : start + batch_size]
         tokens = handle.tokenizer([prompt.format(names[i]) for i in chunk]).to(handle.device)
-        with torch.inference_mode():
-            feats = handle.model.encode_text(tokens).float().cpu().numpy()
+        autocast = cuda and dtype != "float32"
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch_dtype(dtype) if autocast else torch.float16,
+                                                    enabled=autocast):
+            feats = model.encode_text(tokens).float().cpu().numpy()
         for row, i in enumerate(chunk):
             out[i] = feats[row]
             if cache_root is not None:
                 try:
-                    save_npy(cache_root / f"{_text_key(handle, prompt, names[i])}.npy", feats[row].copy())
+                    save_npy(cache_root / f"{_text_key(handle, prompt, names[i], dtype)}.npy", feats[row].copy())
                 except OSError as err:  # an unusable cache folder: go on without it
                     warn_unusable_cache(cache_dir, err)
                     cache_root = None
@@ -288,8 +336,9 @@ def encode_texts(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _text_key(handle: ClipHandle, prompt: str, name: str) -> str:
-    blob = json.dumps([handle.model_id, handle.weights_id, prompt, name], ensure_ascii=False)
+def _text_key(handle: ClipHandle, prompt: str, name: str, dtype: str = "float32") -> str:
+    parts = [handle.model_id, handle.weights_id, prompt, name] + ([dtype] if dtype != "float32" else [])
+    blob = json.dumps(parts, ensure_ascii=False)  # float32 keys predate the dtype: they stay valid
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
 
 

@@ -8,11 +8,11 @@ video's files as it finishes, then the merged dataset files
 interrupted run keeps every finished video; running it again resumes.
 
 Settings: everything that changes the numbers of a feature file (``settings_record``:
-CLIP architecture and config, weights, preprocessing, sampling, dtype, quantization) is
-hashed into every video's record. One folder holds features made one way: a run whose
+CLIP architecture and config, weights, preprocessing, sampling, the dtype the tower
+computed in and the files' dtype, quantization) is hashed into every video's record. One folder holds features made one way: a run whose
 settings differ from those of videos it does not cover is refused before anything is
 written (``InputError`` naming them); videos it covers are redone. How the features were
-computed (decoder, float16 autocast, preprocessing implementation) is recorded, not
+computed (decoder, batch size, preprocessing implementation) is recorded, not
 compared: the results agree to within decoding and rounding noise.
 
 A re-run with nothing to do does not load the model: each record also keeps a hash of
@@ -169,7 +169,7 @@ def extract_features(
     if handle is None:
         handle = load_clip(options.clip_model, options.clip_pretrained, options.clip_config, options.device)
     pipeline = options.pipeline().for_device(handle.device)  # InputError for int8 on GPU, fp16 on CPU
-    settings = settings_record(handle, options)
+    settings = settings_record(handle, options, pipeline.dtype)
     settings_hash = _sha256_json(settings)
     _refuse_mixed_settings(out, everything, settings, settings_hash)
     make_folders(out)
@@ -185,13 +185,13 @@ def extract_features(
         "settings_sha256": settings_hash,
         "request_sha256": request_hash,
         "settings": settings,
-        "precision": pipeline.precision,
+        "compute_dtype": pipeline.dtype,
         "preprocess": FramePreprocess(handle.preprocess, pipeline.preprocess).describe(),
     }
     start = time.perf_counter()
     try:
         outcomes = encode_videos(todo, handle, pipeline, on_progress=listener.video_progress,
-                                 on_quantized=quantized, quantize_in_place=owns_handle) if todo else iter(())
+                                 on_quantized=quantized, in_place=owns_handle) if todo else iter(())
         for result in _write_outcomes(outcomes, len(todo), out, options, provenance, listener):
             result.redone = result.video_id in redo
             summary.results.append(result)
@@ -207,18 +207,26 @@ def extract_features(
     return summary
 
 
-def settings_record(handle: ClipHandle, options: ExtractOptions) -> dict:
-    """Everything that changes the numbers in a feature file (hashed for resume checks)."""
-    return {
+def settings_record(handle: ClipHandle, options: ExtractOptions, compute_dtype: str = "float32") -> dict:
+    """Everything that changes the numbers in a feature file (hashed for resume checks).
+
+    ``compute_dtype``: the dtype the image tower ran in (resolved, not ``auto``). It is
+    left out when float32, so that folders written before it was recorded (always
+    float32 on CPU) keep their settings hash.
+    """
+    record = {
         "format": FEATURES_FORMAT_VERSION,
         "architecture": handle.architecture,
         "config_sha256": handle.config_sha256,
         "weights_id": handle.weights_id,
         "preprocess": handle.describe()["preprocess"],
         "sampling": options.sampling,
-        "dtype": options.dtype,
+        "dtype": options.storage_dtype,
         "quantize": options.quantize,
     }
+    if compute_dtype != "float32":
+        record["compute_dtype"] = compute_dtype
+    return record
 
 
 def request_record(options: ExtractOptions) -> dict:
@@ -285,7 +293,8 @@ def _refuse_mixed_settings(out: Path, covered: Sequence[VideoInput], settings: d
 
 _SETTING_NAMES = {
     "architecture": "CLIP model", "config_sha256": "CLIP config", "weights_id": "weights",
-    "preprocess": "preprocessing", "sampling": "sampling", "dtype": "--dtype", "quantize": "--quantize",
+    "preprocess": "preprocessing", "sampling": "sampling", "compute_dtype": "--dtype",
+    "dtype": "feature file dtype", "quantize": "--quantize",
     "format": "format",
 }
 
@@ -297,7 +306,9 @@ def _differences(old: Any, new: dict) -> str:
     parts = []
     for key, label in _SETTING_NAMES.items():
         if old.get(key) != new.get(key):
-            parts.append(f"{label} {_setting_text(old.get(key))} there, {_setting_text(new.get(key))} now")
+            default = "float32" if key == "compute_dtype" else None  # not recorded: float32
+            parts.append(f"{label} {_setting_text(old.get(key, default))} there, "
+                         f"{_setting_text(new.get(key, default))} now")
     return "; ".join(parts) or "other settings"
 
 
@@ -361,7 +372,7 @@ def _write_outcomes(
             video = outcome.video
             if isinstance(outcome, EncodedVideo):
                 record = {**provenance, "decoder": outcome.decoder, "note": outcome.note}
-                write_video_files(out, video, outcome.plan, outcome.features, dtype=options.dtype,
+                write_video_files(out, video, outcome.plan, outcome.features, dtype=options.storage_dtype,
                                   seconds=outcome.seconds, provenance=record)
                 result = VideoExtractResult(video.video_id, str(video.path), "done", outcome.encoded, outcome.seconds)
             else:

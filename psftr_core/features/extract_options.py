@@ -11,21 +11,18 @@ import dataclasses
 from dataclasses import dataclass
 
 from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
-from psftr_core.errors import InputError
+from psftr_core.features.compute_dtype import storage_dtype
 from psftr_core.features.pipeline import PipelineOptions
-
-DTYPES = ("float16", "float32")
 
 
 @dataclass
 class ExtractOptions(PipelineOptions):
     """Settings of one run: the ``psftr extract`` flags, i.e. the pipeline's
-    (``PipelineOptions``: sampling, decoding, batch, precision) plus these."""
+    (``PipelineOptions``: sampling, decoding, batch, compute dtype) plus these."""
 
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED
     clip_config: str | None = None
-    dtype: str = "float16"
     device: str = "auto"
     shard: str | None = None  # "I/N"; None -> RANK/WORLD_SIZE or 0/1
 
@@ -35,10 +32,13 @@ class ExtractOptions(PipelineOptions):
 
     def validate(self) -> None:
         super().validate()
-        if self.dtype not in DTYPES:
-            raise InputError(f"--dtype must be float16 or float32, got {self.dtype!r}")
         if self.device == "cpu":
-            self.for_device("cpu")  # --precision float16 on CPU: say so before loading the model
+            self.for_device("cpu")  # --quantize int8 with a 16-bit --dtype: say so before loading the model
+
+    @property
+    def storage_dtype(self) -> str:
+        """The feature files' dtype: float32 with ``--dtype float32``, float16 otherwise."""
+        return storage_dtype(self.dtype)
 
     @property
     def sampling(self) -> dict:

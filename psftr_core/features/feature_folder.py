@@ -177,7 +177,8 @@ def rebuild_dataset_files(
             "settings": settings,
             "clip": handle.describe(),
             "sampling": options.sampling,
-            "dtype": options.dtype,
+            "dtype": options.storage_dtype,
+            "compute_dtype": pipeline.dtype,
             "feature_dim": handle.embed_dim,
             "features_normalized": False,
             "quantize": {"mode": options.quantize, "drift": drift} if options.quantize else None,
@@ -185,7 +186,6 @@ def rebuild_dataset_files(
             "decoding": {
                 "decoder": pipeline.decoder,
                 "videos_by_decoder": decoders,
-                "precision": pipeline.precision,
                 "preprocess": pipeline.preprocess,
             },
             "other_settings": other,

@@ -13,8 +13,9 @@ features and metadata (``psftr detect``, which caches them).
   per worker whatever the video length.
 * The calling thread prepares each chunk for the model in one batched step
   (``preprocess``), gathers ``batch_size`` frames, across video boundaries, and runs
-  ``FeatureEncoder``: the image tower, int8-quantized on CPU or under float16 autocast
-  on CUDA if asked.
+  ``FeatureEncoder``: the image tower in the run's compute dtype (``compute_dtype``:
+  cast to bfloat16 on a CPU that computes it natively, float16 autocast on CUDA), or
+  int8-quantized on CPU if asked.
 
 On CPU the model already uses every core, so one worker and one codec thread are the
 default; with a GPU several workers keep it fed.
@@ -39,7 +40,8 @@ import numpy as np
 
 from psftr_core.defaults import DEFAULT_STRIDE
 from psftr_core.errors import InputError, PsftrError
-from psftr_core.features.clip import ClipHandle, encode_images, quantize_image_tower
+from psftr_core.features.clip import ClipHandle, cast_image_tower, encode_images, quantize_image_tower
+from psftr_core.features.compute_dtype import COMPUTE_DTYPES, resolve_compute_dtype
 from psftr_core.features.decoders import DECODERS, VideoDecodeError, decord_available, open_video
 from psftr_core.features.preprocess import PREPROCESS_MODES, FramePreprocess
 from psftr_core.features.sampling import SamplePlan, SamplingError, plan_video
@@ -48,7 +50,6 @@ from psftr_core.features.video import VideoInput
 _log = logging.getLogger(__name__)
 
 DRIFT_SAMPLE_FRAMES = 8  # frames of the first batch encoded in fp32 and int8 to report drift
-PRECISIONS = ("auto", "float32", "float16")
 GPU_DECODE_WORKERS = 4  # videos decoded at once by default when a GPU runs the model
 
 
@@ -58,7 +59,7 @@ class PipelineOptions:
 
     ``0`` / ``"auto"`` values are filled in by ``for_device``: one decoding worker with
     one codec thread on CPU; on CUDA up to ``GPU_DECODE_WORKERS`` workers with two codec
-    threads each, and float16 autocast.
+    threads each; ``dtype`` ``auto``: see ``psftr_core.features.compute_dtype``.
     """
 
     stride: int | None = DEFAULT_STRIDE  # frames per feature; ignored when fps is set
@@ -68,7 +69,7 @@ class PipelineOptions:
     decode_workers: int = 0  # videos decoded at once; 0: auto
     decode_threads: int = 0  # codec threads per video; 0: auto
     prefetch: int = 3  # decoded chunks waiting per worker (bounds memory)
-    precision: str = "auto"  # auto | float32 | float16 (CUDA autocast)
+    dtype: str = "auto"  # compute dtype of the image tower: auto | float32 | bfloat16 | float16
     quantize: str | None = None  # None or "int8" (CPU)
     preprocess: str = "batched"  # batched (torch) | pil (open_clip's PIL steps per frame)
 
@@ -95,8 +96,8 @@ class PipelineOptions:
             raise InputError(f"--decode-workers must be 0 (auto) or more, got {self.decode_workers}")
         if self.decode_threads < 0 or self.prefetch < 1:
             raise InputError("decode_threads must be 0 (auto) or more and prefetch at least 1")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.dtype not in COMPUTE_DTYPES:
+            raise InputError(f"--dtype must be one of {'|'.join(COMPUTE_DTYPES)}, got {self.dtype!r}")
         if self.quantize not in (None, "none", "int8"):
             raise InputError(f"--quantize must be int8, got {self.quantize!r}")
         if self.quantize == "none":
@@ -107,16 +108,15 @@ class PipelineOptions:
     def for_device(self, device: Any) -> PipelineOptions:
         """A copy with the automatic values decided for ``device`` (a torch.device or its name)."""
         cuda = str(getattr(device, "type", device)).startswith("cuda")
-        precision = self.precision
-        if precision == "auto":
-            precision = "float16" if cuda else "float32"
-        if precision == "float16" and not cuda:
-            raise InputError("--precision float16 is CUDA autocast; on CPU use float32 (or --quantize int8)")
         if self.quantize and cuda:
             raise InputError("--quantize int8 runs on CPU only; add --device cpu")
+        if self.quantize and self.dtype not in ("auto", "float32"):
+            raise InputError(f"--quantize int8 keeps the tower's other operations in float32: drop --dtype "
+                             f"{self.dtype} (or --quantize; bfloat16 alone is the faster one on CPUs that have it)")
+        dtype = resolve_compute_dtype(self.dtype, "cuda" if cuda else "cpu", self.quantize)
         workers = self.decode_workers or (min(GPU_DECODE_WORKERS, max(1, (os.cpu_count() or 2) // 2)) if cuda else 1)
         threads = self.decode_threads or (2 if cuda else 1)
-        return dataclasses.replace(self, precision=precision, decode_workers=workers, decode_threads=threads)
+        return dataclasses.replace(self, dtype=dtype, decode_workers=workers, decode_threads=threads)
 
 
 @dataclass
@@ -282,7 +282,8 @@ class FeatureEncoder:
     With ``quantize="int8"`` the first batch's first frames are encoded in fp32 and in
     int8 and the difference is kept in ``drift`` (see ``feature_drift``) and passed to
     ``on_quantized``. ``in_place=False`` quantizes a copy, leaving the caller's model as
-    it was. ``half``: float16 autocast (CUDA).
+    it was. ``dtype``: the compute dtype (resolved, not ``auto``): a CPU tower is cast to
+    it on the first batch (a copy unless ``in_place``), a CUDA one autocast.
     """
 
     def __init__(
@@ -291,10 +292,10 @@ class FeatureEncoder:
         quantize: str | None = None,
         in_place: bool = False,
         on_quantized: Callable[[dict], None] | None = None,
-        half: bool = False,
+        dtype: str = "float32",
     ) -> None:
         self.handle = handle
-        self.half = half
+        self.dtype = dtype
         self.drift: dict | None = None
         self._quantize_pending = quantize is not None
         self._in_place = in_place
@@ -304,7 +305,9 @@ class FeatureEncoder:
         """float [N, 3, H, W] model input -> float32 [N, D] features."""
         if self._quantize_pending:
             self._quantize(batch)
-        return encode_images(self.handle, batch, half=self.half).numpy()
+        elif self.handle.device.type == "cpu" and self.handle.image_dtype != self.dtype:
+            self.handle = cast_image_tower(self.handle, self.dtype, in_place=self._in_place)
+        return encode_images(self.handle, batch, self.dtype).numpy()
 
     def _quantize(self, batch: Any) -> None:
         sample = batch[:DRIFT_SAMPLE_FRAMES]  # small: the fp32 pass is extra work
@@ -393,14 +396,14 @@ def encode_videos(
     *,
     on_progress: Callable[[str, int, int], None] | None = None,
     on_quantized: Callable[[dict], None] | None = None,
-    quantize_in_place: bool = False,
+    in_place: bool = False,
 ) -> Iterator[EncodedVideo | FailedVideo]:
     """Each video's features (``EncodedVideo``) or why it failed (``FailedVideo``).
 
     Results come in input order (with several decoding workers a finished video waits
     for those before it). ``on_progress(video_id, encoded, total)`` follows each
     video's features; ``on_quantized(drift)`` reports the int8 drift.
-    ``quantize_in_place`` quantizes ``handle``'s own model instead of a copy. The
+    ``in_place`` quantizes or casts ``handle``'s own image tower instead of a copy. The
     decoding threads run for as long as the iteration lasts (close it to stop early).
     A caller that caches features (``psftr detect``) keeps ``result.features``
     [T, D], ``result.times`` [T] and ``result.plan`` (duration, frame count, rate).
@@ -410,8 +413,8 @@ def encode_videos(
     options = options.for_device(handle.device)
     progress = on_progress or (lambda video_id, encoded, total: None)
     frame_preprocess = FramePreprocess(handle.preprocess, options.preprocess)
-    encoder = FeatureEncoder(handle, options.quantize, in_place=quantize_in_place, on_quantized=on_quantized,
-                             half=options.precision == "float16")
+    encoder = FeatureEncoder(handle, options.quantize, in_place=in_place, on_quantized=on_quantized,
+                             dtype=options.dtype)
     # by video id in input order; None until the video starts
     started: OrderedDict[str, EncodedVideo | FailedVideo | None] = OrderedDict((v.video_id, None) for v in videos)
     batches = BatchAssembler(encoder, options.batch_size,

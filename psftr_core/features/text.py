@@ -172,29 +172,30 @@ def lookup_text_embeddings(
 
 
 def encode_class_names(class_names: Sequence[str], tower: TextTower, prompt: str | None = None,
-                       cache_dir: Any = None, device: str = "cpu") -> np.ndarray:
+                       cache_dir: Any = None, device: str = "cpu", dtype: str = "float32") -> np.ndarray:
     """[K, E] float32 text embeddings (not normalised) of ``prompt`` filled with each name.
 
     Cached on disk by ``encode_texts`` (``cache_dir``, default the psftr cache
-    directory), keyed by model, weights, prompt and class name.
+    directory), keyed by model, weights, prompt, class name and ``dtype`` (what the text
+    tower computes in; ``auto`` is float32).
     """
     from psftr_core.features import clip as clip_models
 
     handle = load_text_tower(tower, device)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return np.asarray(clip_models.encode_texts(handle, list(class_names), prompt=prompt or DEFAULT_PROMPT,
-                                               cache_dir=cache), dtype=np.float32)
+                                               cache_dir=cache, dtype=dtype), dtype=np.float32)
 
 
 def dataset_text_embeddings(dataset: Any, tower: TextTower, prompt: str | None = None, cache_dir: Any = None,
-                            device: str = "cpu") -> dict[str, np.ndarray]:
+                            device: str = "cpu", dtype: str = "float32") -> dict[str, np.ndarray]:
     """``{class name: [D] float32}`` for every class of ``dataset``, encoded with ``tower``
     on ``prompt`` (default: the prompt ``psftr train`` uses by default), whatever table
     the dataset has: what :func:`save_text_embeddings` writes for a machine without CLIP."""
     classes = list(getattr(dataset, "classes", []) or [])
     if not classes:
         raise InputError(f"dataset {dataset.name} has no classes to encode: add them to its annotations file")
-    vectors = encode_class_names(classes, tower, prompt or DEFAULT_PROMPT, cache_dir, device)
+    vectors = encode_class_names(classes, tower, prompt or DEFAULT_PROMPT, cache_dir, device, dtype)
     check_text_width(vectors.shape[1], tower, dataset)
     return dict(zip(classes, vectors))
 

@@ -106,6 +106,9 @@ def start_detection(
     # Inputs first, so a missing path is reported before any model is loaded.
     clip = ClipProvider(opts.clip_model, opts.clip_pretrained, opts.clip_config, opts.device, opts.cache_dir)
     source = open_feature_source(inputs, opts.features_dir, sampling, clip, opts.cache_dir, pipeline, opts.extractor)
+    if isinstance(source, DatasetSource) and opts.dtype != "auto":
+        source.warnings.append(f"--dtype {opts.dtype} applies to the image tower on video inputs; the features of "
+                               "--features DIR are already computed (and text embeddings are float32)")
     if opts.checkpoint is not None:
         check_path_exists(opts.checkpoint, "checkpoint")
         detector = checkpoint_detector(opts.checkpoint, opts.device)

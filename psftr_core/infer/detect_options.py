@@ -50,6 +50,8 @@ class DetectOptions:
         localizer_config: a ``localizer.LocalizerConfig`` for the training-free localizer.
         batch_size / decoder: frames per CLIP call and the video decoder (auto, decord,
             pyav) of the feature pipeline, as in ``psftr extract``.
+        dtype: what the image tower computes in (``auto`` | ``float32`` | ``bfloat16``
+            | ``float16``, as ``psftr extract --dtype``); part of the feature cache key.
         extractor: turns video files into features (default
             :func:`psftr_core.features.pipeline.extract_video_features`); another one, e.g.
             a fake decoder in tests, has the same signature.
@@ -73,6 +75,7 @@ class DetectOptions:
     localizer_config: Any = None
     batch_size: int = 16
     decoder: str = "auto"
+    dtype: str = "auto"
     extractor: VideoFeatureExtractor = extract_video_features
 
     def check(self) -> tuple[tuple[str, float] | None, PipelineOptions]:
@@ -80,8 +83,8 @@ class DetectOptions:
         (None: the default) and the feature pipeline's options."""
         check_limits(self.min_duration, self.top_k, self.threshold, self.nms_iou)
         sampling = sampling_arg(self.stride, self.fps)
-        pipeline = PipelineOptions(batch_size=self.batch_size, decoder=self.decoder)
-        pipeline.validate()  # --batch-size, --decoder: InputError before any model loads
+        pipeline = PipelineOptions(batch_size=self.batch_size, decoder=self.decoder, dtype=self.dtype)
+        pipeline.validate()  # --batch-size, --decoder, --dtype: InputError before any model loads
         if self.clip_config is not None:
             check_path_exists(self.clip_config, "CLIP config file")
         return sampling, pipeline

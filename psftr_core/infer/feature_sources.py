@@ -172,15 +172,17 @@ class VideoSource(FeatureSource):
         return [SourceItem(v.video_id, str(v.path), v.path) for v in self.videos]
 
     def describe(self) -> str:
-        return f"{self.clip.describe()} on frames sampled at {sampling_text(self.sampling)}"
+        return (f"{self.clip.describe()} computing in {self.compute_dtype()} on frames sampled at "
+                f"{sampling_text(self.sampling)}")
 
     def feature_dim(self, clip: ClipProvider) -> int:
         return int(clip.handle().embed_dim)
 
     def feature_spec(self) -> FeatureSpec:
         """Everything that changes a video's features: CLIP model, weights, transform and
-        its implementation, sampling. The decoder and batch size are left out: they change
-        the features by rounding noise only (as in ``psftr extract``)."""
+        its implementation, sampling, the dtype the tower computes in. The decoder and
+        batch size are left out: they change the features by rounding noise only (as in
+        ``psftr extract``)."""
         handle = self.clip.handle()
         return FeatureSpec(
             clip_model=handle.model_id,
@@ -188,8 +190,12 @@ class VideoSource(FeatureSource):
             sampling=sampling_text(self.sampling),
             dtype="float16",
             extra={"transform": repr(handle.preprocess), "quantized": handle.quantized,
-                   "preprocess": self.pipeline.preprocess},
+                   "preprocess": self.pipeline.preprocess, "compute_dtype": self.compute_dtype()},
         )
+
+    def compute_dtype(self) -> str:
+        """What the image tower computes in on this run's device (``--dtype`` resolved)."""
+        return self.pipeline.for_device(self.clip.handle().device).dtype
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "videos", **self.feature_spec().to_dict()}

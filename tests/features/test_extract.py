@@ -76,7 +76,7 @@ def test_features_equal_direct_forward(tmp_path, tiny_clip, bikes_video, video_f
     assert manifest["clip"]["weights_id"] == tiny_clip.weights_id
     assert manifest["sampling"]["stride"] == 8 and manifest["dtype"] == "float32"
     assert manifest["num_videos"] == 3 and "Normalize" in manifest["clip"]["transform"]
-    assert manifest["decoding"]["precision"] == "float32" and manifest["decoding"]["preprocess"] == "pil"
+    assert manifest["compute_dtype"] == "float32" and manifest["decoding"]["preprocess"] == "pil"
     assert sum(manifest["decoding"]["videos_by_decoder"].values()) == 3
     assert tmp_files(out) == []
 
@@ -210,10 +210,10 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, tiny_clip
         real_write(out, video, *args, **kwargs)
         written.append(video.video_id)
 
-    def encode(handle, batch, half=False):
+    def encode(handle, batch, dtype="float32"):
         if written:  # first video finished: Ctrl-C while encoding the second
             raise KeyboardInterrupt
-        return real_encode(handle, batch, half=half)
+        return real_encode(handle, batch, dtype)
 
     with monkeypatch.context() as patch:
         patch.setattr(pipeline, "encode_images", encode)
@@ -333,7 +333,7 @@ def test_other_settings_for_videos_the_run_does_not_cover_are_refused(tmp_path, 
     with pytest.raises(InputError) as info:
         run([video_folder / "alpha.mp4"], out, tiny_clip, dtype="float32")
     message = str(info.value)
-    assert str(out) in message and "(beta; --dtype float16 there, float32 now)" in message
+    assert str(out) in message and "(beta; feature file dtype float16 there, float32 now)" in message
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before  # nothing written
     # the same settings for one video, or new settings for all of them, are fine
     assert run([video_folder / "alpha.mp4"], out, tiny_clip).ids("skipped") == ["alpha"]
@@ -389,14 +389,18 @@ def test_fifos_and_symlink_loops_in_the_folder_are_skipped_without_opening_them(
                                                                   "not a regular file (named pipe)"]
 
 
-def test_cli_decoder_and_precision_flags(tmp_path, tiny_clip_files, video_folder, capsys):
+def test_cli_decoder_and_dtype_flags(tmp_path, tiny_clip_files, video_folder, capsys):
     from train_helpers import psftr_main
 
     flags = ["--clip-config", tiny_clip_files.config, "--clip-pretrained", tiny_clip_files.weights,
              "--device", "cpu", "--quiet", "--decoder", "pyav"]
     out = tmp_path / "out"
-    assert psftr_main(["extract", video_folder / "beta.mp4", "--output", out, *flags, "--precision", "float16"]) == 2
-    assert "--precision float16 is CUDA autocast" in capsys.readouterr().err and not out.exists()
+    assert psftr_main(["extract", video_folder / "beta.mp4", "--output", out, *flags, "--dtype", "bf16"]) == 2
+    assert "--dtype must be one of auto|float32|bfloat16|float16, got 'bf16'" in capsys.readouterr().err
+    assert psftr_main(["extract", video_folder / "beta.mp4", "--output", out, *flags, "--dtype", "bfloat16",
+                       "--quantize", "int8"]) == 2
+    assert "--quantize int8 keeps the tower's other operations in float32" in capsys.readouterr().err
+    assert not out.exists()
     assert psftr_main(["extract", video_folder / "beta.mp4", "--output", out, *flags, "--decode-workers", "2"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["decoding"]["videos_by_decoder"] == {"pyav": 1} and manifest["decoding"]["decoder"] == "pyav"

@@ -50,9 +50,9 @@ def test_batches_span_videos_without_changing_features(tiny_clip, video_folder, 
     calls = []
     real = pipeline.encode_images
 
-    def counting(handle, batch, half=False):
+    def counting(handle, batch, dtype="float32"):
         calls.append(len(batch))
-        return real(handle, batch, half=half)
+        return real(handle, batch, dtype)
 
     monkeypatch.setattr(pipeline, "encode_images", counting)
     one_by_one = run(paths, tiny_clip, batch_size=1)
@@ -94,29 +94,35 @@ def test_a_decoder_that_stops_short_fails_that_video_and_not_the_ones_after_it(t
     assert results[0].error == "decoded 4 of 6 frames" and results[1].features.shape == (4, 64)
 
 
-def test_precision_and_workers_are_decided_by_the_device():
+def test_dtype_and_workers_are_decided_by_the_device(monkeypatch):
+    monkeypatch.setenv("PSFTR_CPU_BFLOAT16", "0")
     cpu = PipelineOptions().for_device("cpu")
-    assert (cpu.precision, cpu.decode_workers, cpu.decode_threads) == ("float32", 1, 1)
+    assert (cpu.dtype, cpu.decode_workers, cpu.decode_threads) == ("float32", 1, 1)
+    monkeypatch.setenv("PSFTR_CPU_BFLOAT16", "1")
+    assert PipelineOptions().for_device("cpu").dtype == "bfloat16"
+    assert PipelineOptions(quantize="int8").for_device("cpu").dtype == "float32"  # int8 keeps float32 around it
     gpu = PipelineOptions().for_device("cuda")
-    assert gpu.precision == "float16" and gpu.decode_workers >= 1 and gpu.decode_threads == 2
-    assert PipelineOptions(precision="float32", decode_workers=3).for_device("cuda:1").precision == "float32"
-    with pytest.raises(InputError, match="--precision float16 is CUDA autocast"):
-        PipelineOptions(precision="float16").for_device("cpu")
+    assert gpu.dtype == "float16" and gpu.decode_workers >= 1 and gpu.decode_threads == 2
+    assert PipelineOptions(dtype="float32", decode_workers=3).for_device("cuda:1").dtype == "float32"
+    with pytest.raises(InputError, match="--quantize int8 keeps the tower's other operations in float32"):
+        PipelineOptions(dtype="bfloat16", quantize="int8").for_device("cpu")
     with pytest.raises(InputError, match="--quantize int8 runs on CPU only"):
         PipelineOptions(quantize="int8").for_device("cuda")
-    for bad, flag in ((dict(decoder="opencv"), "--decoder"), (dict(precision="bf16"), "--precision"),
+    for bad, flag in ((dict(decoder="opencv"), "--decoder"), (dict(dtype="bf16"), "--dtype"),
                       (dict(batch_size=0), "--batch-size"), (dict(stride=None), "--stride")):
         with pytest.raises(InputError, match=flag):
             PipelineOptions(**bad).validate()
 
 
-def test_half_precision_reaches_the_image_tower(tiny_clip, monkeypatch):
+def test_the_compute_dtype_reaches_the_image_tower(tiny_clip, monkeypatch):
     seen = []
-    def recording(handle, batch, half=False):
-        seen.append(half)
+    def recording(handle, batch, dtype="float32"):
+        seen.append((dtype, handle.image_dtype, next(handle.model.visual.parameters()).dtype))
         return batch[:, 0, 0, :2]
 
     monkeypatch.setattr(pipeline, "encode_images", recording)
-    FeatureEncoder(tiny_clip, half=True).encode(torch.zeros(2, 3, 64, 64))
+    FeatureEncoder(tiny_clip, dtype="bfloat16").encode(torch.zeros(2, 3, 64, 64))
     FeatureEncoder(tiny_clip).encode(torch.zeros(2, 3, 64, 64))
-    assert seen == [True, False]
+    assert seen == [("bfloat16", "bfloat16", torch.bfloat16), ("float32", "float32", torch.float32)]
+    # the caller's model is left as it was (a cast copy of the image tower was used)
+    assert tiny_clip.image_dtype == "float32" and next(tiny_clip.model.visual.parameters()).dtype == torch.float32
