@@ -51,12 +51,10 @@ def text_embeddings(
     from psftr_core.data.datasets import load_dataset
     from psftr_core.device import resolve_device
     from psftr_core.features.text import TEXT_EMBEDDINGS_NAME, dataset_text_embeddings, save_text_embeddings
+    from psftr_core.features.compute_dtype import check_compute_dtype
     from psftr_core.runtime.clip_source import ClipRequest, dataset_text_tower
 
-    from psftr_core.features.compute_dtype import COMPUTE_DTYPES
-
-    if dtype not in COMPUTE_DTYPES:
-        raise InputError(f"--dtype must be one of {'|'.join(COMPUTE_DTYPES)}, got {dtype!r}")
+    check_compute_dtype(dtype)
     data = load_dataset(dataset, data_root=data_root)
     path = output if output is not None else Path(data.root) / TEXT_EMBEDDINGS_NAME
     if path.exists():

@@ -218,15 +218,20 @@ def encode_images(handle: ClipHandle, images: "Any", dtype: str = "float32") -> 
     """
     import torch
 
-    cuda = handle.device.type == "cuda"
-    half = cuda and dtype != "float32"
     images = images.to(handle.device, non_blocking=True)
-    if not cuda and handle.image_dtype != "float32":
+    if handle.device.type != "cuda" and handle.image_dtype != "float32":
         images = images.to(torch_dtype(handle.image_dtype))
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch_dtype(dtype) if half else torch.float16,
-                                                enabled=half):
+    with torch.inference_mode(), _cuda_autocast(handle, dtype):
         feats = handle.model.encode_image(images)
     return feats.float().cpu()
+
+
+def _cuda_autocast(handle: ClipHandle, dtype: str) -> Any:
+    """Autocast in ``dtype`` when the model is on CUDA and ``dtype`` is not float32; else off."""
+    import torch
+
+    enabled = handle.device.type == "cuda" and dtype != "float32"
+    return torch.autocast("cuda", dtype=torch_dtype(dtype) if enabled else torch.float16, enabled=enabled)
 
 
 def cast_image_tower(handle: ClipHandle, dtype: str, in_place: bool = False) -> ClipHandle:
@@ -312,15 +317,13 @@ def encode_texts(
                 continue
         missing.append(i)
 
-    model, cuda = handle.model, handle.device.type == "cuda"
-    if missing and dtype != "float32" and not cuda:
+    model = handle.model
+    if missing and dtype != "float32" and handle.device.type != "cuda":
         model = copy.deepcopy(model).to(torch_dtype(dtype))  # rare: float32 is the default
     for start in range(0, len(missing), max(1, batch_size)):
         chunk = missing[start : start + batch_size]
         tokens = handle.tokenizer([prompt.format(names[i]) for i in chunk]).to(handle.device)
-        autocast = cuda and dtype != "float32"
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch_dtype(dtype) if autocast else torch.float16,
-                                                    enabled=autocast):
+        with torch.inference_mode(), _cuda_autocast(handle, dtype):
             feats = model.encode_text(tokens).float().cpu().numpy()
         for row, i in enumerate(chunk):
             out[i] = feats[row]

@@ -69,6 +69,14 @@ def _cpu_flags() -> set[str]:
     return words
 
 
+def check_compute_dtype(value: str) -> None:
+    """InputError naming ``--dtype`` unless ``value`` is one of ``COMPUTE_DTYPES``."""
+    if value not in COMPUTE_DTYPES:
+        from psftr_core.errors import InputError
+
+        raise InputError(f"--dtype must be one of {'|'.join(COMPUTE_DTYPES)}, got {value!r}")
+
+
 def resolve_compute_dtype(requested: str, device_type: str, quantize: str | None = None) -> str:
     """The dtype ``requested`` (one of ``COMPUTE_DTYPES``) means on ``device_type``
     (``"cpu"`` or ``"cuda"``). With int8 quantization the tower's other operations stay

@@ -41,7 +41,7 @@ import numpy as np
 from psftr_core.defaults import DEFAULT_STRIDE
 from psftr_core.errors import InputError, PsftrError
 from psftr_core.features.clip import ClipHandle, cast_image_tower, encode_images, quantize_image_tower
-from psftr_core.features.compute_dtype import COMPUTE_DTYPES, resolve_compute_dtype
+from psftr_core.features.compute_dtype import check_compute_dtype, resolve_compute_dtype
 from psftr_core.features.decoders import DECODERS, VideoDecodeError, decord_available, open_video
 from psftr_core.features.preprocess import PREPROCESS_MODES, FramePreprocess
 from psftr_core.features.sampling import SamplePlan, SamplingError, plan_video
@@ -96,8 +96,7 @@ class PipelineOptions:
             raise InputError(f"--decode-workers must be 0 (auto) or more, got {self.decode_workers}")
         if self.decode_threads < 0 or self.prefetch < 1:
             raise InputError("decode_threads must be 0 (auto) or more and prefetch at least 1")
-        if self.dtype not in COMPUTE_DTYPES:
-            raise InputError(f"--dtype must be one of {'|'.join(COMPUTE_DTYPES)}, got {self.dtype!r}")
+        check_compute_dtype(self.dtype)
         if self.quantize not in (None, "none", "int8"):
             raise InputError(f"--quantize must be int8, got {self.quantize!r}")
         if self.quantize == "none":
