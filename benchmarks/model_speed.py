@@ -4,12 +4,16 @@ Default workload: THUMOS14 preset, batch 16, 128 snippets, 20 classes, D = 512.
 
     python -m benchmarks.model_speed [--device cpu|cuda|auto] [--iters 5] [--warmup 2]
                                      [--preset thumos14|anet] [--batch 16] [--snippets 128]
-                                     [--classes 20] [--threads N]
+                                     [--classes 20] [--threads N] [--dtype float32|bfloat16]
+                                     [--set key=value ...]
 
 Prints one ``key: value`` line per number on stdout. Times are means over ``--iters``
 iterations after ``--warmup`` untimed ones: "forward" is inference (eval mode, no
 gradient, including ROI-logit mixing); "forward+backward" is a training step without
-the optimizer (train mode, a loss touching every output).
+the optimizer (train mode, a loss touching every output). ``--dtype bfloat16`` casts the
+model and its inputs (weights, not autocast: on CPU autocast is slower than float32) and
+prints how far its outputs are from float32's, to decide whether the model itself gains
+from bfloat16 (docs/training.md).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 
 import torch
 
-from psftr_core.config import preset, preset_names
+from psftr_core.config import apply_overrides, preset, preset_names
 from psftr_core.infer.scoring import PostProcess
 from psftr_core.model import PSFTR
 
@@ -50,6 +54,9 @@ def main() -> None:
     parser.add_argument("--snippets", type=int, default=128)
     parser.add_argument("--classes", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="model.* overrides of the preset, e.g. model.hidden_dim=128")
     args = parser.parse_args()
 
     if args.device == "auto":
@@ -61,11 +68,22 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
 
-    cfg = preset(args.preset).model
+    cfg = apply_overrides(preset(args.preset), args.overrides).model
+    dtype = getattr(torch, args.dtype)
     model = PSFTR(cfg).to(device)
     features = torch.randn(args.batch, args.snippets, cfg.feature_dim, device=device)
     mask = torch.zeros(args.batch, args.snippets, dtype=torch.bool, device=device)
     text = torch.randn(args.classes, cfg.text_dim, device=device)
+    if dtype != torch.float32:
+        model.eval()
+        with torch.no_grad():
+            reference = model(features, mask, text)["pred_logits"]
+        model = model.to(dtype)
+        features, text = features.to(dtype), text.to(dtype)
+        with torch.no_grad():
+            cast = model(features, mask, text)["pred_logits"].float()
+        print(f"pred_logits max abs difference to float32: {(cast - reference).abs().max():.4f} "
+              f"(float32 range {reference.min():.2f} to {reference.max():.2f})")
 
     def forward() -> None:
         model.eval()
@@ -90,7 +108,7 @@ def main() -> None:
     )
     print(
         f"workload: preset={args.preset} batch={args.batch} snippets={args.snippets} "
-        f"classes={args.classes} D={cfg.feature_dim} hidden={cfg.hidden_dim} "
+        f"classes={args.classes} D={cfg.feature_dim} hidden={cfg.hidden_dim} dtype={args.dtype} "
         f"enc_layers={cfg.enc_layers} dec_layers={cfg.dec_layers} queries={cfg.num_queries}"
     )
     print(f"parameters: {params} ({params / 1e6:.2f} M)")

@@ -296,7 +296,7 @@ class FeatureEncoder:
         self.handle = handle
         self.dtype = dtype
         self.drift: dict | None = None
-        self._quantize_pending = quantize is not None
+        self._quantize_pending = quantize is not None and not handle.quantized  # a given int8 tower stays
         self._in_place = in_place
         self._on_quantized = on_quantized
 

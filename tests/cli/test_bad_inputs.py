@@ -32,7 +32,19 @@ from typing import Any
 
 import pytest
 
-from bad_input_cases import CASES, FFMPEG_LOG_LINE, RAW_TEXT, Case, Result, Scene, expand_argv, expand_text
+import fault_cases_checkpoints
+import fault_cases_data
+import fault_cases_paths
+import fault_cases_rundir
+import fault_cases_settings
+import fault_cases_streams
+from bad_input_cases import CASES as BASE_CASES
+from bad_input_cases import FFMPEG_LOG_LINE, RAW_TEXT, Case, Result, Scene, expand_argv, expand_text
+
+# issue 27's rows live in one module per mechanism
+CASES = [*BASE_CASES, *(case for module in (fault_cases_streams, fault_cases_settings, fault_cases_rundir,
+                                            fault_cases_checkpoints, fault_cases_data, fault_cases_paths)
+                        for case in module.CASES)]
 
 FIFO_GUARD_SECONDS = 30
 

@@ -264,6 +264,23 @@ def test_quantize_int8_reports_drift_and_leaves_callers_model(tmp_path, tiny_cli
     np.testing.assert_allclose(cosine.mean(), drift["cosine_mean"], atol=1e-5)
 
 
+def test_a_given_int8_tower_is_used_as_is(tmp_path, tiny_clip, video_folder):
+    """A caller's already-quantized handle (benchmarks/extract.py makes one per dtype) is not
+    quantized again: the same features as a run that quantizes on its first batch."""
+    import copy
+
+    from psftr_core.features.clip import quantize_image_tower
+
+    fresh = run([video_folder / "alpha.mp4"], tmp_path / "fresh", tiny_clip, quantize="int8", dtype="float32")
+    quantized = copy.copy(tiny_clip)
+    quantized.model = copy.deepcopy(tiny_clip.model)
+    quantize_image_tower(quantized)
+    given = run([video_folder / "alpha.mp4"], tmp_path / "given", quantized, quantize="int8", dtype="float32")
+    assert fresh.quantize_drift is not None and given.quantize_drift is None  # no second quantization
+    np.testing.assert_array_equal(np.load(tmp_path / "given" / "features" / "alpha.npy"),
+                                  np.load(tmp_path / "fresh" / "features" / "alpha.npy"))
+
+
 def test_user_dataset_files_are_not_overwritten(tmp_path, tiny_clip, video_folder):
     out = tmp_path / "mine"
     out.mkdir()
