@@ -10,7 +10,10 @@ Checkpoints store :func:`config_to_dict` (plain Python types only, so
 :func:`config_from_dict`.
 
 Unknown keys and badly typed values raise :class:`~psftr_core.errors.InputError`
-naming the key and listing the valid ones. This module does not import torch.
+naming the key and listing the valid ones; numbers must be finite and within :data:`RANGES`
+(:func:`validate_config`, run by every loader: YAML, ``--set``, a checkpoint's config). Echoed
+values are cut (:func:`shown`); YAML is read by :mod:`psftr_core.io.yaml_file`, which refuses
+alias bombs. This module does not import torch.
 
 Choices not fixed by the method text (documented here once):
 
@@ -40,6 +43,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import math
+import reprlib
 import types
 import typing
 import warnings
@@ -53,6 +59,7 @@ from psftr_core.data.builtins import builtin_dataset, builtin_known_as, builtin_
 from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.errors import InputError
 from psftr_core.io.atomic import write_text
+from psftr_core.io.yaml_file import read_yaml_file
 
 SPDE_VARIANTS = ("none", "concat_mlp", "residual", "mlp_residual")
 DEFAULT_PRESET = "thumos14"  # the dataclass defaults hold its values; datasets that are no built-in use it
@@ -221,6 +228,58 @@ SECTIONS: dict[str, type] = {
 
 
 # ---------------------------------------------------------------------------
+# The values every numeric setting may take
+
+
+@dataclass(frozen=True)
+class Range:
+    """``low`` to ``high``, each end included unless open; ``str`` writes it as ``[0, 1)``."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        return (value > self.low if self.low_open else value >= self.low) and (
+            value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self) -> str:
+        low, high = (str(int(end)) if float(end).is_integer() else repr(end) for end in (self.low, self.high))
+        return f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+_FRACTION, _OPEN_FRACTION, _FRACTION_BELOW_1 = Range(0, 1), Range(0, 1, low_open=True), Range(0, 1, high_open=True)
+_COEFFICIENT = Range(0, 10_000)  # loss coefficients and matching costs: 0 = off
+_EPOCHS, _LR = Range(1, 100_000), Range(0, 10, low_open=True)
+
+# Every int and float field (a tuple field: each item; null is allowed where the type is optional); nan and
+# inf are refused everywhere. The upper bounds are far above any real use and keep a typo (a few extra
+# zeros) from reaching the allocator: 10^9 queries would ask for terabytes.
+RANGES: dict[str, Range] = {
+    "model.feature_dim": Range(1, 16_384), "model.text_dim": Range(1, 16_384), "model.hidden_dim": Range(1, 8_192),
+    "model.num_heads": Range(1, 256), "model.enc_layers": Range(0, 64), "model.dec_layers": Range(1, 64),
+    "model.num_queries": Range(1, 10_000), "model.enc_points": Range(1, 64), "model.dec_points": Range(1, 64),
+    "model.dim_feedforward": Range(1, 65_536), "model.dropout": _FRACTION_BELOW_1, "model.num_groups": Range(1, 8_192),
+    "model.logit_scale": Range(0, 10_000, low_open=True), "model.roi_size": Range(1, 1_024),
+    "model.roi_samples_per_bin": Range(1, 64), "model.roi_logit_weight": _FRACTION,
+    "train.lr": _LR, "train.lr_backbone": _LR, "train.lr_linear_proj_mult": Range(0, 1_000),
+    "train.weight_decay": Range(0, 100), "train.clip_max_norm": Range(0, 1e6),  # 0 = no clipping
+    "train.epochs": _EPOCHS, "train.lr_drop_epochs": _EPOCHS, "train.lr_drop_factor": _OPEN_FRACTION,
+    "train.batch_size": Range(1, 65_536), "train.focal_alpha": _FRACTION, "train.focal_gamma": Range(0, 100),
+    **{f"train.{n}_loss_coef": _COEFFICIENT for n in ("cls", "seg", "iou", "actionness", "salient", "snippet_cls")},
+    **{f"train.set_cost_{n}": _COEFFICIENT for n in ("class", "seg", "iou")},
+    "train.seed": Range(-(2**63), 2**64 - 1),  # what torch.manual_seed accepts
+    "train.calibration_epochs": _EPOCHS, "train.vocab_dropout": _FRACTION,
+    "data.slice_size": Range(1, 65_536), "data.slice_overlap": _FRACTION_BELOW_1,
+    "data.inference_slice_overlap": _FRACTION_BELOW_1, "data.resize_length": Range(1, 65_536),
+    "data.min_instance_integrity": _OPEN_FRACTION,
+    "inference.topk": Range(1, 100_000), "inference.nms_iou": _OPEN_FRACTION, "inference.roi_weight": _FRACTION,
+    "inference.contrast_weight": _FRACTION, "inference.score_threshold": _FRACTION,
+}
+
+
+# ---------------------------------------------------------------------------
 # Presets (Table 5)
 
 
@@ -249,8 +308,34 @@ def preset(name: str) -> PSFTRConfig:
 # Type coercion from YAML values and override strings
 
 
+@functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def number_type(tp: Any) -> type | None:
+    """``int`` or ``float`` for a numeric field type (also optional, or a tuple of them), else None."""
+    tp = _optional_inner(tp) or tp
+    tp = typing.get_args(tp)[0] if typing.get_origin(tp) is tuple else tp
+    return tp if tp in (int, float) else None
+
+
+def numeric_fields() -> dict[str, type]:
+    """``{"section.key": int or float}`` for every numeric field of the config sections."""
+    return {f"{section}.{name}": kind for section, cls in SECTIONS.items()
+            for name, tp in _field_types(cls).items() if (kind := number_type(tp)) is not None}
+
+
+SHOWN_CHARS = 80  # longest value echoed in an error message
+_short_repr = reprlib.Repr()
+_short_repr.maxstring = _short_repr.maxother = SHOWN_CHARS
+
+
+def shown(value: Any, as_text: bool = False) -> str:
+    """``repr(value)`` (``str`` with ``as_text``) cut to :data:`SHOWN_CHARS` characters: a value
+    from a user file may be huge (reprlib bounds the work too, not just the text)."""
+    text = str(value) if as_text else _short_repr.repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 def _type_name(tp: Any) -> str:
@@ -278,7 +363,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Convert ``value`` (from YAML, or a string from an override) to type ``tp``."""
 
     def bad() -> InputError:
-        return InputError(f"bad value {value!r} for config key {key}: expected {_type_name(tp)}")
+        return InputError(f"bad value {shown(value)} for config key {key}: expected {_type_name(tp)}")
 
     inner = _optional_inner(tp)
     if inner is not None:
@@ -309,13 +394,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp in (int, float):
         # An int is a valid float, not the other way round; YAML 1.1 reads "1e-4" as a string.
         accepted = (int,) if tp is int else (int, float)
-        if isinstance(value, accepted) and not isinstance(value, bool):
-            return tp(value)
-        if isinstance(value, str):
-            try:
+        try:
+            if isinstance(value, accepted) and not isinstance(value, bool):
+                return tp(value)
+            if isinstance(value, str):
                 return tp(value.strip())
-            except ValueError:
-                raise bad() from None
+        except (ValueError, OverflowError):  # OverflowError: an int too big for a float
+            raise bad() from None
         raise bad()
     if tp is str:
         if isinstance(value, str):
@@ -327,7 +412,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 def _merge_section(obj: Any, values: Any, section: str) -> Any:
     """A copy of dataclass ``obj`` with the keys of mapping ``values`` replaced."""
     if not isinstance(values, dict):
-        raise InputError(f"config section {section!r} must be a mapping of keys to values, got {values!r}")
+        raise InputError(f"config section {section!r} must be a mapping of keys to values, got {shown(values)}")
     hints = _field_types(type(obj))
     changes = {}
     for key, value in values.items():
@@ -341,8 +426,8 @@ def _merge_section(obj: Any, values: Any, section: str) -> Any:
             warnings.warn(f"config value {dotted}={value} is now {dotted}={renamed}", DeprecationWarning, stacklevel=2)
             value = renamed
         if key not in hints:
-            valid = ", ".join(hints)
-            raise InputError(f"unknown config key {section}.{key}; valid keys of {section!r}: {valid}")
+            raise InputError(f"unknown config key {section}.{shown(key, as_text=True)}; "
+                             f"valid keys of {section!r}: {', '.join(hints)}")
         changes[key] = _coerce(value, hints[key], f"{section}.{key}")
     return dataclasses.replace(obj, **changes)
 
@@ -353,7 +438,7 @@ def _merge(cfg: PSFTRConfig, data: Any) -> PSFTRConfig:
     out = copy.deepcopy(cfg)
     for section, values in data.items():
         if section not in SECTIONS:
-            raise InputError(f"unknown config section {section!r}; valid sections: {', '.join(SECTIONS)}")
+            raise InputError(f"unknown config section {shown(section)}; valid sections: {', '.join(SECTIONS)}")
         if values is None:
             continue
         setattr(out, section, _merge_section(getattr(out, section), values, section))
@@ -364,13 +449,30 @@ def _merge(cfg: PSFTRConfig, data: Any) -> PSFTRConfig:
 # Validation
 
 
+# The string settings that name one of a few choices.
+CHOICES = {"model.spde_variant": SPDE_VARIANTS, "train.cls_loss": CLS_LOSSES, "inference.scoring": SCORINGS,
+           "inference.nms": NMS_MODES, "inference.method": INFERENCE_METHODS}
+
+
 def validate_config(cfg: PSFTRConfig) -> PSFTRConfig:
-    """Raise InputError for values no model or run can use; return ``cfg``."""
+    """Raise InputError for values no model or run can use; return ``cfg``: numbers finite
+    and within :data:`RANGES`, choices among :data:`CHOICES`, then what relates several keys."""
+    for key, kind in numeric_fields().items():
+        value = _value_at(cfg, key)
+        for item in value if isinstance(value, tuple) else (value,):
+            if item is not None:
+                _check_number(key, item, kind, value)
+    for key, choices in CHOICES.items():
+        value = _value_at(cfg, key)
+        _need(value in choices, f"{key} must be one of {', '.join(choices)}, got {shown(value)}")
     _validate_model(cfg.model)
-    _validate_train(cfg.train)
-    _validate_data(cfg.data)
-    _validate_inference(cfg.inference)
+    _need("{}" in cfg.data.prompt, f"data.prompt must contain '{{}}' for the class name, got {shown(cfg.data.prompt)}")
     return cfg
+
+
+def _value_at(cfg: PSFTRConfig, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
 
 
 def _need(ok: bool, message: str) -> None:
@@ -378,61 +480,24 @@ def _need(ok: bool, message: str) -> None:
         raise InputError(message)
 
 
+def _check_number(key: str, item: Any, kind: type, value: Any) -> None:
+    """``item`` (one value of ``key``, whose whole value is ``value``, shown in messages)."""
+    accepted = (int,) if kind is int else (int, float)
+    _need(isinstance(item, accepted) and not isinstance(item, bool),
+          f"config key {key} must be a {'whole number' if kind is int else 'number'}, got {shown(value)}")
+    _need(math.isfinite(item), f"config key {key} must be a finite number, got {shown(value)}")
+    allowed = RANGES.get(key)
+    _need(allowed is None or item in allowed, f"config key {key} must be in {allowed}, got {shown(value)}")
+
+
 def _validate_model(m: ModelConfig) -> None:
-    for name in ("feature_dim", "text_dim", "hidden_dim", "num_heads", "num_queries", "enc_points", "dec_points",
-                 "dim_feedforward", "num_groups", "roi_size", "roi_samples_per_bin", "dec_layers"):
-        _need(getattr(m, name) >= 1, f"model.{name} must be >= 1, got {getattr(m, name)}")
-    _need(m.enc_layers >= 0, f"model.enc_layers must be >= 0, got {m.enc_layers}")
     for divisor in ("num_heads", "num_groups"):
         _need(m.hidden_dim % getattr(m, divisor) == 0,
               f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.{divisor} ({getattr(m, divisor)})")
-    _need(m.spde_variant in SPDE_VARIANTS,
-          f"model.spde_variant must be one of {', '.join(SPDE_VARIANTS)}, got {m.spde_variant!r}")
     if m.spde_variant != "none" or m.use_roi_logits or m.use_visual_text_map:
         _need(m.feature_dim == m.text_dim,
               f"model.feature_dim ({m.feature_dim}) must equal model.text_dim ({m.text_dim}) when SPDE or "
               "ROI logits or the visual→text map compare video features with text embeddings")
-    _need(0.0 <= m.dropout < 1.0, f"model.dropout must be in [0, 1), got {m.dropout}")
-    _need(m.logit_scale > 0, f"model.logit_scale must be > 0, got {m.logit_scale}")
-    _need(0.0 <= m.roi_logit_weight <= 1.0, f"model.roi_logit_weight must be in [0, 1], got {m.roi_logit_weight}")
-
-
-def _validate_train(t: TrainConfig) -> None:
-    _need(t.lr > 0, f"train.lr must be > 0, got {t.lr}")
-    _need(t.epochs >= 1, f"train.epochs must be >= 1, got {t.epochs}")
-    _need(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
-    _need(t.clip_max_norm >= 0, f"train.clip_max_norm must be >= 0 (0 = off), got {t.clip_max_norm}")
-    _need(all(e >= 1 for e in t.lr_drop_epochs), f"train.lr_drop_epochs must be >= 1, got {t.lr_drop_epochs}")
-    _need(0.0 <= t.focal_alpha <= 1.0, f"train.focal_alpha must be in [0, 1], got {t.focal_alpha}")
-    _need(t.lr_backbone is None or t.lr_backbone > 0, f"train.lr_backbone must be > 0 or null, got {t.lr_backbone}")
-    _need(t.cls_loss in CLS_LOSSES, f"train.cls_loss must be one of {', '.join(CLS_LOSSES)}, got {t.cls_loss!r}")
-    _need(t.calibration_epochs is None or t.calibration_epochs >= 1,
-          f"train.calibration_epochs must be >= 1 or null, got {t.calibration_epochs}")
-    _need(0.0 <= t.vocab_dropout <= 1.0, f"train.vocab_dropout must be in [0, 1], got {t.vocab_dropout}")
-
-
-def _validate_data(d: DataConfig) -> None:
-    _need(d.slice_size >= 1, f"data.slice_size must be >= 1, got {d.slice_size}")
-    for name in ("slice_overlap", "inference_slice_overlap"):
-        _need(0.0 <= getattr(d, name) < 1.0, f"data.{name} must be in [0, 1), got {getattr(d, name)}")
-    _need(d.resize_length is None or d.resize_length >= 1,
-          f"data.resize_length must be >= 1 or null, got {d.resize_length}")
-    _need(0.0 < d.min_instance_integrity <= 1.0,
-          f"data.min_instance_integrity must be in (0, 1], got {d.min_instance_integrity}")
-    _need("{}" in d.prompt, f"data.prompt must contain '{{}}' where the class name goes, got {d.prompt!r}")
-
-
-def _validate_inference(i: InferenceConfig) -> None:
-    _need(i.scoring in SCORINGS, f"inference.scoring must be one of {', '.join(SCORINGS)}, got {i.scoring!r}")
-    _need(i.nms in NMS_MODES, f"inference.nms must be one of {', '.join(NMS_MODES)}, got {i.nms!r}")
-    _need(i.topk >= 1, f"inference.topk must be >= 1, got {i.topk}")
-    _need(0.0 < i.nms_iou <= 1.0, f"inference.nms_iou must be in (0, 1], got {i.nms_iou}")
-    for name in ("roi_weight", "contrast_weight"):
-        value = getattr(i, name)
-        _need(value is None or 0.0 <= value <= 1.0, f"inference.{name} must be in [0, 1] or null, got {value}")
-    _need(i.score_threshold >= 0.0, f"inference.score_threshold must be >= 0, got {i.score_threshold}")
-    _need(i.method in INFERENCE_METHODS,
-          f"inference.method must be one of {', '.join(INFERENCE_METHODS)}, got {i.method!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -456,17 +521,7 @@ def load_config(path: str | Path, base: PSFTRConfig | str | None = None) -> PSFT
     defaults (= the THUMOS14 preset).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read config file {path}: {err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        detail = " ".join(str(err).split())
-        raise InputError(f"config file {path} is not valid YAML: {detail}") from None
+    data = read_yaml_file(path, "config file")
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -475,13 +530,12 @@ def load_config(path: str | Path, base: PSFTRConfig | str | None = None) -> PSFT
     if "preset" in data:
         name = data.pop("preset")
         if not isinstance(name, str):
-            raise InputError(f"config key preset must be one of {', '.join(preset_names())}, got {name!r}")
+            raise InputError(f"config key preset must be one of {', '.join(preset_names())}, got {shown(name)}")
         base = name
     try:
-        cfg = _merge(_resolve_base(base), data)
+        return validate_config(_merge(_resolve_base(base), data))
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
-    return validate_config(cfg)
 
 
 def save_config(cfg: PSFTRConfig, path: str | Path) -> None:

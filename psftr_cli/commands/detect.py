@@ -135,6 +135,11 @@ def detect(
 
     dir_formats, stream_format = output_formats(fmt, output, output_dir)
     stream_to = output if output is not None else (None if output_dir is not None else "-")
+    _refuse_outputs_over_inputs(
+        {"--output": None if stream_to in (None, "-") else stream_to, "--report": report,
+         "--output-dir": _folder_outputs(output_dir, dir_formats), "--timeline": _folder_outputs(timeline, ["png"])},
+        inputs, features, [actions_file, checkpoint, clip_config, clip_pretrained],
+    )
     # Every output is checked before any work: an unwritable path costs no decoding.
     if stream_to not in (None, "-"):
         stream_to = str(prepare_output_file(stream_to, "--output"))
@@ -191,6 +196,28 @@ def detect(
     if not quiet:
         _print_summary(console, final, outputs, output, output_dir, timeline, report)
     final.raise_for_failures()
+
+
+def _folder_outputs(folder: Optional[Path], extensions: List[str]) -> List[Path]:
+    """An output folder and the files in it that a run may replace (those with its extensions)."""
+    from psftr_core.io.paths import files_in
+
+    return [] if folder is None else [folder, *files_in(folder, extensions)]
+
+
+def _refuse_outputs_over_inputs(outputs: dict, inputs: Optional[List[str]], features: Optional[str],
+                                others: List[Any]) -> None:
+    """Exit 2 naming both when an output is one of the files this run reads: the videos
+    (or every file of the ``--features`` dataset) and the actions file, checkpoint and
+    CLIP files."""
+    from psftr_core.features.video import collect_videos
+    from psftr_core.io.paths import files_under, refuse_outputs_over_inputs
+
+    if features is not None:
+        read = files_under(features) if Path(features).is_dir() else []
+    else:
+        read = collect_videos(list(inputs or []))[0] if inputs else []
+    refuse_outputs_over_inputs(outputs, [*read, *(Path(p) for p in others if p is not None)])
 
 
 def _injected(ctx: typer.Context) -> dict[str, Any]:

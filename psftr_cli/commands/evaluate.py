@@ -117,10 +117,27 @@ def evaluate(
     if save_predictions is not None:  # checked before any work (one file per split with --split-index all)
         from psftr_core.io.paths import prepare_output_file
 
+        _refuse_predictions_over_inputs(save_predictions, [dataset, data_root, checkpoint, clip_config])
         save_predictions = prepare_output_file(save_predictions, "--save-predictions")
     evaluate_on_protocol(checkpoint, dataset, split, split_index, save_predictions=save_predictions, as_json=as_json,
                          data_root=data_root, select=select, device=device, tious=tious, per_class=per_class,
                          overrides=list(overrides or []), clip=clip)
+
+
+def _refuse_predictions_over_inputs(save_predictions: Path, read: Sequence[Any]) -> None:
+    """Exit 2 naming both when ``--save-predictions`` (or one of its per-split files) is
+    a file this run reads: the dataset's ground truth and other files, the checkpoint."""
+    from psftr_core.io.paths import files_in, files_under, refuse_outputs_over_inputs
+
+    inputs: list[Path] = []
+    for item in read:
+        if item is None:
+            continue
+        path = Path(item)
+        inputs.extend(files_under(path) if path.is_dir() else [path])
+    pattern = f"{save_predictions.stem}_split"
+    per_split = [p for p in files_in(save_predictions.parent or Path(".")) if p.name.startswith(pattern)]
+    refuse_outputs_over_inputs({"--save-predictions": [save_predictions, *per_split]}, inputs)
 
 
 def evaluate_predictions_file(predictions: Path, ground_truth: Path, tious: Optional[str], subset: Optional[str],

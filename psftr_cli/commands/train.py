@@ -7,7 +7,9 @@ first chooses the inference settings on held-out seen classes
 (``psftr_core.train.calibration``). Progress goes to stderr (:class:`TrainProgress`
 draws the core's ``TrainEvent``s, the calibration's grid as a table); stdout gets the
 checkpoint paths, one per line. Ctrl-C keeps the last complete checkpoint (exit 130);
-``--resume`` continues from it. Under ``torchrun --nproc_per_node N`` the same command
+``--resume`` continues from it with the run's own settings (other ``--set``/``--seed``/...
+values are refused naming each key; ``--epochs`` may change). A second ``psftr train``
+into a run directory in use is refused (``RUN_DIR/.train.lock``). Under ``torchrun --nproc_per_node N`` the same command
 trains with DistributedDataParallel. No torch import at module level.
 """
 
@@ -139,7 +141,10 @@ def train(
         None, "--set", help="Override one setting, e.g. --set model.dec_layers=3 (repeatable).",
         metavar="KEY=VALUE",
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in RUN_DIR from its last checkpoint."),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue the run in RUN_DIR from its last checkpoint, with its own settings (only --epochs may differ).",
+    ),
     data_root: Optional[Path] = typer.Option(
         None, "--data-root", help="Folder with the built-in dataset's features (default $PSFTR_DATA/<name>).",
         metavar="DIR",

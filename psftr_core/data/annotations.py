@@ -46,6 +46,11 @@ def parse_annotations(
         if video_id in rules.excluded_videos:
             continue
         counts["total"] += 1
+        if video_id in parsed:  # "abc" and "v_abc" both name the features v_abc.npy
+            raise InputError(
+                f"annotations {path}: videos {parsed[video_id][0]!r} and {key!r} are both video {video_id!r}; "
+                f"keep one of them"
+            )
         if video_id not in feature_ids:
             counts["missing"] += 1
             continue
@@ -110,6 +115,33 @@ def _video_annotations(
             continue
         annotations.append(Annotation(start, end, label))
     return annotations
+
+
+# Seconds an end may pass the duration unremarked: durations are often written with fewer digits.
+END_TOLERANCE = 1e-3
+
+
+def fit_to_duration(video_id: str, annotations: list[Annotation], duration: float,
+                    found: dict[str, list[tuple[str, Annotation, float]]]) -> list[Annotation]:
+    """The instances of a video that lie in it: those starting at or after its end are dropped
+    (listed in ``found["past_end"]``), ends past it clipped to it (``found["end_clipped"]``)."""
+    kept = []
+    for annotation in annotations:
+        if annotation.start >= duration:
+            found["past_end"].append((video_id, annotation, duration))
+            continue
+        if annotation.end > duration + END_TOLERANCE:
+            found["end_clipped"].append((video_id, annotation, duration))
+            annotation = Annotation(annotation.start, duration, annotation.label)
+        kept.append(annotation)
+    return kept
+
+
+def first_instances(found: list[tuple[str, Annotation, float]], limit: int = 3) -> str:
+    """The first few instances of an anomaly in words: "v1 at 500-900 s in a 49.6 s video; ..."."""
+    text = "; ".join(f"{video} at {a.start:g}-{a.end:g} s in a {duration:.4g} s video"
+                     for video, a, duration in found[:limit])
+    return text + ("; ..." if len(found) > limit else "")
 
 
 def classes_from_annotations(data: Any, path: Path) -> list[str]:

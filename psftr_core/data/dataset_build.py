@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from psftr_core.data.annotations import choose_subsets, classes_from_annotations, parse_annotations
+from psftr_core.data.annotations import (
+    choose_subsets, classes_from_annotations, first_instances, fit_to_duration, parse_annotations,
+)
 from psftr_core.data.dataset_kind import LoadingRules
-from psftr_core.data.feature_dataset import Annotation, FeatureDataset
+from psftr_core.data.feature_dataset import Annotation, FeatureDataset, VideoRecord
 from psftr_core.data.feature_timing import FeatureTiming
 from psftr_core.data.splits import SplitTable
 from psftr_core.errors import InputError
@@ -45,7 +48,7 @@ def build_dataset(
     """Read the annotations, keep the videos that have features, and time their features."""
     if not features_dir.is_dir():
         raise InputError(f"dataset {name}: feature folder {features_dir} does not exist")
-    data = read_json_file(annotations_path, "annotations")
+    data = read_json_file(annotations_path, "annotations", unique_keys=True)  # a video id twice: refused
     if classes is None:  # labels the rules ignore are no class
         classes = [c for c in classes_from_annotations(data, annotations_path) if c not in rules.ignore_labels]
     parsed = _usable_videos(name, data, annotations_path, classes, rules, features_dir)
@@ -57,6 +60,8 @@ def build_dataset(
         video_id: timing.record(video_id, key, entry, annotations)
         for video_id, (key, entry, annotations) in parsed.items()
     }
+    _fit_instances(name, annotations_path, videos, rules)
+    feature_dim = _common_width(name, features_dir, timing.widths)
     if timing.not_in_info:
         _log.warning(
             f"dataset {name}: {timing.not_in_info} videos have no entry in {info_path}; their feature times "
@@ -77,6 +82,7 @@ def build_dataset(
         _stride=timing.stride,
         _info_length=timing.info_length,
         _split_table=split_table,
+        _feature_dim=feature_dim,
     )
     split_table.validate(dataset.classes)
     if text_embeddings_path is not None:
@@ -113,6 +119,47 @@ def _usable_videos(
     if counts["clipped"]:
         _log.info(f"dataset {name}: clipped the start of {_instances(counts['clipped'])} to 0 s")
     return parsed
+
+
+def _fit_instances(name: str, path: Path, videos: dict[str, VideoRecord], rules: LoadingRules) -> None:
+    """Instances past their video's end: dropped (starting after it) or clipped, one warning per
+    kind; with ``rules.keep_past_end`` (a benchmark's published ground truth) kept, noted at info."""
+    found: dict[str, list] = {"past_end": [], "end_clipped": []}
+    for video in videos.values():
+        fitted = fit_to_duration(video.video_id, video.annotations, video.duration, found)
+        if not rules.keep_past_end:
+            video.annotations = fitted
+    past, clipped = found["past_end"], found["end_clipped"]
+    if rules.keep_past_end:
+        if past or clipped:
+            _log.info(f"dataset {name}: {_instances(len(past) + len(clipped))} in {path} end after their "
+                      f"video's duration (first: {first_instances(past + clipped)}); kept, as the benchmark "
+                      f"scores them")
+        return
+    if past:
+        _log.warning(f"dataset {name}: dropped {_instances(len(past))} in {path} that start after their video "
+                     f"ends (first: {first_instances(past)})")
+    if clipped:
+        _log.warning(f"dataset {name}: clipped the end of {_instances(len(clipped))} in {path} to their video's "
+                     f"duration (first: {first_instances(clipped)})")
+
+
+def _common_width(name: str, features_dir: Path, widths: dict[str, int]) -> int:
+    """The feature width D of the dataset; InputError naming a feature file of another width
+    (mixed widths cannot be one CLIP model's features)."""
+    counts = Counter(widths.values())
+    # The width of most files; on a tie, that of the first video.
+    first = widths[min(widths)]
+    width = max(counts, key=lambda d: (counts[d], d == first))
+    odd = sorted(video for video, d in widths.items() if d != width)
+    if odd:
+        more = f" (and {len(odd) - 1} more of other widths)" if len(odd) > 1 else ""
+        raise InputError(
+            f"dataset {name}: feature file {features_dir / (odd[0] + '.npy')} has D={widths[odd[0]]}, but the "
+            f"other {counts[width]} feature files have D={width}{more}: all must come from one CLIP model; "
+            f"re-extract it or remove it"
+        )
+    return width
 
 
 def _instances(count: int) -> str:

@@ -36,6 +36,9 @@ class LoadingRules:
     min_instance_frames: int | None = None  # drop instances with end - start <= frames / fps
     frames_per_feature: int | None = None  # timing rule 3 of psftr_core.data.datasets
     v_prefix: bool = False  # match key "abc" to feature "v_abc.npy" and back
+    # Keep instances past the video's end as published (a benchmark scores them so); else
+    # those starting after the end are dropped and ends past it clipped, with a warning.
+    keep_past_end: bool = False
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,34 @@ def feature_shape(path: Path) -> tuple[int, ...]:
     return shape
 
 
+def checked_feature_shape(path: Path) -> tuple[int, int]:
+    """``[T, D]`` of a feature file from its header: InputError naming the file unless it is
+    2-D with T >= 1 and holds all the data its header announces (a truncated copy does not)."""
+    try:
+        header = read_npy_header(path)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read feature file {path}: {err}") from None
+    if len(header.shape) != 2 or header.shape[0] < 1:
+        raise InputError(f"feature file {path} has shape {list(header.shape)}; expected [T, D] with T >= 1")
+    if not header.complete:
+        raise InputError(
+            f"feature file {path} is truncated: its header announces {list(header.shape)} {header.dtype} "
+            f"({header.expected_bytes} bytes) but it holds {header.data_bytes}; re-extract it or copy it again"
+        )
+    return header.shape[0], header.shape[1]
+
+
+def check_length_matches_info(path: Path, num: int, expected: int | None) -> None:
+    """InputError when a file's T is off its feature_info snippet_length by more than 2 (or 2%):
+    timing from feature_info would be silently wrong for these features (published
+    releases may differ by a snippet or two)."""
+    if expected is not None and abs(num - expected) > max(2, round(0.02 * expected)):
+        raise InputError(
+            f"feature file {path} has {num} features but the feature info says snippet_length "
+            f"{expected}; use the feature_info.json written with these features"
+        )
+
+
 @dataclass
 class FeatureDataset:
     """A loaded feature dataset. Build it with ``load_dataset``.
@@ -135,13 +163,7 @@ class FeatureDataset:
 
         path = self.feature_path(video_id)
         num = feature_shape(path)[0]
-        expected = self._info_length.get(video_id)
-        if expected is not None and abs(num - expected) > max(2, round(0.02 * expected)):
-            # Timing from feature_info would be silently wrong for these features.
-            raise InputError(
-                f"feature file {path} has {num} features but the feature info says snippet_length "
-                f"{expected}; use the feature_info.json written with these features"
-            )
+        check_length_matches_info(path, num, self._info_length.get(video_id))
         video = self.videos[video_id]
         times = (np.arange(num, dtype=np.float64) + 0.5) * self._stride[video_id]
         return np.clip(times, 0.0, video.duration)

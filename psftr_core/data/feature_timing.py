@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from psftr_core.data.annotations import finite_number
-from psftr_core.data.feature_dataset import Annotation, VideoRecord, feature_shape
+from psftr_core.data.feature_dataset import Annotation, VideoRecord, checked_feature_shape
 from psftr_core.errors import InputError
 from psftr_core.io.json_file import read_json_file
 
 
 def read_feature_info(path: Path) -> dict:
     """A ``feature_info.json`` (``{video_id: {"snippet_length", "snippet_duration", ...}}``)."""
-    info = read_json_file(path, "feature info")
+    info = read_json_file(path, "feature info", unique_keys=True)
     if not isinstance(info, dict):
         raise InputError(f"feature info {path} must map video ids to timing objects")
     return info
@@ -50,9 +50,16 @@ class FeatureTiming:
     stride: dict[str, float] = field(default_factory=dict)  # seconds per feature, by video
     info_length: dict[str, int] = field(default_factory=dict)  # T from feature_info, by video
     not_in_info: int = 0  # videos timed without a feature_info entry although there is one
+    widths: dict[str, int] = field(default_factory=dict)  # D of each feature file, by video
 
     def record(self, video_id: str, key: str, entry: dict, annotations: list[Annotation]) -> VideoRecord:
-        """The usable video ``video_id`` (annotation key ``key``) with its timing."""
+        """The usable video ``video_id`` (annotation key ``key``) with its timing.
+
+        Its feature file's header is checked here, before any work: 2-D and not truncated
+        (T against feature_info is checked when the features are timed, ``snippet_times``).
+        """
+        path = self.features_dir / f"{video_id}.npy"
+        file_length, self.widths[video_id] = checked_feature_shape(path)
         fps = finite_number(entry.get("fps"))
         timing = _info_entry(self.info, video_id, key, self.info_path)
         raw_info = None if self.info is None else self.info.get(video_id, self.info.get(key))
@@ -68,7 +75,7 @@ class FeatureTiming:
         else:
             if self.info is not None:
                 self.not_in_info += 1
-            num_features = self._count_features(video_id)
+            num_features = file_length
             self.stride[video_id] = self._seconds_per_feature(key, fps, duration, num_features)
             feature_seconds = num_features * self.stride[video_id]
             if duration is None:
@@ -85,14 +92,6 @@ class FeatureTiming:
             num_features=num_features,
             feature_seconds=feature_seconds,
         )
-
-    def _count_features(self, video_id: str) -> int:
-        """T read from the feature file's header (the video has no feature_info entry)."""
-        path = self.features_dir / f"{video_id}.npy"
-        shape = feature_shape(path)
-        if shape[0] < 1:
-            raise InputError(f"feature file {path} has shape {list(shape)}; expected [T, D]")
-        return shape[0]
 
     def _seconds_per_feature(self, key: str, fps: float | None, duration: float | None, num_features: int) -> float:
         if self.feature_fps is not None:

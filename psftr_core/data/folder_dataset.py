@@ -37,12 +37,9 @@ _YAML_KEYS = {
 
 def _read_dataset_yaml(config_path: Path) -> dict:
     """The mapping in ``dataset.yaml``, with its required keys checked (unknown keys: a warning)."""
-    import yaml
+    from psftr_core.io.yaml_file import read_yaml_file
 
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise InputError(f"cannot read {config_path}: {str(err).splitlines()[0] if str(err) else err}") from None
+    config = read_yaml_file(config_path, "dataset file")  # alias bombs refused, one line naming the file
     if not isinstance(config, dict):
         raise InputError(f"{config_path} must be a YAML mapping with at least 'annotations' and 'features'")
     unknown = sorted(str(k) for k in config if k not in _YAML_KEYS)

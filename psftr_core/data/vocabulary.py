@@ -7,7 +7,9 @@ Rules (the same for ``--actions`` and ``--actions-file``):
   contain commas. Blank lines are skipped and a line whose first non-blank character is
   ``#`` is a comment. ``#`` elsewhere in a line is part of the name.
 - Each name is Unicode-NFC normalised, trimmed, and runs of whitespace become one space.
-  Names with control characters are rejected.
+  Names with control characters are rejected, and so are names made only of invisible
+  characters (zero-width, format characters such as U+200B or U+FEFF, blank look-alikes
+  such as U+3164): no one could tell such an action from another in the output.
 - Duplicates are dropped case-insensitively (Unicode case folding); the first spelling
   wins. Order is first appearance: names from ``--actions`` come before the file's.
 - An empty vocabulary is an ``InputError`` (exit code 2).
@@ -29,6 +31,10 @@ from pathlib import Path
 from psftr_core.errors import InputError
 
 DISPLAY_CHARS = 60  # longest action name shown whole in messages, tables and images
+# Characters that draw nothing but are neither format (Cf) nor space characters: Hangul
+# fillers, the braille blank, variation selectors (checked by range below).
+BLANK_LOOKALIKES = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+VARIATION_SELECTORS = (range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
 
 
 def display_name(name: str, limit: int = DISPLAY_CHARS) -> str:
@@ -41,11 +47,21 @@ def display_name(name: str, limit: int = DISPLAY_CHARS) -> str:
 
 
 def clean_name(name: str) -> str:
-    """NFC-normalise, trim and collapse whitespace; ``""`` for a blank name.
+    """NFC-normalise, trim and collapse whitespace; ``""`` for a blank name. ``InputError``
+    for a control character or a name made only of invisible characters.
 
     >>> clean_name("  Pole\\t  Vault ")
     'Pole Vault'
     """
+    text = _collapsed(name)
+    if text and all(is_invisible(ch) for ch in text):
+        raise InputError(f"action name '{escaped(display_name(text))}' is made only of invisible characters: "
+                         "give a visible name")
+    return text
+
+
+def _collapsed(name: str) -> str:
+    """NFC-normalised, trimmed, whitespace collapsed; ``InputError`` on a control character."""
     text = " ".join(unicodedata.normalize("NFC", name).split())
     bad = [ch for ch in text if unicodedata.category(ch) == "Cc"]
     if bad:
@@ -53,9 +69,27 @@ def clean_name(name: str) -> str:
     return text
 
 
+def is_invisible(ch: str) -> bool:
+    """Whether ``ch`` draws nothing: a format character (Cf: zero-width space and joiners,
+    word joiner, BOM...), a space or separator, a variation selector or a blank look-alike."""
+    return (unicodedata.category(ch) in ("Cf", "Zs", "Zl", "Zp") or ch.isspace() or ch in BLANK_LOOKALIKES
+            or any(ord(ch) in block for block in VARIATION_SELECTORS))
+
+
+def escaped(text: str) -> str:
+    """``text`` with every character other than printable ASCII written as a Python escape
+    (``\\u200b``), so a message shows what an invisible name holds."""
+    return "".join(ch if ch == " " or (ch.isascii() and ch.isprintable()) else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+
+
 def name_key(name: str) -> str:
-    """Identity of an action for de-duplication and look-ups (case-insensitive)."""
-    return unicodedata.normalize("NFC", clean_name(name).casefold())
+    """Identity of an action for de-duplication and look-ups (case-insensitive). Also of
+    names :func:`clean_name` refuses as invisible: a table (text embeddings) may hold one."""
+    return unicodedata.normalize("NFC", _collapsed(name).casefold())
 
 
 def split_actions_arg(value: str) -> list[str]:

@@ -12,6 +12,9 @@
   goes through the hub client, which honours HF_HUB_OFFLINE, proxy settings
   (``HTTPS_PROXY``, ...) and its own timeouts and retries; its failure becomes one line
   saying how to provide the weights.
+* A local torch weights file is loaded with ``weights_only=True``; one that holds other
+  Python objects (a pickle that would run code) is refused in psftr's words, naming the
+  file (:func:`refuse_unsafe_weights`), never with torch's advice to turn that off.
 
 open_clip and huggingface_hub are imported inside functions (slow imports).
 """
@@ -24,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from psftr_core.errors import InputError, PsftrError, error_text
+from psftr_core.io.safe_load import check_tensors_only
 
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+_NO_CODE_SUFFIXES = (".safetensors", ".npz", ".npy")  # read by open_clip without unpickling
 
 
 @dataclass
@@ -70,6 +75,7 @@ def identify_weights(architecture: str, pretrained: str | None) -> WeightsSource
             # e.g. the hub's timm/vit_base_patch16_clip_224.openai state dict: OpenAI weights
             # converted to open_clip keys (no hash to check against); they need QuickGELU too
             weights.tag_cfg = {"quick_gelu": True}
+        refuse_unsafe_weights(weights)
         return weights
     if looks_like_path(pretrained):
         raise InputError(f"CLIP weights file not found: {pretrained}")
@@ -100,6 +106,17 @@ def locate_tag_weights(weights: WeightsSource, architecture: str) -> None:
                 f"{weights.file} is a TorchScript file that is not the official {weights.pretrained} release"
             )
         weights.weights_only = False
+
+
+def refuse_unsafe_weights(weights: WeightsSource) -> None:
+    """InputError naming the file when a local torch weights file holds Python objects (it
+    would run code), in psftr's words: open_clip would pass on torch's advice to load it
+    with ``weights_only=False``. Safetensors and numpy files hold no code; a hash-verified
+    official TorchScript file is trusted."""
+    path = weights.file
+    if path is None or not weights.weights_only or path.lower().endswith(_NO_CODE_SUFFIXES) or is_torchscript(path):
+        return
+    check_tensors_only(path, "CLIP weights file")
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

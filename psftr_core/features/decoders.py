@@ -24,6 +24,11 @@ FFmpeg are silenced; PyAV's are off by default.
 ``short_side`` asks PyAV to scale frames whose shorter side is larger down to it while
 converting to RGB (one pass in swscale), which saves converting and resizing full HD or
 4K frames when the model wants 224 pixels (decord's own resizing returns broken frames).
+
+A file name that is not valid UTF-8 (Linux allows any bytes; Python shows them as lone
+surrogates) cannot be passed to FFmpeg or decord as text: such a file is opened once by
+Python and the libraries read it as ``/proc/self/fd/N`` (``native_name``), a name that
+lasts as long as the ``FrameSource``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import errno
 import logging
 import os
 import stat
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -113,6 +119,46 @@ def decord_available() -> bool:
     return True
 
 
+_FD_FOLDERS = ("/proc/self/fd", "/dev/fd")
+
+
+class NativeName:
+    """A name of ``path`` that C libraries taking UTF-8 text can open: the path itself when
+    it is valid UTF-8, else ``/proc/self/fd/N`` of a descriptor held open (and closed when
+    this object is closed or collected). OSError when the file cannot be opened."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        text = os.fspath(path)
+        self.name = text
+        self._closer: Any = None
+        if _is_utf8(text):
+            return
+        folder = next((f for f in _FD_FOLDERS if os.path.isdir(f)), None)
+        if folder is None:
+            raise OSError(errno.EILSEQ, "the file name is not valid UTF-8", text)
+        fd = os.open(text, os.O_RDONLY)
+        self.name = f"{folder}/{fd}"
+        self._closer = weakref.finalize(self, os.close, fd)
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer()
+
+    def __enter__(self) -> "NativeName":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 # ----------------------------------------------------------------------------- interface
 
 
@@ -129,6 +175,14 @@ class FrameSource:
         self.rotation = 0  # degrees counter-clockwise applied to the coded frames
         self._pending: list[int] = []
         self._next = 0  # position in _pending of the next frame to decode
+        self._native: NativeName | None = None
+
+    @property
+    def native_name(self) -> str:
+        """What to pass the decoding library for ``path`` (see ``NativeName``)."""
+        if self._native is None:
+            self._native = NativeName(self.path)
+        return self._native.name
 
     def plan(self, stride: int | None = None, fps: float | None = None) -> SamplePlan:
         return plan_samples(self.timestamps, stride=stride, fps=fps)
@@ -213,7 +267,7 @@ def probe_video(path: str | os.PathLike) -> VideoProbe:
 
     name = Path(path).name
     try:
-        with av.open(str(path)) as container:
+        with NativeName(path) as native, av.open(native.name) as container:
             stream = _video_stream(container, name)
             first = next(container.decode(stream), None)
             if first is None:
@@ -248,7 +302,7 @@ class PyAVSource(FrameSource):
         """Frame timestamps and keyframes from the packets (no decoding)."""
         import av
 
-        with av.open(str(self.path)) as container:
+        with av.open(self.native_name) as container:
             stream = _video_stream(container, self.path.name)
             packets = [
                 (p.pts, p.dts, p.duration or 0, bool(p.is_keyframe))
@@ -288,7 +342,7 @@ class PyAVSource(FrameSource):
         import av
 
         self.close()
-        self._container = av.open(str(self.path))
+        self._container = av.open(self.native_name)
         self._stream = stream = _video_stream(self._container, self.path.name)
         stream.thread_type = "AUTO" if self.threads > 1 else "SLICE"
         stream.codec_context.thread_count = self.threads
@@ -412,7 +466,7 @@ class DecordSource(FrameSource):
         self._reader: Any = None
         self._position = 0
         try:
-            self._reader = decord.VideoReader(str(path), num_threads=max(1, int(threads)))
+            self._reader = decord.VideoReader(self.native_name, num_threads=max(1, int(threads)))
             self.num_frames = len(self._reader)
             if self.num_frames == 0:
                 raise self._error("no video frames")

@@ -41,17 +41,20 @@ from psftr_core.errors import InputError, PartialFailure, PsftrError
 from psftr_core.features.clip import ClipHandle, load_clip
 from psftr_core.features.extract_options import ExtractOptions
 from psftr_core.features.feature_folder import (
+    DATASET_FILES,
+    SUBFOLDERS,
     make_folders,
     published_ids,
     read_records,
     rebuild_dataset_files,
+    video_file,
     video_state,
     write_video_files,
 )
 from psftr_core.features.pipeline import EncodedVideo, encode_videos
 from psftr_core.features.preprocess import FramePreprocess
 from psftr_core.features.video import VideoInput, assign_video_ids, collect_videos, parse_shard, shard_videos
-from psftr_core.io.paths import prepare_output_dir
+from psftr_core.io.paths import prepare_output_dir, refuse_outputs_over_inputs
 
 # "format" of the settings and request records: a new value makes every earlier video be redone
 FEATURES_FORMAT_VERSION = 1
@@ -157,6 +160,7 @@ def extract_features(
     if out.exists() and not out.is_dir():
         raise InputError(f"--output {out} exists and is not a folder")
     videos, everything, notes, shard = _select_videos(inputs, out, options, listener)
+    _refuse_outputs_over_inputs(out, videos, everything, options)
     summary = ExtractSummary(output_dir=out, notes=notes, shard=shard)
 
     request_hash = _sha256_json(request_record(options)) if handle is None else None
@@ -333,6 +337,19 @@ def _select_videos(
     mine = shard_videos(videos, *shard)
     listener.shard_selected(shard, len(mine), len(videos))
     return mine, videos, notes, shard
+
+
+def _refuse_outputs_over_inputs(
+    out: Path, videos: Sequence[VideoInput], everything: Sequence[VideoInput], options: ExtractOptions
+) -> None:
+    """InputError naming both when a file this run writes in ``out`` (through a link) is
+    one of its videos or CLIP files."""
+    written = [out / name for name in DATASET_FILES]
+    for video in videos:
+        written.extend(video_file(out, sub, video.video_id) for sub in SUBFOLDERS)
+    read = [video.path for video in everything]
+    read.extend(Path(p) for p in (options.clip_config, options.clip_pretrained) if p is not None)
+    refuse_outputs_over_inputs({"--output": written}, read)
 
 
 def _resume(

@@ -21,6 +21,14 @@ each writes only its own videos' files, and the merged files are rebuilt from al
 ``info/*.json`` records under a lock (the last process to finish sees every record). A
 ``dataset.yaml`` or ``annotations.json`` that was not written by ``psftr extract`` is
 never overwritten.
+
+Extracting into an existing dataset folder (one made by other tools, or records since
+removed) keeps what its ``feature_info.json`` lists for videos without a record in
+``info/``: each such entry stays while ``features/<id>.npy`` is there, complete and
+has the entry's ``snippet_length`` features; this run's entries win for its own videos.
+
+Per-video file names come from the id by ``psftr_core.io.output_dir.video_file_name``
+(``<id>.npy`` for every id ``psftr_core.features.video`` makes).
 """
 
 from __future__ import annotations
@@ -36,10 +44,11 @@ from psftr_core import __version__
 from psftr_core.errors import InputError
 from psftr_core.features.clip import ClipHandle
 from psftr_core.features.sampling import SamplePlan
-from psftr_core.features.video import VideoInput
+from psftr_core.features.video import VideoInput, printable_name
 from psftr_core.io.atomic import save_npy, write_json, write_text
 from psftr_core.io.json_file import read_json_file
 from psftr_core.io.npy import read_npy_header
+from psftr_core.io.output_dir import video_file_name
 
 if TYPE_CHECKING:
     from psftr_core.features.extract_options import ExtractOptions
@@ -48,6 +57,12 @@ if TYPE_CHECKING:
 GENERATED_BY = "psftr extract"
 DATASET_YAML_MARKER = "# written by psftr extract"
 SUBFOLDERS = ("features", "timestamps", "info")
+DATASET_FILES = ("feature_info.json", "annotations.json", "manifest.json", "dataset.yaml")  # rebuilt by each run
+
+
+def video_file(out: Path, subfolder: str, video_id: str) -> Path:
+    """``OUT/<subfolder>/<file of video_id>``: ``.json`` in ``info``, else ``.npy``."""
+    return out / subfolder / video_file_name(video_id, "json" if subfolder == "info" else "npy")
 
 
 def make_folders(out: Path) -> None:
@@ -60,7 +75,7 @@ def video_state(out: Path, video: VideoInput, expected: dict[str, str]) -> str:
 
     ``expected``: record fields that must match, e.g. ``{"settings_sha256": hash}``.
     """
-    record = _json_or_none(out / "info" / f"{video.video_id}.json")
+    record = _json_or_none(video_file(out, "info", video.video_id))
     if record is None:
         return "missing"
     if not isinstance(record, dict) or any(record.get(key) != value for key, value in expected.items()):
@@ -71,8 +86,8 @@ def video_state(out: Path, video: VideoInput, expected: dict[str, str]) -> str:
         num, dim = int(record["num_features"]), int(record["feature_dim"])
     except (OSError, KeyError, TypeError, ValueError):
         return "missing"
-    feats = _array_header(out / "features" / f"{video.video_id}.npy")
-    times = _array_header(out / "timestamps" / f"{video.video_id}.npy")
+    feats = _array_header(video_file(out, "features", video.video_id))
+    times = _array_header(video_file(out, "timestamps", video.video_id))
     if feats is None or feats.shape != (num, dim) or feats.dtype != np.dtype(record.get("dtype")):
         return "missing"
     if times is None or times.shape != (num,):
@@ -111,11 +126,12 @@ def write_video_files(
     ``provenance``: settings hash, settings, request hash, decoder... (kept in the record).
     """
     vid = video.video_id
-    save_npy(out / "features" / f"{vid}.npy", features.astype(dtype))
-    save_npy(out / "timestamps" / f"{vid}.npy", plan.times.astype(np.float64))
+    timestamps = video_file(out, "timestamps", vid)
+    save_npy(video_file(out, "features", vid), features.astype(dtype))
+    save_npy(timestamps, plan.times.astype(np.float64))
     record = {
         "video_id": vid,
-        "source": str(video.path),
+        "source": printable_name(str(video.path)),  # plain text: JSON takes no lone surrogates
         "source_size": video.path.stat().st_size,
         **provenance,
         "num_features": plan.num_features,
@@ -127,14 +143,14 @@ def write_video_files(
             "video_fps": plan.video_fps,
             "frame_length": plan.frame_length,
             "frame_duration": plan.duration,
-            "timestamps_file": f"timestamps/{vid}.npy",
+            "timestamps_file": f"timestamps/{timestamps.name}",
         },
         "duration": plan.duration,
         "fps": plan.video_fps,
         "extract_seconds": round(seconds, 3),
         "psftr_version": __version__,
     }
-    write_json(out / "info" / f"{vid}.json", record)
+    write_json(video_file(out, "info", vid), record)
 
 
 def rebuild_dataset_files(
@@ -154,7 +170,9 @@ def rebuild_dataset_files(
     interleave. Returns the feature_info mapping.
     """
     with _locked(out / ".extract.lock"):
+        previous_info = _json_or_none(out / "feature_info.json")
         feature_info, database, other, decoders = _collect_records(out, settings_hash)
+        feature_info = {**_kept_entries(out, previous_info, read_records(out)), **feature_info}
         write_json(out / "feature_info.json", feature_info)
 
         annotations_path = out / "annotations.json"
@@ -212,7 +230,7 @@ def _collect_records(
         if record.get("settings_sha256") != settings_hash:
             other.append(vid)
             continue
-        if not (out / "features" / f"{vid}.npy").is_file():
+        if not video_file(out, "features", vid).is_file():
             continue
         feature_info[vid] = record["feature_info"]
         database[vid] = {
@@ -224,6 +242,22 @@ def _collect_records(
         decoder = str(record.get("decoder") or "unknown")
         decoders[decoder] = decoders.get(decoder, 0) + 1
     return feature_info, database, other, decoders
+
+
+def _kept_entries(out: Path, previous: Any, records: dict[str, dict]) -> dict[str, dict]:
+    """The entries of the folder's earlier ``feature_info.json`` for videos without an
+    ``info/`` record whose feature file is still there and has their length (module
+    docstring); a video with a record is published from it, or not at all."""
+    if not isinstance(previous, dict):
+        return {}
+    kept = {}
+    for vid, entry in previous.items():
+        if vid in records or not isinstance(entry, dict):
+            continue
+        header = _array_header(video_file(out, "features", vid))
+        if header is not None and len(header.shape) == 2 and header.shape[0] == entry.get("snippet_length"):
+            kept[vid] = entry
+    return kept
 
 
 def _dataset_yaml_text(out: Path, options: ExtractOptions) -> str:

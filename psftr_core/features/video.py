@@ -13,6 +13,15 @@ inputs share a stem (compared case-insensitively, so ids stay distinct on
 case-insensitive file systems) each of them gets ``<stem>-<first 8 hex digits of
 sha1(resolved path)>``. The rule depends only on the input list, so every shard of a run
 computes the same ids.
+
+Any name the file system allows gives an id (``video_id_of``): a name that is not valid
+UTF-8 keeps its other characters and shows each undecodable byte as ``\\xNN`` (Python's
+``backslashreplace``: ``bad\\xffname`` for the bytes ``b"bad\\xffname"``), so the id is
+plain text that JSON, CSV and terminals take; newlines and other characters are kept as
+they are. An id longer than :data:`MAX_ID_BYTES` bytes of UTF-8 (from names close to
+the 255-byte limit) is cut and ends in ``~`` and 8 hex digits of the SHA-1 of the whole
+stem, so that ``<id>.json`` still fits in a file name. Per-video file names come from the
+id by one rule, ``psftr_core.io.output_dir``.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import Callable, Iterator, Sequence
 
 from psftr_core.errors import InputError
 from psftr_core.features.decoders import irregular_file_reason
+from psftr_core.io.output_dir import cut_utf8
 
 VIDEO_EXTENSIONS = frozenset(
     {
@@ -35,6 +45,7 @@ VIDEO_EXTENSIONS = frozenset(
     }
 )
 _GLOB_CHARS = set("*?[")
+MAX_ID_BYTES = 250  # "<id>.json" fits the usual 255-byte file-name limit
 
 
 @dataclass(frozen=True)
@@ -141,19 +152,44 @@ def _walk_files(folder: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
+def printable_name(name: str) -> str:
+    """``name`` as plain text: bytes that are not UTF-8 (lone surrogates) become ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace") if not _is_utf8(name) else name
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _sha1_hex(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def video_id_of(path: Path, suffix: str = "") -> str:
+    """The id of ``path`` (its stem, as plain text) with ``suffix``, cut to MAX_ID_BYTES."""
+    stem = printable_name(path.stem)
+    if len((stem + suffix).encode("utf-8")) <= MAX_ID_BYTES:
+        return stem + suffix
+    tail = f"~{_sha1_hex(stem)}{suffix}"
+    return cut_utf8(stem, MAX_ID_BYTES - len(tail.encode("utf-8"))) + tail
+
+
 def assign_video_ids(paths: Sequence[Path]) -> list[VideoInput]:
     """Stable, unique ids (see module docstring). Order follows ``paths``."""
     by_stem: dict[str, int] = {}
     for path in paths:
-        key = path.stem.lower()
+        key = printable_name(path.stem).lower()
         by_stem[key] = by_stem.get(key, 0) + 1
     out = []
     for path in paths:
-        stem = path.stem
-        if by_stem[stem.lower()] > 1:
-            digest = hashlib.sha1(str(resolved(Path(path))).encode("utf-8")).hexdigest()[:8]
-            stem = f"{stem}-{digest}"
-        out.append(VideoInput(Path(os.path.abspath(path)), stem))
+        suffix = ""
+        if by_stem[printable_name(path.stem).lower()] > 1:
+            suffix = "-" + hashlib.sha1(os.fsencode(resolved(Path(path)))).hexdigest()[:8]
+        out.append(VideoInput(Path(os.path.abspath(path)), video_id_of(path, suffix)))
     return out
 
 

@@ -307,16 +307,28 @@ def _follow_detector(detector: Detector, source: FeatureSource, clip: ClipProvid
 
 def _check_widths(source: FeatureSource, clip: ClipProvider, detector: Detector, text: np.ndarray,
                   text_note: str) -> int:
-    """The feature width D; features, text and checkpoint must agree before any video is decoded."""
+    """The feature width D; features, text and checkpoint must agree before any video is decoded.
+
+    A feature dataset's files all have one width (checked when it loads); the messages name
+    one of them, so the user sees which features are meant.
+    """
     feature_dim = source.feature_dim(clip)
+    features = f"the {source.describe()}{_example_feature_file(source)}"
     if detector.feature_dim is not None and feature_dim != detector.feature_dim:
         raise InputError(
-            f"the checkpoint expects {detector.feature_dim}-d features but the {source.describe()} gives "
+            f"the checkpoint expects {detector.feature_dim}-d features but {features} gives "
             f"{feature_dim}-d ones; use features of the checkpoint's CLIP model"
         )
     if feature_dim != text.shape[1]:
         raise InputError(
-            f"the {source.describe()} gives {feature_dim}-d features but the text embeddings ({text_note}) are "
+            f"{features} gives {feature_dim}-d features but the text embeddings ({text_note}) are "
             f"{text.shape[1]}-d: features and text must come from the same CLIP model"
         )
     return feature_dim
+
+
+def _example_feature_file(source: FeatureSource) -> str:
+    """For a feature dataset, " (e.g. <the feature file its width was read from>)"; else nothing."""
+    if not isinstance(source, DatasetSource):
+        return ""
+    return f" (e.g. {source.dataset.feature_path(min(source.dataset.videos))})"

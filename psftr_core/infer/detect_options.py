@@ -10,13 +10,15 @@ model's own filter settings.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from psftr_core.data.vocabulary import resolve_thresholds
+from psftr_core.data.vocabulary import display_name, resolve_thresholds
 from psftr_core.errors import InputError
 from psftr_core.features.pipeline import PipelineOptions, VideoFeatureExtractor, extract_video_features
 from psftr_core.infer.detectors import Detector, detect_threshold
@@ -82,6 +84,7 @@ class DetectOptions:
         """``InputError`` naming the flag of a bad value; returns the sampling asked for
         (None: the default) and the feature pipeline's options."""
         check_limits(self.min_duration, self.top_k, self.threshold, self.nms_iou)
+        check_action_thresholds(self.per_action_thresholds)
         sampling = sampling_arg(self.stride, self.fps)
         pipeline = PipelineOptions(batch_size=self.batch_size, decoder=self.decoder, dtype=self.dtype)
         pipeline.validate()  # --batch-size, --decoder, --dtype: InputError before any model loads
@@ -113,15 +116,40 @@ def check_path_exists(path: str | os.PathLike, what: str) -> Path:
 
 
 def check_limits(min_duration: float, top_k: int | None, threshold: float | None, nms_iou: float | None) -> None:
-    """The ranges of --min-duration, --top-k, --threshold and --nms-iou."""
-    if min_duration is None or min_duration < 0:
-        raise InputError(f"--min-duration must be >= 0 seconds, got {min_duration}")
-    if top_k is not None and top_k < 1:
-        raise InputError(f"--top-k must be >= 1, got {top_k}")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
+    """The ranges of --min-duration, --top-k, --threshold and --nms-iou (nan and inf are
+    refused: a nan passes no comparison, so it would filter nothing)."""
+    if not _is_finite(min_duration) or min_duration < 0:
+        raise InputError(f"--min-duration must be a finite number >= 0 seconds, got {min_duration}")
+    if top_k is not None and not (_is_whole(top_k) and top_k >= 1):
+        raise InputError(f"--top-k must be a whole number >= 1, got {top_k}")
+    if threshold is not None and not (_is_finite(threshold) and 0.0 <= threshold <= 1.0):
         raise InputError(f"--threshold must be in [0, 1], got {threshold}")
-    if nms_iou is not None and not 0.0 < nms_iou <= 1.0:
+    if nms_iou is not None and not (_is_finite(nms_iou) and 0.0 < nms_iou <= 1.0):
         raise InputError(f"--nms-iou must be in (0, 1], got {nms_iou}")
+
+
+def check_action_thresholds(per_action: Mapping[str, float] | None) -> None:
+    """Per-action thresholds (``--threshold NAME=VALUE``, or the Python API's mapping) in [0, 1]."""
+    for name, value in (per_action or {}).items():
+        if not (_is_finite(value) and 0.0 <= value <= 1.0):
+            raise InputError(f"--threshold {display_name(str(name))}={value}: must be in [0, 1]")
+
+
+def _is_finite(value: Any) -> bool:
+    """A real number (not a bool) that is neither nan nor infinite."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _as_float(value: Any) -> float:
+    """``float(value)``, nan when it is no number (refused like nan by the caller)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def sampling_arg(stride: int | None, fps: float | None) -> tuple[str, float] | None:
@@ -133,7 +161,8 @@ def sampling_arg(stride: int | None, fps: float | None) -> tuple[str, float] | N
             raise InputError(f"--stride must be >= 1 frame, got {stride}")
         return ("stride", int(stride))
     if fps is not None:
-        if not float(fps) > 0:
-            raise InputError(f"--fps must be > 0, got {fps}")
-        return ("fps", float(fps))
+        rate = _as_float(fps)
+        if not (math.isfinite(rate) and rate > 0):
+            raise InputError(f"--fps must be a finite number > 0, got {fps}")
+        return ("fps", rate)
     return None

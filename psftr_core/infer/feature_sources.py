@@ -206,7 +206,8 @@ class VideoSource(FeatureSource):
             if self.clip.handle().weights_id == "random":
                 self._cache = False  # random weights differ on every load: never cache
             else:
-                self._cache = FeatureCache(self.cache_dir, self.feature_spec())
+                self._cache = FeatureCache(self.cache_dir, self.feature_spec(),
+                                           feature_dim=self.feature_dim(self.clip))
         return self._cache or None
 
     def load(self, item: SourceItem) -> LoadedFeatures:
@@ -237,9 +238,9 @@ class VideoSource(FeatureSource):
         features = np.asarray(outcome.features, dtype=np.float16).astype(np.float32)
         return LoadedFeatures(features, outcome.times, outcome.meta.get("duration"), "extracted")
 
-    def cached(self, fingerprint: str) -> LoadedFeatures | None:
+    def cached(self, fingerprint: str, video: str | None = None) -> LoadedFeatures | None:
         cache = self.cache()
-        entry = cache.get(fingerprint) if cache is not None else None
+        entry = cache.get(fingerprint, video=video) if cache is not None else None
         if entry is None:
             return None
         self.cache_hits += 1
@@ -296,7 +297,7 @@ class ReadAhead:
                     return self.source.extracted(item, fingerprint, outcome)
                 with contextlib.suppress(VideoFailed):
                     self.source.extracted(queued, self.fingerprints[queued.video_id], outcome)
-        loaded = self.source.cached(fingerprint)
+        loaded = self.source.cached(fingerprint, item.display)
         if loaded is not None:
             return loaded
         (outcome,) = self._extract([item])

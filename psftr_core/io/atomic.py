@@ -10,6 +10,14 @@ such as ``/dev/null``, a FIFO, ``/dev/stdout``) is opened and written directly: 
 over it would replace the device node or pipe with a regular file. A symlink to a regular
 file (or to a missing one) is written through: the file it points to is replaced
 atomically and the link stays.
+
+Temporary files are named ``.psftr-<8 random characters>.tmp`` in the target's folder
+(never longer, so a target name of up to 255 bytes still works), and a writer holds an
+advisory lock (``flock``) on its own while it writes. A process killed with ``kill -9``
+leaves its temporary file behind: the first atomic write of a later process into that
+folder removes the ones of this pattern that nobody holds locked and that are older
+than :data:`STALE_TEMP_SECONDS` (the age guards the instant between creating a file
+and locking it; without ``flock``, e.g. on Windows, only files older than a day go).
 """
 
 from __future__ import annotations
@@ -19,11 +27,24 @@ import json
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 from psftr_core.errors import OutputError
 from psftr_core.io.paths import write_error
+
+TEMP_PREFIX = ".psftr-"
+TEMP_SUFFIX = ".tmp"
+STALE_TEMP_SECONDS = 60.0  # unlocked temp files older than this belong to a dead process
+STALE_TEMP_SECONDS_WITHOUT_LOCKS = 86400.0
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None  # type: ignore[assignment]
+
+_cleaned_folders: set[str] = set()  # folders already swept by this process
 
 
 def _read_umask() -> int:
@@ -89,9 +110,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         path = Path(os.path.realpath(path))  # replace the file the link points to, keep the link
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_stale_temp_files(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as err:
         raise write_error(path, err) from err
+    _lock(fd)  # marks the temp file as live for other processes' sweeps
     try:
         os.chmod(tmp, _final_mode(path))
         with os.fdopen(fd, mode, **kwargs) as handle:
@@ -105,6 +128,57 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         if isinstance(err, OSError) and not isinstance(err, OutputError):
             raise write_error(path, err) from err
         raise
+
+
+def _lock(fd: int) -> None:
+    """Hold an exclusive flock on ``fd`` (released when it is closed); best effort."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _is_stale(path: str, now: float) -> bool:
+    """Nobody holds ``path`` locked and it is old enough not to be a file just created."""
+    try:
+        age = now - os.stat(path, follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    if fcntl is None:
+        return age > STALE_TEMP_SECONDS_WITHOUT_LOCKS
+    if age <= STALE_TEMP_SECONDS:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live writer holds it
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[str]:
+    """Remove the temporary files that dead writers left in ``folder`` (module docstring),
+    once per folder and process; returns the names removed. Never raises."""
+    key = os.path.abspath(folder)
+    if key in _cleaned_folders:
+        return []
+    _cleaned_folders.add(key)
+    removed = []
+    now = time.time()
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(TEMP_PREFIX) and e.name.endswith(TEMP_SUFFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False) and _is_stale(entry.path, now):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -12,6 +12,8 @@ class NpyHeader:
     shape: tuple[int, ...]
     dtype: Any  # numpy.dtype
     complete: bool  # the file holds all the data the header announces (not truncated)
+    data_bytes: int = -1  # bytes after the header (-1: not measured)
+    expected_bytes: int = -1  # bytes the header announces
 
 
 def read_npy_header(path: str | os.PathLike) -> NpyHeader:
@@ -34,5 +36,5 @@ def read_npy_header(path: str | os.PathLike) -> NpyHeader:
         except TypeError as err:  # some malformed headers surface as TypeError
             raise ValueError(str(err)) from None
         data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
-    complete = data_bytes >= int(np.prod(shape)) * dtype.itemsize
-    return NpyHeader(tuple(int(n) for n in shape), dtype, complete)
+    expected_bytes = int(np.prod(shape)) * dtype.itemsize
+    return NpyHeader(tuple(int(n) for n in shape), dtype, data_bytes >= expected_bytes, data_bytes, expected_bytes)

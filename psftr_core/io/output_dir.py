@@ -19,6 +19,15 @@ File names (:func:`safe_stem`, :class:`OutputDir`):
   saves the names (with each finished video), so a later run keeps them even for
   another set of ids or other settings.
 
+Feature dataset folders (``psftr extract``) name per-video files by the dataset format,
+``features/<video_id>.npy``, which readers look up by id: :func:`video_file_name` keeps
+``<id>.<ext>`` whenever that is a legal file name (no ``/`` or NUL, not ``.``/``..``,
+valid UTF-8, at most :data:`NAME_MAX_BYTES` bytes), and otherwise falls back to
+:func:`safe_stem` plus ``~`` and the id's hash. Ids made by ``psftr_core.features.video``
+are always kept (they are plain text, at most 250 bytes). Both rules live here: one
+mapping from id to file name, strict (``safe_stem``, ``OutputDir``) or as the dataset
+format fixes it (``video_file_name``).
+
 Completion (the manifest ``DIR/.psftr-detect.json``, written atomically): it records a
 hash of the run's settings, the videos finished with them (with their file names and a
 little information per video, e.g. the duration). A re-run with the same settings skips
@@ -45,6 +54,7 @@ from psftr_core.io.atomic import write_json
 DETECT_MANIFEST_NAME = ".psftr-detect.json"
 MANIFEST_VERSION = 2
 MAX_STEM_BYTES = 200  # + "~" + 8 hex digits + "." + extension stays under 255 bytes
+NAME_MAX_BYTES = 255  # the usual file-name limit (ext4, XFS, btrfs, APFS, NTFS in UTF-16 units)
 HASH_DIGITS = 8
 
 # Control characters (C0, DEL, C1), path separators and the Windows-reserved characters.
@@ -57,7 +67,7 @@ def id_hash(video: str, digits: int = HASH_DIGITS) -> str:
     return hashlib.sha256(video.encode("utf-8", "surrogatepass")).hexdigest()[:digits]
 
 
-def _cut_utf8(text: str, max_bytes: int) -> str:
+def cut_utf8(text: str, max_bytes: int) -> str:
     """The longest prefix of ``text`` that is at most ``max_bytes`` of UTF-8."""
     data = text.encode("utf-8", "surrogatepass")
     if len(data) <= max_bytes:
@@ -72,7 +82,7 @@ def safe_stem(video: str) -> str:
     """
     stem = _FORBIDDEN.sub("_", video)
     stem = "".join("_" if unicodedata.category(ch) == "Cs" else ch for ch in stem)  # lone surrogates
-    stem = _cut_utf8(stem, MAX_STEM_BYTES)
+    stem = cut_utf8(stem, MAX_STEM_BYTES)
     if not stem:
         return "_"
     if stem.startswith("."):
@@ -82,6 +92,25 @@ def safe_stem(video: str) -> str:
     if stem.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
         stem = "_" + stem
     return stem
+
+
+def video_file_name(video: str, extension: str) -> str:
+    """The file name of ``video``'s ``extension`` file in a feature dataset folder:
+    ``<video>.<extension>`` when that is a legal name, else a safe stem with the id's hash
+    (module docstring)."""
+    name = f"{video}.{extension}"
+    if _is_legal_name(video, name):
+        return name
+    return f"{safe_stem(video)}~{id_hash(video)}.{extension}"
+
+
+def _is_legal_name(video: str, name: str) -> bool:
+    if not video or video in (".", "..") or "/" in video or "\x00" in video:
+        return False
+    try:
+        return len(name.encode("utf-8")) <= NAME_MAX_BYTES
+    except UnicodeEncodeError:  # lone surrogates
+        return False
 
 
 def stem_key(stem: str) -> str:

@@ -24,16 +24,23 @@ created. The probe cannot foresee a disk that fills during the run; the atomic w
 report that as an ``OutputError`` too, and keep the previous file.
 
 ``-`` (stdout) is the caller's business: do not pass it here.
+
+No output may be an input (:func:`refuse_outputs_over_inputs`): a command lists the
+files it reads and the files it may write, and an output that is the same file as an
+input (same device and inode, through symlinks and hard links) ends the run with exit 2
+naming both, before any work.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from psftr_core.errors import OutputError
+from psftr_core.errors import InputError, OutputError
 
 PROBE_PREFIX = ".psftr-probe-"
 
@@ -146,3 +153,73 @@ def prepare_output_dir(path: str | os.PathLike, what: str) -> Path:
     path = Path(path).expanduser()
     _check_folder_to_be(path, what, path)
     return path
+
+
+# ----------------------------------------------------------------------------- outputs vs inputs
+
+
+def file_identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the regular file ``path`` is, or links to; None for anything
+    else (missing, a folder, a device or FIFO: writing one replaces no file)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+
+def files_in(folder: str | os.PathLike, extensions: Iterable[str] = ()) -> list[Path]:
+    """The entries of ``folder`` (not recursive) ending in one of ``extensions`` (all
+    entries when none): the files an output folder may overwrite. Empty when it is not a folder."""
+    suffixes = tuple(f".{ext.lstrip('.')}".lower() for ext in extensions)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return [Path(folder) / name for name in sorted(names) if not suffixes or name.lower().endswith(suffixes)]
+
+
+def files_under(folder: str | os.PathLike) -> list[Path]:
+    """Every file below ``folder`` (recursive, links not followed into folders)."""
+    found = []
+    for root, _dirs, names in os.walk(folder):
+        found.extend(Path(root) / name for name in names)
+    return found
+
+
+def refuse_outputs_over_inputs(
+    outputs: Mapping[str, str | os.PathLike | Iterable[str | os.PathLike] | None],
+    inputs: Iterable[str | os.PathLike | None],
+) -> None:
+    """InputError (exit 2) naming both when an output would write over an input file.
+
+    ``outputs``: ``{flag: path or paths}`` (for a folder output, the files in it that the
+    run may write: see :func:`files_in`). ``inputs``: every file the run reads. Files are
+    compared by device and inode after following symlinks, so a link or a hard link to
+    an input counts as the input; outputs that do not exist yet, folders, devices and
+    FIFOs never do. Call it once the inputs are listed, before any work.
+    """
+    by_identity: dict[tuple[int, int], Path] = {}
+    for path in inputs:
+        identity = None if path is None else file_identity(path)
+        if identity is not None:
+            by_identity.setdefault(identity, Path(path))
+    if not by_identity:
+        return
+    for flag, paths in outputs.items():
+        for output in _as_paths(paths):
+            source = by_identity.get(file_identity(output))  # type: ignore[arg-type]
+            if source is not None:
+                what = "an input" if os.path.abspath(output) == os.path.abspath(source) else f"the input {source}"
+                raise InputError(
+                    f"{flag} {output} is {what} of this run (the same file): writing it would replace the input; "
+                    "choose another output path"
+                )
+
+
+def _as_paths(value: str | os.PathLike | Iterable[str | os.PathLike] | None) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [Path(value)]
+    return [Path(v) for v in value]

@@ -84,7 +84,8 @@ def video_url(source: str | os.PathLike | None, base_dir: str | os.PathLike) -> 
         relative = os.path.relpath(path, Path(base_dir).resolve())
     except ValueError:
         return path.as_uri()
-    return "/".join(quote(part, safe="") for part in Path(relative).parts)
+    # the file system's bytes, so a name that is not UTF-8 (surrogate escapes) stays addressable
+    return "/".join(quote(os.fsencode(part), safe="") for part in Path(relative).parts)
 
 
 def json_for_script(data: Any) -> str:

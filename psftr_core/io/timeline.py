@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -182,6 +183,7 @@ def _fit(draw: Any, text: str, font: Any, max_width: float) -> str:
     ``max_width + 1`` characters are measured (no visible glyph is narrower than a
     pixel), and the prefix is found by bisection.
     """
+    text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)  # PIL draws one line only
     head = text[: int(max_width) + 1]
     if len(head) == len(text) and draw.textlength(text, font=font) <= max_width:
         return text

@@ -24,31 +24,37 @@ A checkpoint is a dict of plain Python types and tensors only, so
     train_state: {optimizer, scaler, rng, seed}   # only for resuming; may be absent
 
 Loading validates the structure and raises ``InputError`` with one clear line for a
-missing, truncated, foreign or newer-format file; :func:`check_feature_spec` refuses
+missing, truncated, foreign or newer-format file, a file holding other Python objects
+(``psftr_core.io.safe_load``), a field of the wrong type or range (:data:`CHECKPOINT_SCHEMA`:
+the line names the file and the field, e.g. ``feature_spec must be a mapping, got a
+list``) and weights that do not fit the config (missing, unexpected or reshaped tensors,
+found before the model is built); :func:`check_feature_spec` refuses
 features of another dimension or another CLIP model.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import os
-import pickle
 import random
-import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 from psftr_core import __version__
-from psftr_core.config import config_from_dict
+from psftr_core.config import SECTIONS, config_from_dict
 from psftr_core.errors import InputError
 from psftr_core.io.atomic import torch_save
 from psftr_core.model import PSFTR
 from psftr_core.features.clip import same_clip_model
 from psftr_core.runtime.clip_source import builtin_clip, builtin_release, manifest_clip
+from psftr_core.io.safe_load import load_tensors
 
 FORMAT = "psftr-checkpoint"
 FORMAT_VERSION = 1
@@ -189,7 +195,10 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and validate a checkpoint with ``weights_only=True``."""
+    """Read and validate a checkpoint with ``weights_only=True``: its format, every field's
+    type (:func:`validate_checkpoint`) and that its weights fit its config, so that
+    nothing of the wrong kind reaches the model; each problem is an ``InputError``
+    naming the file and the field."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
@@ -206,31 +215,187 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise InputError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
+    validate_checkpoint(ckpt, path)
     return ckpt
 
 
 def _torch_load(path: Path, map_location: Any) -> Any:
-    """``torch.load(weights_only=True)`` with failures said in our words.
-
-    torch's own messages suggest ``weights_only=False`` (unsafe for a file from elsewhere)
-    and its warnings would reach the terminal; both stay inside.
-    """
-    if path.stat().st_size == 0:
-        raise InputError(f"cannot read checkpoint {path}: the file is empty")
-    if not zipfile.is_zipfile(path):
+    """``torch.load(weights_only=True)`` with failures said in our words (``safe_load``)."""
+    if path.stat().st_size and not zipfile.is_zipfile(path):
         # torch.save writes a zip archive; a truncated copy loses the archive's index too.
         raise InputError(f"cannot read checkpoint {path}: not a complete PyTorch checkpoint file "
                          "(truncated, damaged, or not a checkpoint written by `psftr train`)")
+    return load_tensors(path, "checkpoint", map_location,
+                        damaged_hint=" (copy it again, or use another checkpoint of the run)")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class Field:
+    """What one field of a checkpoint must be (the schema :func:`validate_checkpoint` checks)."""
+
+    kind: str  # a key of _KINDS
+    nullable: bool = False  # None is allowed
+    items: Field | None = None  # what each element of a list / value of a mapping must be
+    keys: dict[str, Field] | None = None  # a mapping's known keys (absent ones: older files)
+    required: tuple[str, ...] = ()  # keys of ``keys`` that must be there
+    bound: str | None = None  # a number's range: "> 0", ">= 1"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "mapping": ("a mapping", lambda v: isinstance(v, dict)),
+    "list": ("a list", lambda v: isinstance(v, (list, tuple))),
+    "string": ("a string", lambda v: isinstance(v, str)),
+    "integer": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "number": ("a number", _is_number),
+    "tensor": ("a tensor", lambda v: isinstance(v, torch.Tensor)),
+}
+_BOUNDS = {">": operator.gt, ">=": operator.ge}
+
+_TEXT = Field("string", nullable=True)
+_NAMES = Field("list", items=Field("string"))
+CHECKPOINT_SCHEMA = Field("mapping", required=REQUIRED_KEYS, keys={
+    "psftr_version": Field("string"),
+    "model_state": Field("mapping", items=Field("tensor")),
+    "config": Field("mapping", keys={section: Field("mapping") for section in SECTIONS}),
+    "preset": _TEXT,
+    "feature_spec": Field("mapping", required=("feature_dim",), keys={
+        "feature_dim": Field("integer", bound=">= 1"),
+        "feature_fps": Field("number", nullable=True, bound="> 0"),
+        "frames_per_feature": Field("integer", nullable=True, bound=">= 1"),
+        "clip_model": _TEXT, "clip_pretrained": _TEXT, "clip_weights_id": _TEXT, "text_source": _TEXT,
+    }),
+    "vocabulary": _NAMES,
+    "split": Field("mapping", keys={"dataset": Field("string"), "ratio": Field("string"),
+                                    "index": Field("integer", bound=">= 0"), "seen": _NAMES, "unseen": _NAMES}),
+    "epoch": Field("integer", bound=">= 0"),
+    "epochs_total": Field("integer", bound=">= 0"),
+    "metrics": Field("mapping", nullable=True),
+    "text_clip": Field("mapping", nullable=True, keys={
+        "model_name": _TEXT, "pretrained": _TEXT, "weights_id": _TEXT, "config": Field("mapping", nullable=True),
+        "config_sha256": _TEXT, "embed_dim": Field("integer", nullable=True, bound=">= 1"),
+    }),
+    "calibration": Field("mapping", nullable=True),
+    "train_state": Field("mapping", keys={
+        "optimizer": Field("mapping"), "scaler": Field("mapping"), "rng": Field("mapping"),
+        "seed": Field("integer", nullable=True), "best_score": Field("number"),
+        "epoch_losses": Field("list", items=Field("number")),
+    }),
+})
+
+
+def validate_checkpoint(ckpt: Any, path: str | os.PathLike) -> None:
+    """Raise ``InputError`` naming ``path`` and the field when a field of ``ckpt`` has the
+    wrong type or range (:data:`CHECKPOINT_SCHEMA`) or its weights do not fit its config."""
+    problem = schema_problem(ckpt, CHECKPOINT_SCHEMA)
+    if problem is not None:
+        raise InputError(f"checkpoint {path}: {problem}")
+    _check_weights_fit(ckpt, path)
+
+
+def schema_problem(value: Any, field: Field, name: str = "") -> str | None:
+    """What is wrong with ``value`` as ``field`` ("feature_spec must be a mapping, got a
+    list"), or None; ``name`` is its dotted place in the checkpoint."""
+    if value is None:
+        return None if field.nullable else f"{name} must be {_KINDS[field.kind][0]}, got null"
+    words, fits = _KINDS[field.kind]
+    if not fits(value):
+        return f"{name} must be {words}, got {_what(value)}"
+    if field.bound is not None and not _within(value, field.bound):
+        return f"{name} must be {field.bound}, got {value}"
+    if field.kind == "mapping":
+        return _mapping_problem(value, field, name)
+    if field.kind == "list" and field.items is not None:
+        return next((p for i, item in enumerate(value)
+                     if (p := schema_problem(item, field.items, f"{name}[{i}]")) is not None), None)
+    return None
+
+
+def _mapping_problem(value: dict, field: Field, name: str) -> str | None:
+    prefix = f"{name}." if name else ""
+    missing = [key for key in field.required if key not in value]
+    if missing:
+        return f"{prefix}{missing[0]} is missing"
+    for key, item in value.items():
+        inner = (field.keys or {}).get(key, field.items)
+        if inner is not None and (problem := schema_problem(item, inner, f"{prefix}{key}")) is not None:
+            return problem
+    return None
+
+
+def _within(value: float, bound: str) -> bool:
+    op, limit = bound.split()
+    return bool(_BOUNDS[op](value, float(limit)))  # False for NaN: NaN is in no range
+
+
+def _what(value: Any) -> str:
+    """``value``'s kind in words, with the value when it is short ("an integer: 3")."""
+    kind = next((words for key, (words, fits) in _KINDS.items() if key != "number" and fits(value)), None)
+    if kind is None:
+        kind = "a number" if _is_number(value) else "a boolean" if isinstance(value, bool) else (
+            f"a {type(value).__name__}")
+    shown = repr(value)
+    return f"{kind}: {shown}" if isinstance(value, (str, int, float, bool)) and len(shown) <= 40 else kind
+
+
+def _check_weights_fit(ckpt: dict, path: str | os.PathLike) -> None:
+    """The model the config describes has exactly the checkpoint's tensors, of the same shapes."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        raise InputError(f"cannot read checkpoint {path}: it holds Python objects other than tensors and plain "
-                         "data, which psftr never loads (a checkpoint from elsewhere, or a tampered file)") from None
-    except Exception:  # a damaged zip: truncated copy, interrupted download
-        raise InputError(f"cannot read checkpoint {path}: the file is damaged or truncated "
-                         "(copy it again, or use another checkpoint of the run)") from None
+        cfg = config_from_dict(ckpt["config"])
+    except InputError as err:
+        raise InputError(f"checkpoint {path}: config: {err}") from None
+    expected = _model_tensors(cfg)
+    if expected is None:
+        return  # the model cannot be laid out without memory: build_model checks it
+    state = ckpt["model_state"]
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing:
+        which = f"lacks {len(missing)} tensor(s) of its config's model ({', '.join(missing[:3])})"
+    elif unexpected:
+        which = f"has {len(unexpected)} tensor(s) its config's model lacks ({', '.join(map(str, unexpected[:3]))})"
+    if missing or unexpected:
+        raise InputError(f"checkpoint {path}: model_state {which}: its weights do not fit its config")
+    for key, want in expected.items():
+        got = state[key]
+        if tuple(got.shape) != tuple(want.shape) or got.is_floating_point() != want.is_floating_point():
+            raise InputError(
+                f"checkpoint {path}: model_state.{key} is a {got.dtype} tensor of shape {list(got.shape)}, but its "
+                f"config's model needs {want.dtype} {list(want.shape)}: its weights do not fit its config"
+            )
+
+
+def _model_tensors(cfg: Any) -> dict[str, torch.Tensor] | None:
+    """Name -> tensor (for its shape and dtype) of the model ``cfg`` describes; None when it
+    cannot be built. The weights are allocated but not initialised (:class:`_UnfilledInit`):
+    fast, and no random numbers are drawn."""
+    try:
+        with _UnfilledInit(), torch.no_grad():
+            return dict(PSFTR(cfg.model).state_dict())
+    except Exception:  # e.g. out of memory: build_model says it then
+        return None
+
+
+class _UnfilledInit(TorchFunctionMode):
+    """Skips the in-place random initialisers (``nn.init.*_``, ``Tensor.normal_/uniform_``):
+    the tensors keep their shapes. (The meta device would need no memory, but its first
+    use imports seconds of torch internals.)"""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if _is_initialiser(func):
+            return args[0] if args else next(iter((kwargs or {}).values()))
+        return func(*args, **(kwargs or {}))
+
+
+def _is_initialiser(func: Any) -> bool:
+    name = getattr(func, "__name__", "")
+    return (name.endswith("_") and vars(torch.nn.init).get(name) is func) or name in ("normal_", "uniform_")
 
 
 def build_model(ckpt: dict, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Any]:
@@ -239,7 +404,7 @@ def build_model(ckpt: dict, device: str | torch.device = "cpu") -> tuple[torch.n
     model = PSFTR(cfg.model)
     try:
         model.load_state_dict(ckpt["model_state"], strict=True)
-    except RuntimeError as err:
+    except RuntimeError as err:  # a dict not read by load_checkpoint (which checks the fit first)
         first = str(err).splitlines()[0] if str(err) else "state mismatch"
         raise InputError(f"checkpoint weights do not fit its model config ({first})") from None
     return model.to(device).eval(), cfg

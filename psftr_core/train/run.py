@@ -36,12 +36,18 @@ epoch (``psftr_core.train.engine``), evaluate if due, save ``last.pt``.
 - Periodic evaluation (``eval_every``) scores the split's test videos and keeps
   ``best.pt``: selection on the test set, so report last-epoch numbers unless asked.
 - Ctrl-C: checkpoints are written atomically after complete epochs, so an interrupted
-  run keeps the last complete ``last.pt``; ``resume=True`` continues from it.
+  run keeps the last complete ``last.pt``; ``resume=True`` continues from it, with the
+  run's own settings: a request whose settings differ is refused naming each key
+  (:func:`check_resumed_settings`); only ``epochs`` may change (said in a warning), and
+  whether it calibrates must match.
+- One run per run directory: :func:`train` holds ``RUN_DIR/.train.lock`` (rank 0 only)
+  from before its first write to its end; a second run into it is refused at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import random
@@ -78,7 +84,10 @@ from psftr_core.train.losses import build_criterion
 from psftr_core.train.metrics_log import MetricsLog
 from psftr_core.train.optimizer import build_optimizer
 from psftr_core.train.progress import TrainProgressCallback, TrainingReporter
-from psftr_core.train.run_dir import check_fresh_run, split_run_dirs, write_run_info
+from psftr_core.train.run_dir import (check_fresh_run, check_resume_settings, check_run_dir_free, run_dir_lock,
+                                     split_run_dirs, stored_config, write_run_info)
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -250,8 +259,9 @@ def build_training_state(cfg: PSFTRConfig, device: str) -> TrainingState:
     return TrainingState(model, optimizer, scaler)
 
 
-def load_resume_checkpoint(run: SplitRun, resume: bool) -> dict | None:
-    """``last.pt`` of ``run`` when resuming from it (checked against the run), else None."""
+def load_resume_checkpoint(run: SplitRun, resume: bool, calibrate: bool | None = None) -> dict | None:
+    """``last.pt`` of ``run`` when resuming from it (checked against the run and, unless
+    ``calibrate`` is None, against whether this request calibrates), else None."""
     path = run.last_path
     if not resume or not path.exists():
         return None
@@ -268,6 +278,7 @@ def load_resume_checkpoint(run: SplitRun, resume: bool) -> dict | None:
     if str(trained.get("dataset")) != str(run.dataset.name):
         raise InputError(f"{path} was trained on dataset {trained.get('dataset')!r}, not {run.dataset.name!r}")
     check_feature_spec(ckpt, run.feature_spec, f"dataset {run.dataset.name}")
+    check_same_calibration_choice(ckpt, calibrate, path)
     trained_tower = checkpoint_text_tower(ckpt, where=str(path))
     if "text_clip" in ckpt and not same_text_tower(trained_tower, run.text_tower):  # older files lack the record
         raise InputError(
@@ -275,6 +286,41 @@ def load_resume_checkpoint(run: SplitRun, resume: bool) -> dict | None:
             f"{_text_words(run.text_tower)}; resume with the same --clip-* flags and dataset files"
         )
     return ckpt
+
+
+def check_same_calibration_choice(ckpt: dict, calibrate: bool | None, path: Path) -> None:
+    """A resumed run keeps its calibration (or its absence): refuse a request that asks otherwise."""
+    if calibrate is None or "calibration" not in ckpt:  # older files lack the record
+        return
+    calibrated = ckpt["calibration"] is not None
+    if calibrated != calibrate:
+        had, asked = ("--calibrate", "--no-calibrate") if calibrated else ("--no-calibrate", "--calibrate")
+        raise InputError(f"--resume: {path} was trained with {had}, this command gives {asked}; "
+                         f"resume with {had}, or train a new run into another --output")
+
+
+def check_resumed_settings(root: Path, run_dirs: dict[int, Path], cfg: PSFTRConfig, request: TrainRequest) -> None:
+    """Refuse ``--resume`` with settings other than the run's (exit 2, naming each key and its
+    two values): a resumed run continues with its own config, so they would be ignored.
+
+    The run's settings are ``RUN_DIR/config.yaml`` (as resolved, before calibration), else
+    (a run without it) its first ``last.pt``'s config less the calibrated inference keys.
+    ``train.epochs`` may differ when ``--epochs`` (``request.epochs``) sets it.
+    """
+    epochs_given = {"train.epochs"} if request.epochs is not None else set()
+    stored = stored_config(root)
+    if stored is not None:
+        check_resume_settings(cfg, stored, root / "config.yaml", epochs_given)
+        return
+    for run_dir in run_dirs.values():
+        path = run_dir / "last.pt"
+        if path.is_file():
+            ckpt = load_checkpoint(path)
+            record = ckpt.get("calibration")
+            calibrated = (record.get("inference") or {}) if isinstance(record, dict) else {}
+            skip = {"train.epochs", *(f"inference.{key}" for key in calibrated)}
+            check_resume_settings(cfg, config_to_dict(config_from_dict(ckpt["config"])), path, skip)
+            return
 
 
 def same_text_tower(a: TextTower | None, b: TextTower | None) -> bool:
@@ -290,9 +336,11 @@ def _text_words(tower: TextTower | None) -> str:
 
 
 def resumed_run(run: SplitRun, ckpt: dict, epochs: int | None) -> SplitRun:
-    """The run continues with its own config and preset; only the epoch count may be raised."""
+    """The run continues with its own config and preset; only the epoch count may change (said)."""
     cfg = config_from_dict(ckpt["config"])
-    if epochs is not None:
+    if epochs is not None and int(epochs) != cfg.train.epochs:
+        _log.warning("resuming %s with %d epochs instead of its %d (--epochs)", run.last_path, int(epochs),
+                     cfg.train.epochs)
         cfg.train = dataclasses.replace(cfg.train, epochs=int(epochs))
     return dataclasses.replace(run, cfg=cfg, preset_name=ckpt.get("preset", run.preset_name),
                                calibration=ckpt.get("calibration"))
@@ -368,6 +416,10 @@ def save_epoch(run: SplitRun, state: TrainingState, epoch_metrics: dict, is_best
 
 def train(request: TrainRequest, on_progress: TrainProgressCallback | None = None) -> list[SplitTrainResult]:
     """Run ``psftr train``: one split, or every split into ``RUN_DIR/split_K``."""
+    root = Path(request.output)
+    dist = DistributedContext()
+    if dist.is_main:  # another run in RUN_DIR: refuse before any work
+        check_run_dir_free(root)
     check_ratio(request.ratio)
     dataset = load_dataset(request.dataset, data_root=request.data_root)
     indices = split_indices(dataset, request.ratio, request.split_index)
@@ -379,22 +431,24 @@ def train(request: TrainRequest, on_progress: TrainProgressCallback | None = Non
     towers = {index: (class_text_tower(dataset, split.seen, request.clip),
                       class_text_tower(dataset, split.unseen, request.clip) if request.eval_every else None)
               for index, split in splits.items()}
-    root = Path(request.output)
     every_split = parse_split_index(request.split_index) is None
     run_dirs = split_run_dirs(root, indices, every_split)
-    for run_dir in run_dirs.values():  # refuse before touching anything in RUN_DIR
-        check_fresh_run(run_dir, request.resume)
-    dist = DistributedContext()
-    device = dist.init(resolve_device(request.device))
-    try:
-        if dist.is_main:
-            write_run_info(root, request, preset_name, cfg, indices, every_split)
-        runs = [SplitRun(dataset, splits[index], cfg, preset_name, feature_spec_of(dataset), run_dir, device,
-                         text_tower=towers[index][0], eval_text_tower=towers[index][1])
-                for index, run_dir in run_dirs.items()]
-        return [train_split(run, request, dist, on_progress) for run in runs]
-    finally:
-        dist.close()
+    # The one lock on the root covers every split_K; only rank 0 writes, so only it locks.
+    with run_dir_lock(root, enabled=dist.is_main):
+        for run_dir in run_dirs.values():  # refuse before touching anything in RUN_DIR
+            check_fresh_run(run_dir, request.resume)
+        if request.resume:
+            check_resumed_settings(root, run_dirs, cfg, request)
+        device = dist.init(resolve_device(request.device))
+        try:
+            if dist.is_main:
+                write_run_info(root, request, preset_name, cfg, indices, every_split)
+            runs = [SplitRun(dataset, splits[index], cfg, preset_name, feature_spec_of(dataset), run_dir, device,
+                             text_tower=towers[index][0], eval_text_tower=towers[index][1])
+                    for index, run_dir in run_dirs.items()]
+            return [train_split(run, request, dist, on_progress) for run in runs]
+        finally:
+            dist.close()
 
 
 def train_split(run: SplitRun, request: TrainRequest, dist: DistributedContext | None = None,
@@ -403,7 +457,7 @@ def train_split(run: SplitRun, request: TrainRequest, dist: DistributedContext |
     dist = dist or DistributedContext()
     started = time.time()
     check_fresh_run(run.run_dir, request.resume)
-    resume_from = load_resume_checkpoint(run, request.resume)
+    resume_from = load_resume_checkpoint(run, request.resume, request.calibrate)
     if resume_from is not None:
         run = resumed_run(run, resume_from, request.epochs)
     elif request.calibrate:

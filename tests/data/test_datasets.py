@@ -463,7 +463,7 @@ def test_yaml_dataset_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="needs 'features'"):
         load_dataset(root)
     (root / "dataset.yaml").write_text("annotations: [unclosed")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="is not valid YAML"):
         load_dataset(root)
     (root / "dataset.yaml").write_text(yaml.safe_dump({"annotations": "ann.json", "features": "feats",
                                                         "train_subset": "train"}))
