@@ -6,11 +6,21 @@ command functions, so ``psftr --help`` and ``--version`` stay fast.
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 
 import typer
 
+from psftr_cli.signals import (
+    INTERRUPTED_EXIT,
+    TERMINATED_EXIT,
+    GuardedStdout,
+    StdoutBroken,
+    Terminated,
+    guarded_stdout,
+    sigterm_as_interrupt,
+)
 from psftr_core import __version__
 from psftr_core.errors import PsftrError
 
@@ -50,7 +60,9 @@ def main(
 
 
 def _interruptible(func):
-    """Ctrl-C ends any command with one line and exit code 130 (not click's "Aborted!", 1).
+    """Ctrl-C (or SIGTERM, psftr_cli.signals) ends any command with one line and exit code
+    130 (not click's "Aborted!", 1); ``run`` makes it 143 for SIGTERM. A write to a pipe
+    whose reader went away ends it silently (exit 141), whatever the output.
 
     Commands with more to say (train, extract) catch it themselves first.
     """
@@ -59,9 +71,14 @@ def _interruptible(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except KeyboardInterrupt:
-            print("psftr: interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as interrupt:
+            how = " by SIGTERM" if isinstance(interrupt, Terminated) else ""
+            print(f"psftr: interrupted{how}", file=sys.stderr)
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+        except OSError as err:
+            if err.errno == errno.EPIPE:  # a pipe's reader went away (-o /dev/stdout | head): as for stdout
+                raise StdoutBroken(err) from None
+            raise
 
     return wrapper
 
@@ -78,9 +95,65 @@ _register()
 
 
 def run() -> None:
-    """Console-script entry point: one-line errors with the documented exit codes (docs/formats.md)."""
+    """Console-script entry point: one-line errors with the documented exit codes (docs/formats.md).
+
+    SIGTERM ends a command as Ctrl-C does (exit 143), and a stdout or log file that stops
+    taking output ends it with one line, never a traceback (psftr_cli.signals).
+    """
+    with sigterm_as_interrupt() as sigterm, guarded_stdout() as stdout:
+        code = _run_app()
+        code = _flush_stdout(stdout, code)  # now, not at exit, where a failure has no exit code
+    if sigterm.received and code == INTERRUPTED_EXIT:
+        code = TERMINATED_EXIT
+    sys.exit(_report_log_file(code))
+
+
+def _run_app() -> int:
+    """The command's exit code; a PsftrError becomes its one line."""
     try:
         app()
+    except SystemExit as done:
+        return _exit_code(done)
+    except StdoutBroken as err:
+        return _stdout_failed(err)
     except PsftrError as err:
         print(f"psftr: error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        return err.exit_code
+    return 0
+
+
+def _exit_code(done: SystemExit) -> int:
+    if done.code is None or isinstance(done.code, int):
+        return done.code or 0
+    print(done.code, file=sys.stderr)  # sys.exit("message"), as Python would show it
+    return 1
+
+
+def _stdout_failed(err: StdoutBroken) -> int:
+    if not err.silent:  # a reader that went away (| head) is no error to tell
+        print(f"psftr: error: {err}", file=sys.stderr)
+    return err.exit_code
+
+
+def _flush_stdout(stdout: GuardedStdout, code: int) -> int:
+    """Flush what is left for stdout; an exit code of 0 becomes the failure's if that fails
+    (or if a failure during the run was caught on its way out)."""
+    try:
+        stdout.flush()  # a no-op once it failed
+    except StdoutBroken:
+        pass
+    if stdout.failure is not None and code == 0:
+        return _stdout_failed(stdout.failure)
+    return code
+
+
+def _report_log_file(code: int) -> int:
+    """A ``--log-file`` that stopped taking records: one line, and exit 1 for a run that was ok."""
+    from psftr_cli.logs import take_log_file_failure
+
+    failure = take_log_file_failure()
+    if failure is None:
+        return code
+    kind = "error" if code == 0 else "warning"  # a failed run already has its error line
+    print(f"psftr: {kind}: {failure}; records from then on are missing", file=sys.stderr)
+    return 1 if code == 0 else code
