@@ -15,7 +15,7 @@ Outputs, all fed one video at a time (``psftr_core.io.detect_outputs.DetectOutpu
 
 Progress, warnings and the summary table go to stderr, so pipes stay clean. Exit codes:
 0 ok, 2 bad input (e.g. a missing path, named), 3 some videos failed (the others are
-written), 1 all failed, 130 interrupted. No torch import at module level.
+written), 1 all failed, 130 interrupted, 143 SIGTERM. No torch import at module level.
 """
 
 from __future__ import annotations

@@ -241,7 +241,8 @@ class FrameDecoder:
         options, source = self.options, None
         try:
             source = open_video(video.path, options.decoder, threads=options.decode_threads,
-                                short_side=self.frame_preprocess.decode_short_side)
+                                short_side=self.frame_preprocess.decode_short_side,
+                                every_frame=options.fps is None and options.stride == 1)
             plan, note = plan_video(source.timestamps, video.path.name, stride=options.stride, fps=options.fps)
             if not self._put(("start", video, VideoStart(plan, source.backend, note))):
                 return False

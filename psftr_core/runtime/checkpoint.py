@@ -89,8 +89,10 @@ def feature_spec_of(dataset: Any) -> dict[str, Any]:
 
 def check_feature_spec(ckpt: dict, spec: dict, where: str = "the dataset") -> None:
     """Raise InputError when ``spec`` (the features at hand) cannot feed the checkpoint's model."""
-    trained = ckpt["feature_spec"]
-    if int(trained["feature_dim"]) != int(spec["feature_dim"]):
+    trained = dict(ckpt["feature_spec"])
+    # hand-made or early checkpoints may lack it: the model's own input width says the same
+    trained.setdefault("feature_dim", ckpt["config"]["model"].get("feature_dim"))
+    if trained["feature_dim"] is not None and int(trained["feature_dim"]) != int(spec["feature_dim"]):
         raise InputError(
             f"the checkpoint was trained on {trained['feature_dim']}-d features{_clip_words(trained)}, but "
             f"{where} has {spec['feature_dim']}-d features; use features from the same CLIP model or retrain"
@@ -265,7 +267,7 @@ CHECKPOINT_SCHEMA = Field("mapping", required=REQUIRED_KEYS, keys={
     "model_state": Field("mapping", items=Field("tensor")),
     "config": Field("mapping", keys={section: Field("mapping") for section in SECTIONS}),
     "preset": _TEXT,
-    "feature_spec": Field("mapping", required=("feature_dim",), keys={
+    "feature_spec": Field("mapping", keys={
         "feature_dim": Field("integer", bound=">= 1"),
         "feature_fps": Field("number", nullable=True, bound="> 0"),
         "frames_per_feature": Field("integer", nullable=True, bound=">= 1"),

@@ -595,14 +595,14 @@ CASES: list[Case] = [
          setup=[one_good_video_and("symlink-loop")], check=check_results_videos("alpha")),
     Case("extract-symlink-loop-in-folder", "extract {mixed} -o {tmp}/feats {clip}", 0, says=["a.mp4", "loop"],
          setup=[one_good_video_and("symlink-loop")], written=["{tmp}/feats/features/alpha.npy"]),
-    Case("detect-symlink-loop-named", f"detect {{videos}}/alpha.mp4 {{loop}} -a walking {{clip}}", 2,
+    Case("detect-symlink-loop-named", "detect {videos}/alpha.mp4 {loop} -a walking {clip}", 2,
          says=["{loop}", "loop"], setup=[named_symlink_loop("loop")]),
     # --- 4. FIFOs (run with a hang guard: a FIFO opened for reading fails the row)
     Case("detect-fifo-in-folder", f"detect {{mixed}} -a walking {{clip}} {OUT}", 0, says=["pipe.mp4"],
          setup=[one_good_video_and("fifo")], check=check_results_videos("alpha")),
     Case("extract-fifo-in-folder", "extract {mixed} -o {tmp}/feats {clip}", 0, says=["pipe.mp4"],
          setup=[one_good_video_and("fifo")], written=["{tmp}/feats/features/alpha.npy"]),
-    Case("detect-fifo-named", f"detect {{videos}}/alpha.mp4 {{fifo}} -a walking {{clip}}", 2,
+    Case("detect-fifo-named", "detect {videos}/alpha.mp4 {fifo} -a walking {clip}", 2,
          says=["{fifo}", "not a regular file"], setup=[named_fifo("fifo")]),
     # --- 5. provenance names the custom CLIP architecture
     Case("detect-details-name-custom-clip", f"{D} {OUT}", 0, check=check_details_name_custom_clip),

@@ -25,7 +25,7 @@ BACKENDS = [pytest.param("decord", marks=needs_decord), "pyav"]
 
 
 def decode_all(path: Path, decoder: str, indices, chunk: int = 4) -> tuple[object, np.ndarray]:
-    source = open_video(path, decoder)
+    source = open_video(path, decoder, every_frame=True)  # where auto would take decord
     return source, np.concatenate(list(source.iter_frames(indices, chunk=chunk)))
 
 
@@ -154,7 +154,7 @@ def test_one_or_two_pixel_wide_videos_decode(tmp_path, width):
 def test_auto_falls_back_to_pyav_where_decord_cannot_open(tmp_path, monkeypatch):
     path = write_pattern_video(tmp_path / "clip.mp4")
     if decord_available():
-        assert open_video(path, "auto").backend == "decord"
+        assert open_video(path, "auto", every_frame=True).backend == "decord"
 
         class Unreadable:
             def __init__(self, *args, **kwargs):
@@ -165,7 +165,14 @@ def test_auto_falls_back_to_pyav_where_decord_cannot_open(tmp_path, monkeypatch)
         monkeypatch.setattr(decord, "VideoReader", Unreadable)
         with pytest.raises(VideoDecodeError, match=r"^cannot decode clip\.mp4: not a video or corrupt for decord"):
             open_video(path, "decord")
+    assert open_video(path, "auto", every_frame=True).backend == "pyav"
+
+
+def test_auto_reads_sampled_frames_with_pyav(tmp_path):
+    """decord only where every frame is read: on sampled frames PyAV decodes as fast or faster."""
+    path = write_pattern_video(tmp_path / "clip.mp4")
     assert open_video(path, "auto").backend == "pyav"
+    assert open_video(path, "auto", every_frame=True).backend == ("decord" if decord_available() else "pyav")
 
 
 def test_av1_is_read_by_pyav_under_auto(tmp_path):

@@ -73,7 +73,6 @@ WRONG = [
     ("config:model:nonsense", 1, "model.nonsense"),
     ("feature_spec", [32, 3.75], "feature_spec must be a mapping, got a list"),
     ("feature_spec:feature_dim", "32", "feature_spec.feature_dim must be an integer, got a string: '32'"),
-    ("feature_spec:feature_dim", DELETE, "feature_spec.feature_dim is missing"),
     ("feature_spec:feature_dim", 0, "feature_spec.feature_dim must be >= 1, got 0"),
     ("feature_spec:feature_fps", float("nan"), "feature_spec.feature_fps must be > 0, got nan"),
     ("feature_spec:clip_model", 16, "feature_spec.clip_model must be a string, got an integer: 16"),
