@@ -169,7 +169,7 @@ def test_ordinary_aliases_still_load():
 def test_yaml_file_errors_name_the_file(tmp_path):
     with pytest.raises(InputError, match="settings not found"):
         read_yaml_file(tmp_path / "nope.yaml", "settings")
-    with pytest.raises(InputError, match=f"settings {tmp_path} is a folder"):
+    with pytest.raises(InputError, match=f"settings {tmp_path} is a directory"):
         read_yaml_file(tmp_path, "settings")
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"a: \xff\n")

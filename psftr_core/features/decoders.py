@@ -135,7 +135,7 @@ class NativeName:
         text = os.fspath(path)
         self.name = text
         self._closer: Any = None
-        if _is_utf8(text):
+        if is_utf8(text):
             return
         folder = next((f for f in _FD_FOLDERS if os.path.isdir(f)), None)
         if folder is None:
@@ -155,7 +155,8 @@ class NativeName:
         self.close()
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
+    """``text`` encodes as UTF-8 (a file name with bytes that are not UTF-8 holds lone surrogates)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from psftr_core.errors import InputError
-from psftr_core.features.decoders import irregular_file_reason
+from psftr_core.features.decoders import irregular_file_reason, is_utf8
 from psftr_core.io.output_dir import cut_utf8
 
 VIDEO_EXTENSIONS = frozenset(
@@ -154,15 +154,7 @@ def _walk_files(folder: Path) -> Iterator[Path]:
 
 def printable_name(name: str) -> str:
     """``name`` as plain text: bytes that are not UTF-8 (lone surrogates) become ``\\xNN``."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace") if not _is_utf8(name) else name
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return os.fsencode(name).decode("utf-8", "backslashreplace") if not is_utf8(name) else name
 
 
 def _sha1_hex(text: str) -> str:

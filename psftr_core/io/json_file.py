@@ -8,13 +8,13 @@ lose its first entry).
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from psftr_core.errors import InputError
+from psftr_core.io.text_file import read_input_text
 
 
 class _DuplicateKey(ValueError):
@@ -39,20 +39,7 @@ def read_json_file(path: str | os.PathLike, what: str, unique_keys: bool = False
     ``unique_keys``: InputError naming the key when an object holds a key twice.
     """
     path = Path(path)
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                text = handle.read()
-        else:
-            text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{what} file not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"{what} file {path} is a directory, expected a JSON file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{what} file {path} is not UTF-8 text, expected JSON") from None
-    except (OSError, EOFError) as err:  # EOFError: a truncated .gz
-        raise InputError(f"cannot read {what} file {path}: {getattr(err, 'strerror', None) or err}") from None
+    text = read_input_text(path, f"{what} file", "JSON")
     if not text.strip():
         raise InputError(f"{what} file {path} is empty, expected JSON")
     try:

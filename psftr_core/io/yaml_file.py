@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from psftr_core.errors import InputError, error_text
+from psftr_core.io.text_file import read_input_text
 
 # Values (scalars, lists, mappings) one document may stand for with its aliases expanded.
 # A config or dataset.yaml has a few hundred; 100000 leaves room for any hand-written file.
@@ -105,16 +106,7 @@ def read_yaml_file(path: str | os.PathLike, what: str) -> Any:
     """Parse the YAML file at ``path`` (None when empty); ``what`` names it in errors
     (e.g. "config file"). Every problem is one ``InputError`` line naming the file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{what} not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"{what} {path} is a folder, expected a YAML file") from None
-    except UnicodeDecodeError as err:
-        raise InputError(f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise InputError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    text = read_input_text(path, what, "YAML")
     try:
         return safe_load(text)
     except YAMLTooLarge as err:
