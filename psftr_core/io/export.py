@@ -39,6 +39,14 @@ CSV_HEADER = ("video", "label", "start", "end", "score")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def fixed_score(score: float) -> str:
+    """``score`` with 6 significant digits in fixed notation (``0.0000678748``, never
+    ``6.78748e-05``, which spreadsheets and some parsers read as text or misread)."""
+    import numpy as np
+
+    return np.format_float_positional(float(score), precision=6, unique=False, fractional=False, trim="-")
+
+
 def neutralise_cell(text: str) -> str:
     """Return ``text`` with a leading ``'`` if it begins like a spreadsheet formula."""
     if text.startswith(_FORMULA_STARTS):
@@ -174,7 +182,7 @@ class CsvSegmentWriter:
                 neutralise_cell(str(label)),
                 f"{float(start):.3f}",
                 f"{float(end):.3f}",
-                f"{float(score):.6g}",
+                fixed_score(score),
             )
         )
         self.rows += 1

@@ -130,7 +130,7 @@ def test_csv_file_format(tmp_path):
     assert rows == [
         ["video", "label", "start", "end", "score"],
         ["video_a", "Diving", "1.250", "7.123", "0.876543"],
-        ["video_a", "High Jump", "10.000", "12.500", "1e-05"],
+        ["video_a", "High Jump", "10.000", "12.500", "0.00001"],
         ["vidéo_c", "Ünïcode", "0.000", "3.000", "0.5"],
     ]
 
@@ -180,3 +180,12 @@ def test_csv_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(InputError):
         write_results_csv(path, {"v": [{"segment": [2, 1], "label": "A", "score": 1}]})
     assert not path.exists()
+
+
+@pytest.mark.parametrize("score, text", [(6.78748e-05, "0.0000678748"), (0.8765432, "0.876543"), (1e-5, "0.00001"),
+                                         (1.0, "1"), (0.0, "0")])
+def test_csv_scores_are_in_fixed_notation(score, text):
+    """6 significant digits, never ``6.78748e-05`` (a spreadsheet may read it as text)."""
+    stream = io.StringIO()
+    CsvSegmentWriter(stream).write_row("v", "A", 1.0, 2.0, score)
+    assert _parse(stream.getvalue())[-1][-1] == text
