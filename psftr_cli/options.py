@@ -81,8 +81,10 @@ def decoder(help: str = "Video decoder: decord where installed and able, else Py
     return typer.Option("auto", "--decoder", metavar="auto|decord|pyav", help=help, show_default=True)
 
 
-def prompt(default_text: str = f'"{DEFAULT_PROMPT}"', help: str = "Text prompt template ({} is the action).") -> Any:
-    """``--prompt TEMPLATE``."""
+def prompt(default_text: str = f'"{DEFAULT_PROMPT}"',
+           help: str = "Text prompt template ({} is the action); repeat it for several templates, whose "
+                       "embeddings (and the actions file's descriptions) are averaged per action.") -> Any:
+    """``--prompt TEMPLATE`` (repeatable: the parameter is a list)."""
     return typer.Option(None, "--prompt", metavar="TEMPLATE", help=help, show_default=default_text)
 
 

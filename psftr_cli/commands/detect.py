@@ -60,11 +60,17 @@ def detect(
     ),
     actions_file: Optional[Path] = typer.Option(
         None, "--actions-file", metavar="FILE", show_default=False,
-        help="Text file with one action per line (names may contain commas; '#' lines are comments).",
+        help="Actions: one per line (names may contain commas; '#' lines are comments), or with descriptions: "
+        "YAML (name: [description, ...]), TSV (name<TAB>description...) or GAP's description JSON.",
     ),
-    checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", metavar="CKPT", show_default="the training-free localizer",
-        help="PSFTR checkpoint from psftr train.",
+    checkpoint: Optional[str] = typer.Option(
+        None, "--checkpoint", metavar="CKPT|REF", show_default="the training-free localizer",
+        help="PSFTR checkpoint from psftr train: a file, hf:OWNER/REPO/FILE[@REVISION] (hub cache) or an "
+        "https:// URL (with --checkpoint-sha256).",
+    ),
+    checkpoint_sha256: Optional[str] = typer.Option(
+        None, "--checkpoint-sha256", metavar="HEX", show_default=False,
+        help="The checkpoint's SHA-256, checked before it is loaded (required for a URL).",
     ),
     features: Optional[str] = typer.Option(
         None, "--features", metavar="DIR", show_default=False,
@@ -120,16 +126,18 @@ def detect(
     decoder: str = options.decoder(),
     dtype: str = options.compute_dtype("What the image tower computes in (video inputs); auto: float16 on CUDA, "
                                        "bfloat16 on a CPU that computes it natively, else float32."),
-    prompt: Optional[str] = options.prompt(),
+    prompt: Optional[List[str]] = options.prompt(),
     quiet: bool = options.quiet(),
 ) -> None:
     """Find actions of a custom vocabulary in videos; write segments as each video finishes."""
     from psftr_cli.render import print_lines, stderr_console
     from psftr_core.infer.detect import Failure, start_detection
-    from psftr_core.data.vocabulary import parse_thresholds, parse_vocabulary
+    from psftr_core.data.vocabulary import parse_action_texts, parse_thresholds
 
-    vocabulary = parse_vocabulary(actions, actions_file)
+    # prompt: None or one template as before; several templates or descriptions: a TextRecipe (averaged)
+    vocabulary, prompt = parse_action_texts(actions, actions_file, prompt)
     global_threshold, per_action = parse_thresholds(threshold)
+    _check_checkpoint_options(checkpoint, checkpoint_sha256)
     from psftr_core.io.detect_outputs import DetectOutputs, output_formats
     from psftr_core.io.paths import prepare_output_dir, prepare_output_file
 
@@ -150,6 +158,7 @@ def detect(
     if report is not None:
         report = prepare_output_file(report, "--report")
 
+    checkpoint = _checkpoint_file(checkpoint, checkpoint_sha256, cache_dir)  # may download: after the checks
     console = stderr_console()
     run = start_detection(
         list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
@@ -196,6 +205,25 @@ def detect(
     if not quiet:
         _print_summary(console, final, outputs, output, output_dir, timeline, report)
     final.raise_for_failures()
+
+
+def _check_checkpoint_options(checkpoint: Optional[str], sha256: Optional[str]) -> None:
+    """A malformed reference or checksum is refused before any work (no download yet)."""
+    from psftr_core.errors import InputError
+    from psftr_core.runtime.checkpoint_ref import check_reference, normalise_sha256
+
+    if sha256 is not None and checkpoint is None:
+        raise InputError("--checkpoint-sha256 applies to --checkpoint: give both")
+    if checkpoint is not None:
+        check_reference(checkpoint)
+        normalise_sha256(sha256)
+
+
+def _checkpoint_file(checkpoint: Optional[str], sha256: Optional[str], cache_dir: Optional[Path]) -> Optional[Path]:
+    """The local checkpoint file of ``--checkpoint`` (a hub reference or URL fetched into its cache)."""
+    from psftr_core.runtime.checkpoint_ref import resolve_checkpoint_ref
+
+    return None if checkpoint is None else resolve_checkpoint_ref(checkpoint, sha256, cache_dir=cache_dir)
 
 
 def _folder_outputs(folder: Optional[Path], extensions: List[str]) -> List[Path]:

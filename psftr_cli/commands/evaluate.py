@@ -53,9 +53,14 @@ def evaluate(
     subset: Optional[str] = typer.Option(
         None, "--subset", help="Only ground-truth videos of this subset (e.g. test).", metavar="NAME"
     ),
-    checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", help="PSFTR checkpoint (or run directory) to run on the zero-shot protocol.",
-        metavar="CKPT",
+    checkpoint: Optional[str] = typer.Option(
+        None, "--checkpoint", help="PSFTR checkpoint (or run directory) to run on the zero-shot protocol: a path, "
+        "hf:OWNER/REPO/FILE[@REVISION] (hub cache) or an https:// URL (with --checkpoint-sha256).",
+        metavar="CKPT|REF",
+    ),
+    checkpoint_sha256: Optional[str] = typer.Option(
+        None, "--checkpoint-sha256", help="The checkpoint file's SHA-256, checked before it is loaded (required "
+        "for a URL).", metavar="HEX",
     ),
     baseline: bool = typer.Option(
         False, "--baseline", help="Score the training-free localizer on the zero-shot protocol (no checkpoint)."
@@ -110,6 +115,10 @@ def evaluate(
         )
     if overrides and checkpoint is None:
         raise InputError("--set applies to --checkpoint evaluation only")
+    if checkpoint_sha256 is not None and checkpoint is None:
+        raise InputError("--checkpoint-sha256 applies to --checkpoint: give both")
+    if checkpoint is not None:
+        _check_checkpoint_reference(checkpoint, checkpoint_sha256, split_index, select)
     if dataset is None or split is None:
         raise InputError(f"{'--checkpoint' if checkpoint is not None else '--baseline'} needs --dataset and --split")
     if subset is not None:
@@ -119,9 +128,28 @@ def evaluate(
 
         _refuse_predictions_over_inputs(save_predictions, [dataset, data_root, checkpoint, clip_config])
         save_predictions = prepare_output_file(save_predictions, "--save-predictions")
+    if checkpoint is not None:  # may download: after every check
+        from psftr_core.runtime.checkpoint_ref import resolve_checkpoint_ref
+
+        checkpoint = resolve_checkpoint_ref(checkpoint, checkpoint_sha256)
     evaluate_on_protocol(checkpoint, dataset, split, split_index, save_predictions=save_predictions, as_json=as_json,
                          data_root=data_root, select=select, device=device, tious=tious, per_class=per_class,
                          overrides=list(overrides or []), clip=clip)
+
+
+def _check_checkpoint_reference(checkpoint: str, sha256: Optional[str], split_index: str, select: str) -> None:
+    """A malformed reference or checksum is refused before any work; a reference names one
+    file, so the run-directory forms (all splits, ``--select best``) need a local folder."""
+    from psftr_core.runtime.checkpoint_ref import check_reference, is_remote, normalise_sha256
+
+    check_reference(checkpoint)
+    normalise_sha256(sha256)
+    if is_remote(checkpoint) and split_index.strip().lower() == "all":
+        raise InputError(f"--checkpoint {checkpoint}: a reference names one checkpoint file; --split-index all "
+                         "needs a local run directory (RUN_DIR/split_K/last.pt)")
+    if is_remote(checkpoint) and select != "last":
+        raise InputError(f"--checkpoint {checkpoint}: --select applies to a local run directory; name the file "
+                         "you want (e.g. best.pt) in the reference")
 
 
 def _refuse_predictions_over_inputs(save_predictions: Path, read: Sequence[Any]) -> None:

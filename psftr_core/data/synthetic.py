@@ -78,7 +78,8 @@ GENERATOR_VERSION = 1
 TRANSFER_NOISE = 0.25  # at transfer 1: weight of the unpredictable part of a prototype (vs 1 predicted)
 # Keys added after version 1, with the value that reproduces version 1: synthetic_config.json
 # records them only when they differ, so default data stay byte-identical to version 1.
-_LATER_KEYS = {"transfer": 0.0}
+TEXT_VIEWS_FILE = "text_views.npz"  # [V, D] per class, only when text_views > 1
+_LATER_KEYS = {"transfer": 0.0, "text_views": 1, "text_view_noise": 0.6}
 
 
 @dataclass
@@ -142,6 +143,14 @@ class SyntheticConfig:
     # raw cosine is near chance and a map learned on seen classes transfers. In between:
     # interpolated. 0 reproduces generator version 1 byte for byte.
     transfer: float = 0.0
+    # --- several noisy text views per class (prompt ensembling) ---
+    # 1: one text embedding per class, as before. V > 1: each class gets V views, its
+    # true text direction plus an independent random direction of norm text_view_noise
+    # (cos(view, true) ~ 1/sqrt(1 + noise^2)), stored in text_views.npz ({name: [V, D]});
+    # text_embeddings.npz then holds view 0 (one description), so averaging the views is
+    # what a user with several descriptions can do (benchmarks/text_views.py).
+    text_views: int = 1
+    text_view_noise: float = 0.6
 
     # --- splits ---
     num_splits: int = 10  # per ratio, in splits.json
@@ -185,6 +194,8 @@ class SyntheticConfig:
                      "scene_class_likeness", "transfer"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
+        if self.text_views < 1 or self.text_view_noise < 0:
+            raise ValueError("text_views must be >= 1 and text_view_noise >= 0")
         if self.num_background_types < 1 or self.noise_reference_dim < 1 or self.num_splits < 1:
             raise ValueError("num_background_types, noise_reference_dim and num_splits must be >= 1")
         for ratio in self.split_ratios:
@@ -537,13 +548,32 @@ def generate_dataset(out_dir: str | Path, cfg: SyntheticConfig | None = None) ->
             path.unlink()
     write_json(out / "annotations.json", {"classes": names, "database": database})
     write_json(out / "feature_info.json", feature_info)
+    views = text_views(cfg, world.text)
     write_bytes(out / "text_embeddings.npz",
-                _npz_bytes({name: world.text[k].astype(np.float32) for k, name in enumerate(names)}))
+                _npz_bytes({name: views[k, 0].astype(np.float32) for k, name in enumerate(names)}))
+    view_file = out / TEXT_VIEWS_FILE
+    if cfg.text_views > 1:
+        write_bytes(view_file, _npz_bytes({name: views[k].astype(np.float32) for k, name in enumerate(names)}))
+    elif view_file.exists():  # left over from an earlier run with views
+        view_file.unlink()
     write_json(out / "splits.json", make_splits(cfg))
     recorded = {k: v for k, v in dataclasses.asdict(cfg).items() if not (k in _LATER_KEYS and v == _LATER_KEYS[k])}
     write_json(out / "synthetic_config.json", {"generator_version": GENERATOR_VERSION, "config": recorded})
     write_text(out / "dataset.yaml", _dataset_yaml(cfg))
     return out
+
+
+def text_views(cfg: SyntheticConfig, text: np.ndarray) -> np.ndarray:
+    """[K, V, D] text views: ``text`` itself when ``cfg.text_views`` is 1; else each view
+    is the true direction plus a random one of norm ``text_view_noise``, at the true norm.
+    Drawn from their own stream, so the rest of the dataset does not change."""
+    if cfg.text_views == 1:
+        return text[:, None, :]
+    rng = np.random.default_rng([cfg.seed, 7])
+    K, D = text.shape
+    norms = np.linalg.norm(text, axis=1, keepdims=True)[:, None, :]
+    noise = _unit(rng.standard_normal((K, cfg.text_views, D)))
+    return _unit(_unit(text)[:, None, :] + cfg.text_view_noise * noise) * norms
 
 
 def synthetic_config_from_dict(data: dict) -> SyntheticConfig:
@@ -556,4 +586,4 @@ def synthetic_config_from_dict(data: dict) -> SyntheticConfig:
     return SyntheticConfig(**values)
 
 
-__all__ = ["SyntheticConfig", "generate_dataset", "make_splits", "synthetic_config_from_dict", "GENERATOR_VERSION"]
+__all__ = ["SyntheticConfig", "TEXT_VIEWS_FILE", "text_views", "generate_dataset", "make_splits", "synthetic_config_from_dict", "GENERATOR_VERSION"]

@@ -6,6 +6,13 @@ Rules (the same for ``--actions`` and ``--actions-file``):
 - ``--actions-file F`` holds one action per line (UTF-8, a BOM is tolerated), so names may
   contain commas. Blank lines are skipped and a line whose first non-blank character is
   ``#`` is a comment. ``#`` elsewhere in a line is part of the name.
+- An actions file may also give each action several descriptions (prompt ensembling,
+  :func:`read_action_texts`), in one of three forms, chosen by extension or, for another
+  extension, by content: YAML (``.yaml``/``.yml``: a mapping ``name: [description, ...]``
+  or ``name: description``, or a list of names), TSV (``.tsv``, or any line with a tab:
+  ``name<TAB>description<TAB>...``), or GAP's description JSON (``.json``:
+  ``{name: {"Elaboration": {"Description": str | [str, ...]}}}``). A problem is an
+  ``InputError`` naming the file and, where there is one, the line.
 - Each name is Unicode-NFC normalised, trimmed, and runs of whitespace become one space.
   Names with control characters are rejected, and so are names made only of invisible
   characters (zero-width, format characters such as U+200B or U+FEFF, blank look-alikes
@@ -23,9 +30,11 @@ so names may contain ``=``); names are matched like the vocabulary (case-insensi
 
 from __future__ import annotations
 
+import json
 import os
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from psftr_core.errors import InputError
@@ -98,12 +107,34 @@ def split_actions_arg(value: str) -> list[str]:
 
 
 def read_actions_file(path: str | os.PathLike) -> list[str]:
-    """Names listed in an actions file: one per line, ``#`` comment lines, blanks skipped.
+    """Names listed in an actions file (any form of :func:`read_action_texts`), in order.
 
     ``InputError`` naming the file when it is missing, a folder or not a regular file (a
-    FIFO would block), unreadable, not UTF-8, or lists no action.
+    FIFO would block), unreadable, not UTF-8, malformed, or lists no action.
+    """
+    return [name for name, _ in read_action_texts(path)]
+
+
+def read_action_texts(path: str | os.PathLike) -> list[tuple[str, list[str]]]:
+    """``(name, descriptions)`` pairs of an actions file, in file order (names as written;
+    descriptions cleaned like names, blanks dropped; ``[]`` for a bare name).
+
+    The form (see the module docstring) is chosen by extension: ``.yaml``/``.yml``,
+    ``.tsv``, ``.json``; for any other, YAML when the first entry looks like YAML
+    (``name:`` or ``- name``) or JSON when the text starts with ``{``, TSV when a line has
+    a tab, else one name per line.
     """
     path = Path(path)
+    text = _read_actions_text(path)
+    form = _file_form(path, text)
+    pairs = _PARSERS[form](path, text)
+    if not pairs:
+        raise InputError(f"actions file {path} lists no actions (only comments or blank lines)")
+    return pairs
+
+
+def _read_actions_text(path: Path) -> str:
+    """The file's text; ``InputError`` naming it when it cannot be read as UTF-8."""
     if path.is_dir():
         raise InputError(f"actions file {path} is a folder, not a file")
     if not path.exists():
@@ -116,15 +147,116 @@ def read_actions_file(path: str | os.PathLike) -> list[str]:
         raise InputError(f"actions file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
         raise InputError(f"cannot read actions file {path}: {err.strerror}") from None
-    names = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        names.append(stripped)
-    if not names:
-        raise InputError(f"actions file {path} lists no actions (only comments or blank lines)")
-    return names
+    return text
+
+
+def _content_lines(text: str) -> list[tuple[int, str]]:
+    """``(line number, line)`` of the lines that are neither blank nor ``#`` comments."""
+    return [(n, line) for n, line in enumerate(text.splitlines(), 1)
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def _file_form(path: Path, text: str) -> str:
+    """``yaml``, ``tsv``, ``json`` or ``lines``: by extension, else by content."""
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return "yaml"
+    if suffix in (".tsv", ".json"):
+        return suffix[1:]
+    lines = _content_lines(text)
+    if text.lstrip().startswith("{"):
+        return "json"
+    if lines and (lines[0][1].startswith("- ") or lines[0][1].rstrip().endswith(":")):
+        return "yaml"  # a name ending in ':' alone on a line is YAML's "name:" (descriptions follow)
+    if any("\t" in line for _, line in lines):
+        return "tsv"
+    return "lines"
+
+
+def _parse_lines(path: Path, text: str) -> list[tuple[str, list[str]]]:
+    """One name per line: ``#`` comment lines and blank lines skipped; ``#`` elsewhere is part of a name."""
+    return [(line.strip(), []) for _, line in _content_lines(text)]
+
+
+def _parse_tsv(path: Path, text: str) -> list[tuple[str, list[str]]]:
+    """``name<TAB>description<TAB>...`` per line; a line with no tab is a bare name."""
+    pairs = []
+    for number, line in _content_lines(text):
+        name, *descriptions = line.split("\t")
+        if not name.strip():
+            raise InputError(f"actions file {path}, line {number}: no action name before the first tab")
+        pairs.append((name.strip(), _descriptions(descriptions, path, number)))
+    return pairs
+
+
+def _parse_yaml(path: Path, text: str) -> list[tuple[str, list[str]]]:
+    """A mapping ``name: [description, ...]`` / ``name: description`` / ``name:``, or a list of names."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"actions file {path}{where}: not valid YAML ({getattr(err, 'problem', None) or err})") \
+            from None
+    if data is None:
+        return []
+    if isinstance(data, list):
+        return [(_yaml_name(item, path), []) for item in data]
+    if not isinstance(data, dict):
+        raise InputError(f"actions file {path}: YAML must be a mapping name: [descriptions] or a list of names, "
+                         f"got {type(data).__name__}")
+    return [(_yaml_name(name, path), _yaml_descriptions(name, value, path)) for name, value in data.items()]
+
+
+def _yaml_name(item: object, path: Path) -> str:
+    # YAML reads `yes`, `1` or `null` as non-strings: a name must be quoted then.
+    if not isinstance(item, str):
+        raise InputError(f"actions file {path}: action name {item!r} is not text; quote it")
+    return item
+
+
+def _yaml_descriptions(name: object, value: object, path: Path) -> list[str]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(d, str) for d in items):
+        raise InputError(f"actions file {path}: the descriptions of {name!r} must be text or a list of texts")
+    return _descriptions(items, path, None)
+
+
+def _parse_gap_json(path: Path, text: str) -> list[tuple[str, list[str]]]:
+    """GAP's ``*_description_v*.json``: ``{name: {"Elaboration": {"Description": str | [str]}}}``
+    (v3 has one string, v4/v6 a list); other keys (``idx``, ``Entity``, ``Origin_Chat``) are ignored."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"actions file {path}, line {err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"actions file {path}: JSON must map each action to its record, got {type(data).__name__}")
+    pairs = []
+    for name, record in data.items():
+        found = record.get("Elaboration", {}).get("Description") if isinstance(record, dict) else None
+        found = record if isinstance(record, (str, list)) else found  # also {name: [descriptions]}
+        items = [found] if isinstance(found, str) else found
+        if not isinstance(items, list) or not all(isinstance(d, str) for d in items):
+            raise InputError(f"actions file {path}: action {name!r} has no Elaboration.Description text "
+                             "(expected GAP's description JSON or {name: [descriptions]})")
+        pairs.append((name, _descriptions(items, path, None)))
+    return pairs
+
+
+def _descriptions(items: Iterable[str], path: Path, number: int | None) -> list[str]:
+    """Descriptions cleaned like names (blanks dropped); ``InputError`` naming file and line."""
+    try:
+        return [text for text in (clean_name(item) for item in items) if text]
+    except InputError as err:
+        where = f", line {number}" if number is not None else ""
+        raise InputError(f"actions file {path}{where}: {err}") from None
+
+
+_PARSERS = {"lines": _parse_lines, "tsv": _parse_tsv, "yaml": _parse_yaml, "json": _parse_gap_json}
 
 
 def normalise_vocabulary(names: Iterable[str]) -> list[str]:
@@ -167,6 +299,69 @@ def parse_vocabulary(
     if actions_file is not None:
         names.extend(read_actions_file(actions_file))
     return normalise_vocabulary(names)
+
+
+@dataclass(frozen=True)
+class TextRecipe:
+    """The texts an action's embedding is the mean of (prompt ensembling): each template
+    filled with the action's name, then each of its descriptions as written.
+
+    templates: the ``--prompt`` templates (each with ``{}``); empty: the one prompt the
+    run would use anyway (``--prompt``, the checkpoint's, the dataset's, the default).
+    descriptions: by :func:`name_key`; an action without any gets the templates only.
+    """
+
+    templates: tuple[str, ...] = ()
+    descriptions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def texts(self, name: str, default_template: str) -> list[str]:
+        """Every text of ``name``, in order: templates first, then descriptions (duplicates kept)."""
+        templates = self.templates or (default_template,)
+        return [t.format(name) for t in templates] + list(self.descriptions.get(name_key(name), ()))
+
+    def describe(self) -> str:
+        """In words, for the ``text:`` note of a run's details."""
+        counts = [len(d) for d in self.descriptions.values()]
+        return (f"{len(self.templates) or 1} prompt template(s)"
+                + (f" + {sum(counts)} descriptions of {len(counts)} actions" if counts else "") + ", averaged")
+
+
+def check_templates(templates: Sequence[str], flag: str = "--prompt") -> tuple[str, ...]:
+    """``templates`` as a tuple; ``InputError`` for one without ``{}`` or with other braces."""
+    for template in templates:
+        try:
+            ok = "{}" in template and template.format("x") is not None
+        except (IndexError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(f"{flag} {template!r} must contain '{{}}' (once or more) where the action name goes, "
+                             "and no other braces")
+    return tuple(templates)
+
+
+def parse_action_texts(
+    actions: str | Sequence[str] | None = None,
+    actions_file: str | os.PathLike | None = None,
+    prompts: str | Sequence[str] | None = None,
+) -> tuple[list[str], str | TextRecipe | None]:
+    """The vocabulary (as :func:`parse_vocabulary`) and what to encode it with: the one
+    prompt (or None) as before when there is at most one template and no description,
+    else a :class:`TextRecipe`. Descriptions of a name listed twice are joined."""
+    templates = check_templates([prompts] if isinstance(prompts, str) else list(prompts or []))
+    names: list[str] = []
+    descriptions: dict[str, tuple[str, ...]] = {}
+    for value in [actions] if isinstance(actions, str) else (actions or []):
+        names.extend(split_actions_arg(value))
+    if actions_file is not None:
+        for name, texts in read_action_texts(actions_file):
+            names.append(name)
+            if texts and clean_name(name):
+                key = name_key(name)
+                descriptions[key] = descriptions.get(key, ()) + tuple(texts)
+    vocabulary = normalise_vocabulary(names)
+    if len(templates) <= 1 and not descriptions:
+        return vocabulary, (templates[0] if templates else None)
+    return vocabulary, TextRecipe(templates, descriptions)
 
 
 def _parse_score(text: str, what: str) -> float:

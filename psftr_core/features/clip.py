@@ -339,6 +339,63 @@ def encode_texts(
     return out
 
 
+def encode_text_lists(
+    handle: ClipHandle,
+    text_lists: Sequence[Sequence[str]],
+    cache_dir: str | os.PathLike | None = None,
+    dtype: str = "float32",
+) -> np.ndarray:
+    """Prompt ensembling: row k is the L2-normalised mean of the unit text embeddings of
+    ``text_lists[k]`` (each text encoded as is). Returns float32 [K, D], unit rows.
+
+    With ``cache_dir`` each row is stored as ``<cache_dir>/text/<key>.npy``, the key
+    hashing model id, weights id, dtype and the exact list of texts in order
+    (:func:`text_list_key`): two different lists never share an entry, and no list
+    shares one with :func:`encode_texts`' single prompts. Random weights are never cached.
+    """
+    lists = [list(texts) for texts in text_lists]
+    if any(not texts for texts in lists):
+        raise InputError("an action has no text to encode (no prompt template and no description)")
+    dtype = "float32" if dtype == "auto" else dtype
+    out = np.zeros((len(lists), handle.embed_dim), dtype=np.float32)
+    cache_root = Path(cache_dir) / "text" if cache_dir is not None and handle.weights_id != "random" else None
+    missing = []
+    for k, texts in enumerate(lists):
+        cached = None if cache_root is None else _read_cached(
+            cache_root / f"{text_list_key(handle, texts, dtype)}.npy", handle.embed_dim)
+        if cached is None:
+            missing.append(k)
+        else:
+            out[k] = cached
+    flat = [text for k in missing for text in lists[k]]
+    vectors = encode_texts(handle, flat, prompt="{}", dtype=dtype) if flat else out[:0]
+    start = 0
+    for k in missing:
+        out[k] = _normalised_mean(vectors[start : start + len(lists[k])])
+        start += len(lists[k])
+        if cache_root is not None:
+            try:
+                save_npy(cache_root / f"{text_list_key(handle, lists[k], dtype)}.npy", out[k].copy())
+            except OSError as err:  # an unusable cache folder: go on without it
+                warn_unusable_cache(cache_dir, err)
+                cache_root = None
+    return out
+
+
+def _normalised_mean(vectors: np.ndarray) -> np.ndarray:
+    """The unit-length mean of the unit-length rows of ``vectors`` (float64 sums, float32 out)."""
+    rows = vectors.astype(np.float64)
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    mean = rows.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def text_list_key(handle: ClipHandle, texts: Sequence[str], dtype: str = "float32") -> str:
+    """Cache key of one ensemble: model id, weights id, dtype and every text, in order."""
+    parts = ["ensemble/1", handle.model_id, handle.weights_id, "float32" if dtype == "auto" else dtype, *texts]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).hexdigest()[:40]
+
+
 # ----------------------------------------------------------------------------- helpers
 
 

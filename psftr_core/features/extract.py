@@ -145,6 +145,7 @@ def extract_features(
     options: ExtractOptions | None = None,
     handle: ClipHandle | None = None,
     listener: ExtractListener | None = None,
+    engine: Any = None,
 ) -> ExtractSummary:
     """Extract features for every video in ``inputs`` into ``output_dir``.
 
@@ -152,9 +153,15 @@ def extract_features(
     does not cover -> InputError before anything is written. Per-video failures are
     collected in the summary (see ``ExtractSummary.raise_for_failures``). A given
     ``handle`` is used instead of loading ``options``' model (it is not modified).
+    ``engine``: None encodes here; ``ray_extract.RayEngine(RayOptions(...))`` on a Ray
+    actor pool (its ``run`` takes over after the checks; this process still selects,
+    resumes and writes the merged files).
     """
     options = dataclasses.replace(options or ExtractOptions())
     options.validate()
+    if engine is not None and handle is not None:
+        raise InputError("--engine ray loads CLIP in each worker from the options' paths; "
+                         "a loaded model cannot be given")
     listener = listener or ExtractListener()
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
@@ -169,34 +176,23 @@ def extract_features(
         return summary  # nothing to do: the model is not even loaded
 
     prepare_output_dir(out, "--output")  # a folder we cannot write in: exit 2 before the model loads
+    if engine is not None:
+        return engine.run(videos, everything, out, options, summary, request_hash, listener)
     owns_handle = handle is None
     if handle is None:
         handle = load_clip(options.clip_model, options.clip_pretrained, options.clip_config, options.device)
-    pipeline = options.pipeline().for_device(handle.device)  # InputError for int8 on GPU, fp16 on CPU
-    settings = settings_record(handle, options, pipeline.dtype)
-    settings_hash = _sha256_json(settings)
-    _refuse_mixed_settings(out, everything, settings, settings_hash)
-    make_folders(out)
-
-    todo, redo = _resume(out, videos, settings_hash, summary)
+    context = encode_context(handle, options, request_hash)
+    pipeline, settings, settings_hash = context.pipeline, context.settings, context.settings_hash
+    todo, redo = prepare_folder(out, videos, everything, settings, settings_hash, summary)
     drift: dict[str, dict] = {}
 
     def quantized(report: dict) -> None:
         drift["drift"] = report
         listener.quantized(report)
 
-    provenance = {
-        "settings_sha256": settings_hash,
-        "request_sha256": request_hash,
-        "settings": settings,
-        "compute_dtype": pipeline.dtype,
-        "preprocess": FramePreprocess(handle.preprocess, pipeline.preprocess).describe(),
-    }
     start = time.perf_counter()
     try:
-        outcomes = encode_videos(todo, handle, pipeline, on_progress=listener.video_progress,
-                                 on_quantized=quantized, in_place=owns_handle) if todo else iter(())
-        for result in _write_outcomes(outcomes, len(todo), out, options, provenance, listener):
+        for result in extract_videos(todo, out, options, context, listener, quantized, in_place=owns_handle):
             result.redone = result.video_id in redo
             summary.results.append(result)
     except BaseException:
@@ -209,6 +205,61 @@ def extract_features(
     rebuild_dataset_files(out, settings, settings_hash, handle, options, pipeline, drift.get("drift"))
     summary.results.sort(key=lambda r: r.video_id)
     return summary
+
+
+def prepare_folder(
+    out: Path, videos: Sequence[VideoInput], everything: Sequence[VideoInput], settings: dict,
+    settings_hash: str, summary: ExtractSummary,
+) -> tuple[list[VideoInput], set[str]]:
+    """Refuse other settings this run does not cover, make the subfolders, and return the
+    videos to extract and the ids among them to redo (complete ones go into ``summary``)."""
+    _refuse_mixed_settings(out, everything, settings, settings_hash)
+    make_folders(out)
+    return _resume(out, videos, settings_hash, summary)
+
+
+@dataclass
+class EncodeContext:
+    """A loaded model and what every video's record says about how it was made."""
+
+    handle: ClipHandle
+    pipeline: Any  # PipelineOptions resolved for the handle's device
+    settings: dict
+    settings_hash: str
+    provenance: dict
+
+
+def encode_context(handle: ClipHandle, options: ExtractOptions, request_hash: str | None) -> EncodeContext:
+    """The pipeline for ``handle``'s device (InputError for int8 on GPU, fp16 on CPU) and the
+    settings and provenance its videos' records carry."""
+    pipeline = options.pipeline().for_device(handle.device)
+    settings = settings_record(handle, options, pipeline.dtype)
+    settings_hash = _sha256_json(settings)
+    provenance = {
+        "settings_sha256": settings_hash,
+        "request_sha256": request_hash,
+        "settings": settings,
+        "compute_dtype": pipeline.dtype,
+        "preprocess": FramePreprocess(handle.preprocess, pipeline.preprocess).describe(),
+    }
+    return EncodeContext(handle, pipeline, settings, settings_hash, provenance)
+
+
+def extract_videos(
+    todo: Sequence[VideoInput],
+    out: Path,
+    options: ExtractOptions,
+    context: EncodeContext,
+    listener: ExtractListener,
+    on_quantized: Any = None,
+    in_place: bool = False,
+) -> Iterator[VideoExtractResult]:
+    """Encode ``todo`` and write each video's files as it finishes (one machine, or one Ray worker)."""
+    if not todo:
+        return iter(())
+    outcomes = encode_videos(todo, context.handle, context.pipeline, on_progress=listener.video_progress,
+                             on_quantized=on_quantized, in_place=in_place)
+    return _write_outcomes(outcomes, len(todo), out, options, context.provenance, listener)
 
 
 def settings_record(handle: ClipHandle, options: ExtractOptions, compute_dtype: str = "float32") -> dict:

@@ -13,8 +13,10 @@ detection, in ``psftr_core.runtime.text_source``; this module only carries it ou
   the weights must be (``weights_id``) and what the config hashes to. Checkpoints
   record it (``text_clip``). :func:`load_text_tower` loads it (once per process) and
   refuses weights or a config that are not the recorded ones.
-- :func:`encode_class_names`: prompts through a tower, cached on disk under
-  ``<cache>/text/`` (``psftr_core.features.clip.encode_texts``).
+- :func:`encode_class_names`: prompts through a tower, or an ensemble of texts per name
+  (a ``TextRecipe``: several templates, descriptions; their normalised mean), cached on
+  disk under ``<cache>/text/`` (``psftr_core.features.clip.encode_texts`` /
+  ``encode_text_lists``).
 - :func:`save_text_embeddings` writes a table (``psftr text-embeddings``).
 """
 
@@ -34,7 +36,7 @@ from psftr_core.defaults import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEF
 from psftr_core.errors import InputError
 from psftr_core.features.cache import default_cache_dir
 from psftr_core.features.clip_weights import looks_like_path
-from psftr_core.data.vocabulary import name_key
+from psftr_core.data.vocabulary import TextRecipe, name_key
 from psftr_core.io.atomic import atomic_open
 
 TEXT_EMBEDDINGS_NAME = "text_embeddings.npz"
@@ -171,19 +173,28 @@ def lookup_text_embeddings(
     return found, missing
 
 
-def encode_class_names(class_names: Sequence[str], tower: TextTower, prompt: str | None = None,
-                       cache_dir: Any = None, device: str = "cpu", dtype: str = "float32") -> np.ndarray:
-    """[K, E] float32 text embeddings (not normalised) of ``prompt`` filled with each name.
+def encode_class_names(class_names: Sequence[str], tower: TextTower, prompt: str | TextRecipe | None = None,
+                       cache_dir: Any = None, device: str = "cpu", dtype: str = "float32",
+                       default_prompt: str = DEFAULT_PROMPT) -> np.ndarray:
+    """[K, E] float32 text embeddings of the class names: the one function detect, train
+    and evaluate encode names with.
 
-    Cached on disk by ``encode_texts`` (``cache_dir``, default the psftr cache
-    directory), keyed by model, weights, prompt, class name and ``dtype`` (what the text
-    tower computes in; ``auto`` is float32).
+    ``prompt`` a template (or None: ``default_prompt``): that template filled with each
+    name, not normalised (as before ensembling existed). A :class:`TextRecipe`: each row
+    the L2-normalised mean of the unit embeddings of the name's texts (its templates,
+    else ``default_prompt``, filled with the name, then its descriptions).
+
+    Cached on disk (``cache_dir``, default the psftr cache directory) by model, weights,
+    ``dtype`` (``auto`` is float32) and the prompt and name, or the exact list of texts.
     """
     from psftr_core.features import clip as clip_models
 
     handle = load_text_tower(tower, device)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return np.asarray(clip_models.encode_texts(handle, list(class_names), prompt=prompt or DEFAULT_PROMPT,
+    if isinstance(prompt, TextRecipe):
+        lists = [prompt.texts(name, default_prompt) for name in class_names]
+        return clip_models.encode_text_lists(handle, lists, cache_dir=cache, dtype=dtype)
+    return np.asarray(clip_models.encode_texts(handle, list(class_names), prompt=prompt or default_prompt,
                                                cache_dir=cache, dtype=dtype), dtype=np.float32)
 
 

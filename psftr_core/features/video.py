@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from psftr_core.errors import InputError
 from psftr_core.features.decoders import irregular_file_reason, is_utf8
 from psftr_core.io.output_dir import cut_utf8
+
+_log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset(
     {
@@ -185,21 +188,109 @@ def assign_video_ids(paths: Sequence[Path]) -> list[VideoInput]:
     return out
 
 
-def parse_shard(spec: str | None, env: dict | None = None) -> tuple[int, int]:
-    """``"I/N"`` -> (I, N); None -> RANK / WORLD_SIZE from the environment, else (0, 1)."""
+def parse_shard(spec: str | None, env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """The shard (I, N) this process works on.
+
+    ``"I/N"`` -> (I, N). ``None`` -> RANK / WORLD_SIZE when both are set, else (0, 1).
+    ``"auto"`` -> :func:`auto_shard` (a Slurm array task, RANK / WORLD_SIZE, or both).
+    """
     env = os.environ if env is None else env
     if spec is None:
         if env.get("WORLD_SIZE") and env.get("RANK"):
-            spec, origin = f"{env['RANK']}/{env['WORLD_SIZE']}", "RANK/WORLD_SIZE"
-        else:
-            return 0, 1
-    else:
-        origin = "--shard"
+            return _shard_from_text(f"{env['RANK']}/{env['WORLD_SIZE']}", "RANK/WORLD_SIZE")
+        return 0, 1
+    if str(spec).strip().lower() == "auto":
+        return auto_shard(env)
+    return _shard_from_text(spec, "--shard")
+
+
+def auto_shard(env: Mapping[str, str]) -> tuple[int, int]:
+    """``--shard auto``: the shard from the launcher's environment.
+
+    A Slurm array task (``SLURM_ARRAY_TASK_ID`` of ``SLURM_ARRAY_TASK_COUNT``, see
+    :func:`slurm_array_shard`) and/or a ``torchrun``-style RANK / WORLD_SIZE. Both set
+    (several ranks in each array task) compose: task t, rank r -> t * WORLD_SIZE + r of
+    COUNT * WORLD_SIZE, so every video is still taken once. Neither set: (0, 1), with a
+    warning, since a job meant to be an array that is not gets every video in each task.
+    Half-set or inconsistent variables -> InputError naming them.
+    """
+    array = slurm_array_shard(env)
+    ranks = _rank_shard(env)
+    if array is None and ranks is None:
+        _log.warning("--shard auto: no Slurm array (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT) or "
+                     "RANK/WORLD_SIZE in the environment; this process takes every video (shard 0/1)")
+        return 0, 1
+    task, tasks = array or (0, 1)
+    rank, world = ranks or (0, 1)
+    shard = task * world + rank, tasks * world
+    _log.info("--shard auto: shard %d/%d (Slurm array task %d of %d, rank %d of %d)", *shard, task, tasks, rank, world)
+    return shard
+
+
+def slurm_array_shard(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """(index, count) of this Slurm array task, or None outside an array.
+
+    Array task ids need not be 0..N-1 (``--array=1-15:2``, ``--array=8-15``): the id maps
+    to ``(SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP`` (MIN 0
+    and STEP 1 when not set), which must be a whole number in 0..COUNT-1, and the array
+    must be a regular range: ``(MAX - MIN) / STEP + 1 == COUNT`` when MAX is set. A list
+    of ids with gaps (``--array=0,2,7``, or a resubmitted subset of tasks) is refused:
+    its tasks would not cover the videos; give ``--shard I/N`` to such a task instead.
+    """
+    task_id, count = env.get("SLURM_ARRAY_TASK_ID"), env.get("SLURM_ARRAY_TASK_COUNT")
+    if not task_id and not count:
+        return None
+    if not task_id or not count:
+        raise InputError("--shard auto: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT must both be set "
+                         f"(got SLURM_ARRAY_TASK_ID={task_id or ''}, SLURM_ARRAY_TASK_COUNT={count or ''})")
+    values = {name: _env_int(env, name) for name in _SLURM_ARRAY_VARIABLES if env.get(name)}
+    total = values["SLURM_ARRAY_TASK_COUNT"]
+    lowest = values.get("SLURM_ARRAY_TASK_MIN", 0)
+    step = values.get("SLURM_ARRAY_TASK_STEP", 1)
+    shown = " ".join(f"{name}={value}" for name, value in values.items())
+    if total < 1 or step < 1:
+        raise InputError(f"--shard auto: need SLURM_ARRAY_TASK_COUNT >= 1 and SLURM_ARRAY_TASK_STEP >= 1 ({shown})")
+    highest = values.get("SLURM_ARRAY_TASK_MAX")
+    if highest is not None and ((highest - lowest) % step or (highest - lowest) // step + 1 != total):
+        raise InputError(f"--shard auto: the Slurm array is not a regular range MIN-MAX:STEP of COUNT tasks "
+                         f"({shown}); give this task --shard I/N instead")
+    offset = values["SLURM_ARRAY_TASK_ID"] - lowest
+    if offset % step or not 0 <= offset // step < total:
+        raise InputError(f"--shard auto: SLURM_ARRAY_TASK_ID is not one of the array's COUNT task ids "
+                         f"MIN, MIN+STEP, ... ({shown})")
+    return offset // step, total
+
+
+_SLURM_ARRAY_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+                          "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP")
+
+
+def _rank_shard(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """(RANK, WORLD_SIZE) for ``--shard auto``, None when neither is set; half-set -> InputError."""
+    rank, world = env.get("RANK"), env.get("WORLD_SIZE")
+    if not rank and not world:
+        return None
+    if not rank or not world:
+        raise InputError(f"--shard auto: RANK and WORLD_SIZE must both be set (got RANK={rank or ''}, "
+                         f"WORLD_SIZE={world or ''})")
+    return _shard_from_text(f"{rank}/{world}", "--shard auto: RANK/WORLD_SIZE")
+
+
+def _env_int(env: Mapping[str, str], name: str) -> int:
+    try:
+        return int(env[name])
+    except ValueError:
+        raise InputError(f"--shard auto: {name}={env[name]!r} is not a whole number") from None
+
+
+def _shard_from_text(spec: str, origin: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N); InputError naming ``origin`` (the flag or the variables)."""
     try:
         index_text, count_text = str(spec).split("/")
         index, count = int(index_text), int(count_text)
     except ValueError:
-        raise InputError(f"{origin} {spec!r}: expected I/N, e.g. 0/4") from None
+        also = " or auto" if origin == "--shard" else ""
+        raise InputError(f"{origin} {spec!r}: expected I/N (e.g. 0/4){also}") from None
     if count < 1 or not 0 <= index < count:
         raise InputError(f"{origin} {spec!r}: need 0 <= I < N")
     return index, count

@@ -419,3 +419,56 @@ def default_score_threshold(ckpt: dict) -> float | None:
     record = ckpt.get("calibration") if isinstance(ckpt, dict) else None
     value = record.get("score_threshold") if isinstance(record, dict) else None
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------- description
+
+INFERENCE_KEYS = ("method", "scoring", "contrast_weight", "roi_weight", "nms", "nms_iou", "score_threshold", "topk")
+
+
+def describe_checkpoint(ckpt: dict) -> dict[str, Any]:
+    """What a loaded checkpoint is, in plain types (``psftr checkpoint info``; its
+    ``--json`` schema is in docs/formats.md): where it was trained, on which features and
+    text, how its inference was chosen, and its size. Unrecorded facts are None."""
+    split, spec = ckpt.get("split") or {}, ckpt.get("feature_spec") or {}
+    config = ckpt.get("config") or {}
+    state = ckpt.get("model_state") or {}
+    return {
+        "format_version": ckpt.get("format_version"),
+        "psftr_version": ckpt.get("psftr_version"),
+        "torch_version": ckpt.get("torch_version"),  # recorded by newer writers only
+        "preset": ckpt.get("preset"),
+        "dataset": split.get("dataset"),
+        "split": {"ratio": split.get("ratio"), "index": split.get("index"),
+                  "seen": len(split.get("seen") or []), "unseen": len(split.get("unseen") or [])},
+        "vocabulary": {"size": len(ckpt.get("vocabulary") or []), "names": list(ckpt.get("vocabulary") or [])},
+        "clip": {"model": spec.get("clip_model"), "pretrained": spec.get("clip_pretrained"),
+                 "weights_id": spec.get("clip_weights_id")},
+        "text_clip": dict(ckpt["text_clip"]) if ckpt.get("text_clip") else None,
+        "features": {"dim": spec.get("feature_dim", (config.get("model") or {}).get("feature_dim")),
+                     "fps": spec.get("feature_fps"), "frames_per_feature": spec.get("frames_per_feature"),
+                     "text_source": spec.get("text_source")},
+        "inference": {key: (config.get("inference") or {}).get(key) for key in INFERENCE_KEYS},
+        "calibration": _describe_calibration(ckpt.get("calibration")),
+        "epochs": {"completed": ckpt.get("epoch"), "total": ckpt.get("epochs_total")},
+        "parameters": int(sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))),
+        "bytes": int(sum(t.numel() * t.element_size() for t in state.values() if isinstance(t, torch.Tensor))),
+        "resumable": isinstance(ckpt.get("train_state"), dict) and "optimizer" in ckpt["train_state"],
+    }
+
+
+def _describe_calibration(record: Any) -> dict[str, Any]:
+    """The calibration's outcome: ``status`` calibrated / skipped / none, and its choice."""
+    if not isinstance(record, dict):
+        return {"status": "none", "skipped": None, "chosen": None, "held_out_average_map": None,
+                "score_threshold": None, "held_out_classes": None}
+    chosen = record.get("chosen") if isinstance(record.get("chosen"), dict) else {}
+    return {
+        "status": "skipped" if record.get("skipped") else "calibrated",
+        "skipped": record.get("skipped"),
+        "chosen": chosen.get("name"),
+        "held_out_average_map": chosen.get("average_map"),
+        "score_threshold": default_score_threshold(ckpt={"calibration": record}),
+        "held_out_classes": len(record["held_out_classes"]) if isinstance(record.get("held_out_classes"), list)
+        else None,
+    }

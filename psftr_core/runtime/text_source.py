@@ -13,8 +13,14 @@
     hash, and the text width must be the feature width.
 (d) Prompt: the one asked for (``--prompt``; the config's or the checkpoint's
     ``data.prompt``), else the dataset's, else ``DEFAULT_PROMPT`` (:func:`text_prompt`).
+    Several templates or descriptions (a ``TextRecipe``, from ``--prompt`` given more
+    than once or an actions file with descriptions): each name's embedding is the
+    normalised mean of its texts' unit embeddings (prompt ensembling), computed by the
+    same ``encode_class_names`` for detect, train and evaluate.
 (e) Cache: each prompt's embedding under ``<cache dir, else the user cache>/text/``,
-    keyed by model id, weights id, prompt and name (``features.clip.encode_texts``).
+    keyed by model id, weights id, prompt and name (``features.clip.encode_texts``), or
+    an ensemble's by model id, weights id, dtype and its exact list of texts
+    (``features.clip.text_list_key``).
 
 Training decides once per split, on its seen classes (:func:`class_text_tower`), and
 uses that choice for every text of the run (the calibration's subsets of the seen
@@ -33,6 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from psftr_core.data.vocabulary import TextRecipe
 from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PsftrError
@@ -138,8 +145,9 @@ class ClipProvider:
         assert self._loaded is not None
         return self._loaded
 
-    def encode_texts(self, names: Sequence[str], prompt: str) -> np.ndarray:
-        """[K, D] float32 embeddings of ``prompt`` filled with each name (cached on disk)."""
+    def encode_texts(self, names: Sequence[str], prompt: str | TextRecipe) -> np.ndarray:
+        """[K, D] float32 embeddings of ``prompt`` filled with each name, or of a recipe's
+        ensembles (cached on disk; :func:`encode_class_names`)."""
         return encode_class_names(names, self.pinned(), prompt, self.cache_root, resolve_device(self.device))
 
 
@@ -191,7 +199,7 @@ def class_text_tower(dataset: Any, names: Sequence[str], request: ClipRequest | 
 
 
 def class_text_embeddings(dataset: Any, class_names: Sequence[str], tower: TextTower | None = None,
-                          prompt: str | None = None, cache_dir: Any = None, device: str = "cpu") -> np.ndarray:
+                          prompt: str | TextRecipe | None = None, cache_dir: Any = None, device: str = "cpu") -> np.ndarray:
     """[K, D] float32 text embeddings of ``class_names`` in that order, for train and evaluate.
 
     ``tower``: the choice :func:`class_text_tower` made for the run; None: choose now by
@@ -203,8 +211,9 @@ def class_text_embeddings(dataset: Any, class_names: Sequence[str], tower: TextT
         tower = class_text_tower(dataset, class_names, device=device)
     if tower is None:
         return table_vectors(table, class_names)
-    text = encode_class_names(class_names, tower, text_prompt(prompt, getattr(dataset, "prompt", None)), cache_dir,
-                              device)
+    dataset_prompt = text_prompt(getattr(dataset, "prompt", None))
+    chosen = prompt if isinstance(prompt, TextRecipe) else text_prompt(prompt, dataset_prompt)
+    text = encode_class_names(class_names, tower, chosen, cache_dir, device, default_prompt=dataset_prompt)
     check_text_width(text.shape[1], tower, dataset)
     return text
 
@@ -212,7 +221,7 @@ def class_text_embeddings(dataset: Any, class_names: Sequence[str], tower: TextT
 def vocabulary_text_embeddings(
     vocabulary: list[str],
     clip: ClipProvider,
-    prompt: str | None,
+    prompt: str | TextRecipe | None,
     dataset_table: Mapping[str, np.ndarray] | None = None,
     warnings: list[str] | None = None,
     *,
@@ -229,7 +238,12 @@ def vocabulary_text_embeddings(
         clip.adopt_dataset(dataset)
     tower = vocabulary_text_tower(vocabulary, clip, dataset_table, dataset, warnings)
     if tower is None:
+        if isinstance(prompt, TextRecipe):  # the table wins (rule (a)): say the texts were not used
+            _warn("the dataset's text_embeddings has every action: the prompt templates and descriptions are not "
+                  "used (pass --clip-model to encode them)", warnings)
         return table_vectors(dataset_table, vocabulary), "the dataset's text_embeddings"
+    if isinstance(prompt, TextRecipe):
+        return clip.encode_texts(vocabulary, prompt), f"{clip.describe()} {prompt.describe()}"
     prompt = text_prompt(prompt)
     return clip.encode_texts(vocabulary, prompt), f"{clip.describe()} prompts \"{prompt}\""
 

@@ -107,6 +107,7 @@ def test_finished_trainings_are_reused_and_a_changed_task_is_not(bench, tmp_path
     assert trained == [0, 0, 0] and bench.finished_result(changed) is not None
 
 
+@pytest.mark.slow  # 10 s of training; the README claim it checks also runs in CI (-m slow)
 def test_the_demo_trained_as_the_readme_shows_is_not_worse_than_the_localizer(bench, tmp_path,
                                                                              torch_one_thread):
     """README: `psftr train --dataset examples/demo --split 75_25 --config

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from psftr_core.io.formats import OUTPUT_FORMATS as _REGISTRY
+
 from psftr_core.errors import PsftrError
 from psftr_core.features.pipeline import ExtractedVideo
 from psftr_core.io.output_dir import DETECT_MANIFEST_NAME
@@ -211,7 +213,7 @@ def test_subtitles_on_stdout_need_a_single_video(tmp_path, tiny_clip_files, fake
 @pytest.mark.parametrize("args, message", [
     (["--format", "all"], "need --output-dir"),
     (["--format", "json", "--format", "csv"], "need --output-dir"),
-    (["--format", "xml"], "--format must be one of json, csv, jsonl, srt, vtt or all"),
+    (["--format", "xml"], f"--format must be one of {', '.join(_REGISTRY)} or all"),
 ])
 def test_format_rules(args, message, capsys, monkeypatch):
     code, stdout, stderr = run_cli(["--features", DEMO, "--actions", "diving", *args], capsys, monkeypatch)
@@ -241,7 +243,7 @@ def test_interrupted_output_dir_resumes_to_the_same_files(tmp_path, tiny_clip_fi
                                   tmp_path / "part.jsonl", "--report", tmp_path / "part.html")
     assert code == 130 and "interrupted" in stderr
     names = sorted(p.name for p in (tmp_path / "part").iterdir())
-    assert names == sorted([DETECT_MANIFEST_NAME] + [f"{v}.{ext}" for v in "ab" for ext in ("csv", "json", "jsonl", "srt", "vtt")])
+    assert names == sorted([DETECT_MANIFEST_NAME] + [f"{v}.{ext}" for v in "ab" for ext in {f.extension for f in _REGISTRY.values()}])
     assert not (tmp_path / "part.jsonl").exists()  # --output is atomic: nothing half-written
     assert "(interrupted: 2 of 5 videos)" in (tmp_path / "part.html").read_text(encoding="utf-8")
 

@@ -69,14 +69,14 @@ def render(fmt: str, video: str, detections, **kwargs) -> str:
 
 def test_registry_lists_the_built_in_formats():
     table = [(f.name, f.extension, f.single_video, f.lossless) for f in OUTPUT_FORMATS.values()]
-    assert table == [
+    assert table[:5] == [  # the first five; the editor formats follow (tests/io/test_editor_formats.py)
         ("json", "json", False, True),
         ("csv", "csv", False, False),
         ("jsonl", "jsonl", False, True),
         ("srt", "srt", True, False),
         ("vtt", "vtt", True, False),
     ]
-    assert format_names() == ("json", "csv", "jsonl", "srt", "vtt")
+    assert format_names()[:5] == ("json", "csv", "jsonl", "srt", "vtt")
     assert output_format("srt") is SRT_FORMAT
     with pytest.raises(InputError, match="unknown output format 'xml'; choose one of json, csv, jsonl, srt, vtt"):
         output_format("xml")

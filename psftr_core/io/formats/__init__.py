@@ -20,9 +20,13 @@ from typing import IO, Any
 
 from psftr_core.errors import InputError
 from psftr_core.io.formats.base import OutputFormat, SegmentWriter
+from psftr_core.io.formats.chapters_format import CHAPTERS_FORMAT
 from psftr_core.io.formats.csv_format import CSV_FORMAT
+from psftr_core.io.formats.edl_format import EDL_FORMAT
 from psftr_core.io.formats.json_format import JSON_FORMAT
 from psftr_core.io.formats.jsonl_format import JSONL_FORMAT
+from psftr_core.io.formats.otio_format import MISSING as OTIO_MISSING
+from psftr_core.io.formats.otio_format import OTIO_FORMAT, otio_available
 from psftr_core.io.formats.srt_format import SRT_FORMAT
 from psftr_core.io.formats.vtt_format import VTT_FORMAT
 
@@ -33,7 +37,12 @@ OUTPUT_FORMATS: dict[str, OutputFormat] = {fmt.name: fmt for fmt in (
     JSONL_FORMAT,
     SRT_FORMAT,
     VTT_FORMAT,
+    EDL_FORMAT,
+    *([OTIO_FORMAT] if otio_available() else []),  # an optional extra: --format all is the installed ones
+    CHAPTERS_FORMAT,
 )}
+# Formats of this version that this install lacks: name -> the one-line reason (the extra to install).
+MISSING_FORMATS: dict[str, str] = {} if otio_available() else {"otio": OTIO_MISSING}
 
 
 def format_names() -> tuple[str, ...]:
