@@ -331,11 +331,7 @@ def encode_texts(
         for row, i in enumerate(chunk):
             out[i] = feats[row]
             if cache_root is not None:
-                try:
-                    save_npy(cache_root / f"{_text_key(handle, prompt, names[i], dtype)}.npy", feats[row].copy())
-                except OSError as err:  # an unusable cache folder: go on without it
-                    warn_unusable_cache(cache_dir, err)
-                    cache_root = None
+                cache_root = _store_text(cache_root, _text_key(handle, prompt, names[i], dtype), feats[row], cache_dir)
     return out
 
 
@@ -374,12 +370,18 @@ def encode_text_lists(
         out[k] = _normalised_mean(vectors[start : start + len(lists[k])])
         start += len(lists[k])
         if cache_root is not None:
-            try:
-                save_npy(cache_root / f"{text_list_key(handle, lists[k], dtype)}.npy", out[k].copy())
-            except OSError as err:  # an unusable cache folder: go on without it
-                warn_unusable_cache(cache_dir, err)
-                cache_root = None
+            cache_root = _store_text(cache_root, text_list_key(handle, lists[k], dtype), out[k], cache_dir)
     return out
+
+
+def _store_text(cache_root: Path, key: str, row: np.ndarray, cache_dir: Any) -> Path | None:
+    """Store one text embedding; None (go on without the cache) when its folder is unusable."""
+    try:
+        save_npy(cache_root / f"{key}.npy", row.copy())
+    except OSError as err:
+        warn_unusable_cache(cache_dir, err)
+        return None
+    return cache_root
 
 
 def _normalised_mean(vectors: np.ndarray) -> np.ndarray:
