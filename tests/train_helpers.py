@@ -80,3 +80,36 @@ def psftr_main(argv: list) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def train_window_count(data: Path, overrides: list) -> int:
+    """How many training windows split 75_25/0 of ``data`` gives under ``overrides``."""
+    from psftr_core.data.datasets import load_dataset
+    from psftr_core.data.windows import WindowDataset, windowing_from_config
+    from psftr_core.train.run import resolve_config
+
+    dataset = load_dataset(data)
+    cfg, _ = resolve_config(dataset, None, None, overrides, 1, 0)
+    split = dataset.split("75_25", 0)
+    return len(WindowDataset(dataset, dataset.train_videos(split), split.seen, windowing_from_config(cfg.data),
+                             training=True))
+
+
+def console_scripts(*names: str) -> list[Path]:
+    """The venv's console scripts ``names`` (beside this Python); skips the test if one is missing."""
+    import shutil
+    import sys
+
+    import pytest
+
+    paths = [Path(sys.executable).with_name(name) for name in names]
+    if any(shutil.which(str(path)) is None for path in paths):
+        pytest.skip(f"{' / '.join(names)} console scripts not installed")
+    return paths
+
+
+def iter_losses(run_dir: Path) -> list[float]:
+    """The per-iteration losses a run logged in ``metrics.jsonl``."""
+    from psftr_core.train.metrics_log import read_metrics
+
+    return [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl", "iter")]

@@ -34,7 +34,7 @@ from psftr_core.features.compute_dtype import torch_dtype
 from psftr_core.features.clip_weights import WeightsSource, identify_weights, locate_tag_weights
 from psftr_core.io.atomic import save_npy
 from psftr_core.io.json_file import read_json_file
-from psftr_core.io.safe_load import not_plain_weights_message
+from psftr_core.io.safe_load import damaged_file_message, not_plain_weights_message, refused_by_weights_only
 
 # Preprocessing keys a pretrained tag may override (see open_clip.pretrained._pcfg).
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
@@ -177,7 +177,9 @@ def _create_model(architecture: str, weights: WeightsSource, device: Any, force_
         )
     except Exception as err:  # torch / safetensors / pickle errors of a bad weights file
         if weights.file and "weights_only" in str(err):  # torch's advice to unpickle anything: never passed on
-            raise InputError(not_plain_weights_message(weights.file, "CLIP weights file")) from None
+            if refused_by_weights_only(err):
+                raise InputError(not_plain_weights_message(weights.file, "CLIP weights file")) from None
+            raise InputError(damaged_file_message(weights.file, "CLIP weights file")) from None
         what = f"weights {weights.file}" if weights.file else "random weights"
         raise InputError(
             f"could not load CLIP {architecture} with {what}: {error_text(err)}; "

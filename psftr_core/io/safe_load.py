@@ -40,8 +40,7 @@ def load_tensors(path: str | os.PathLike, what: str, map_location: Any = "cpu", 
     except UnsafeFileError:
         raise InputError(not_plain_weights_message(path, what)) from None
     except Exception:  # torch's RuntimeError / EOFError / zip errors of a damaged file
-        raise InputError(f"cannot read {what} {path}: the file is damaged, truncated or not written by torch.save"
-                         f"{damaged_hint}") from None
+        raise InputError(damaged_file_message(path, what) + damaged_hint) from None
 
 
 def check_tensors_only(path: str | os.PathLike, what: str) -> None:
@@ -49,6 +48,10 @@ def check_tensors_only(path: str | os.PathLike, what: str) -> None:
     (``torch.save``'s format: the storages are mapped, not read; older non-zip files
     cannot be mapped and are read)."""
     load_tensors(path, what, map_location="cpu", mmap=True)
+
+
+def damaged_file_message(path: str | os.PathLike, what: str) -> str:
+    return f"cannot read {what} {path}: the file is damaged, truncated or not written by torch.save"
 
 
 def not_plain_weights_message(path: str | os.PathLike, what: str) -> str:
@@ -64,12 +67,12 @@ def _torch_load(path: Path, map_location: Any, mmap: bool) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        if _refused_by_weights_only(err):
+        if refused_by_weights_only(err):
             raise UnsafeFileError() from None
         raise
 
 
-def _refused_by_weights_only(err: BaseException) -> bool:
+def refused_by_weights_only(err: BaseException) -> bool:
     """torch's weights-only unpickler refused an object (a global, a class to build), as
     opposed to bytes that are no pickle torch writes (damaged, or not a torch file)."""
     text = str(err)

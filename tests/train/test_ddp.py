@@ -16,46 +16,30 @@ scores equal up to that rounding.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from psftr_core.train.metrics_log import read_metrics
-from psftr_core.train.run import resolve_config, train
-from train_helpers import TINY_OVERRIDES, make_tiny_dataset, one_thread, request
+from psftr_core.train.run import train
+from train_helpers import (TINY_OVERRIDES, console_scripts, iter_losses, make_tiny_dataset, one_thread, request,
+                           train_window_count)
 
 DDP_OVERRIDES = TINY_OVERRIDES + ["model.dropout=0.0"]
-
-
-def _iter_losses(run_dir: Path) -> list[float]:
-    return [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl", "iter")]
 
 
 def _batch_size_without_single_tail(data: Path) -> int:
     """A batch size (4-6) whose last batch is not a single window: with 2 ranks a 1-window
     tail batch is dropped (documented), which would make the runs differ by a step."""
-    from psftr_core.data.windows import WindowDataset, windowing_from_config
-    from psftr_core.data.datasets import load_dataset
-
-    dataset = load_dataset(data)
-    cfg, _ = resolve_config(dataset, None, None, DDP_OVERRIDES, 1, 0)
-    split = dataset.split("75_25", 0)
-    count = len(WindowDataset(dataset, dataset.train_videos(split), split.seen, windowing_from_config(cfg.data),
-                              training=True))
+    count = train_window_count(data, DDP_OVERRIDES)
     return next(b for b in (4, 5, 6) if count % b != 1)
 
 
 @pytest.mark.slow  # two processes of gloo DDP (~8 s); run with -m slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 def test_two_cpu_processes_match_single_process(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    psftr = Path(sys.executable).with_name("psftr")
-    if not torchrun.exists() or shutil.which(str(psftr)) is None:
-        pytest.skip("torchrun / psftr console scripts not installed")
+    torchrun, psftr = console_scripts("torchrun", "psftr")
     data = make_tiny_dataset(tmp_path / "data")
     overrides = DDP_OVERRIDES + [f"train.batch_size={_batch_size_without_single_tail(data)}"]
 
@@ -72,7 +56,7 @@ def test_two_cpu_processes_match_single_process(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().splitlines() == [str(tmp_path / "ddp" / "last.pt")]  # rank 0 only
 
-    single, ddp = _iter_losses(tmp_path / "single"), _iter_losses(tmp_path / "ddp")
+    single, ddp = iter_losses(tmp_path / "single"), iter_losses(tmp_path / "ddp")
     assert len(single) == len(ddp) > 0
     assert ddp == pytest.approx(single, rel=1e-4)
     a = torch.load(tmp_path / "single" / "last.pt", weights_only=True)["model_state"]

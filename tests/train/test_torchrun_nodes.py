@@ -17,18 +17,16 @@ measured after one epoch of 5 iterations (global batch 5, 3 + 2 windows per rank
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from psftr_core.train.metrics_log import read_metrics
 from psftr_core.train.run import train
-from train_helpers import TINY_OVERRIDES, make_tiny_dataset, one_thread, request
+from train_helpers import (TINY_OVERRIDES, console_scripts, iter_losses, make_tiny_dataset, one_thread, request,
+                           train_window_count)
 
 OVERRIDES = TINY_OVERRIDES + ["model.dropout=0.0", "train.batch_size=5"]  # 25 windows: 5 batches, 3 + 2 per rank
 
@@ -50,32 +48,13 @@ def _node_command(torchrun: Path, psftr: Path, node_rank: int, port: int, data: 
     return cmd
 
 
-def _iter_losses(run_dir: Path) -> list[float]:
-    return [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl", "iter")]
-
-
-def _window_count(data: Path) -> int:
-    from psftr_core.data.datasets import load_dataset
-    from psftr_core.data.windows import WindowDataset, windowing_from_config
-    from psftr_core.train.run import resolve_config
-
-    dataset = load_dataset(data)
-    cfg, _ = resolve_config(dataset, None, None, OVERRIDES, 1, 0)
-    split = dataset.split("75_25", 0)
-    return len(WindowDataset(dataset, dataset.train_videos(split), split.seen, windowing_from_config(cfg.data),
-                             training=True))
-
-
 @pytest.mark.slow  # two torchrun launches of gloo DDP (~10 s); run with -m slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 def test_two_local_nodes_match_single_process(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    psftr = Path(sys.executable).with_name("psftr")
-    if not torchrun.exists() or shutil.which(str(psftr)) is None:
-        pytest.skip("torchrun / psftr console scripts not installed")
+    torchrun, psftr = console_scripts("torchrun", "psftr")
     data = make_tiny_dataset(tmp_path / "data")
     # A 1-window tail batch is dropped with 2 ranks (documented): the runs would differ by a step.
-    assert _window_count(data) % 5 != 1
+    assert train_window_count(data, OVERRIDES) % 5 != 1
 
     with one_thread():
         train(request(data, tmp_path / "single", epochs=1, overrides=OVERRIDES))
@@ -92,7 +71,7 @@ def test_two_local_nodes_match_single_process(tmp_path):
     assert results[0][0].strip().splitlines() == [str(outputs[0] / "last.pt")]  # rank 0 prints and writes
     assert results[1][0].strip() == "" and not any(outputs[1].rglob("*"))  # rank 1 writes nothing
 
-    single, nodes_run = _iter_losses(tmp_path / "single"), _iter_losses(outputs[0])
+    single, nodes_run = iter_losses(tmp_path / "single"), iter_losses(outputs[0])
     assert len(single) == len(nodes_run) > 0
     assert nodes_run == pytest.approx(single, rel=1e-4)
     a = torch.load(tmp_path / "single" / "last.pt", weights_only=True)["model_state"]
