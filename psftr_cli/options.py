@@ -108,3 +108,45 @@ def text_tower_options() -> tuple[Any, Any, Any]:
         clip_config(help="open_clip model-config JSON of a custom architecture [default: the one recorded in "
                          "manifest.json]."),
     )
+
+
+# --engine ray (psftr extract, psftr detect): a Ray actor pool, optional extra psftr[ray].
+def engine(what: str) -> Any:
+    """``--engine local|ray``; ``what``: what the pool's actors do, for the help."""
+    return typer.Option(
+        "local", "--engine", metavar="local|ray", show_default=True,
+        help=f"Where videos are {what}: this process, or a Ray actor pool (pip install 'psftr[ray]'; "
+             "every node must read the videos, the model files and the outputs under the same paths).",
+    )
+
+
+def ray_address() -> Any:
+    return typer.Option(None, "--address", metavar="ADDR", show_default="a local Ray",
+                        help="With --engine ray: the cluster to join (auto, ray://HOST:10001).")
+
+
+def ray_workers() -> Any:
+    return typer.Option(None, "--workers", metavar="N", show_default="one per GPU, else one per 4 CPUs",
+                        help="With --engine ray: actors in the pool, each with its own CLIP.")
+
+
+def ray_gpus_per_worker() -> Any:
+    return typer.Option(None, "--gpus-per-worker", metavar="G", show_default="1 with GPUs, else 0",
+                        help="With --engine ray: GPUs reserved per actor (0.5 puts two on a GPU).")
+
+
+def ray_options(engine: str, address: str | None, workers: int | None, gpus_per_worker: float | None) -> Any:
+    """None for ``--engine local``, else the pool's ``RayOptions``; InputError naming a Ray
+    flag given without ``--engine ray``, or an unknown engine. Does not import ray."""
+    from psftr_core.errors import InputError
+    from psftr_core.features.ray_pool import RayOptions
+
+    if engine not in ("local", "ray"):
+        raise InputError(f"--engine {engine}: expected local or ray")
+    given = [flag for flag, value in (("--address", address), ("--workers", workers),
+                                      ("--gpus-per-worker", gpus_per_worker)) if value is not None]
+    if engine != "ray":
+        if given:
+            raise InputError(f"{given[0]} is for --engine ray (got --engine {engine})")
+        return None
+    return RayOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker)

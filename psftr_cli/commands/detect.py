@@ -128,6 +128,10 @@ def detect(
                                        "bfloat16 on a CPU that computes it natively, else float32."),
     prompt: Optional[List[str]] = options.prompt(),
     quiet: bool = options.quiet(),
+    engine: str = options.engine("decoded, encoded and detected"),
+    address: Optional[str] = options.ray_address(),
+    workers: Optional[int] = options.ray_workers(),
+    gpus_per_worker: Optional[float] = options.ray_gpus_per_worker(),
 ) -> None:
     """Find actions of a custom vocabulary in videos; write segments as each video finishes."""
     from psftr_cli.render import print_lines, stderr_console
@@ -138,6 +142,7 @@ def detect(
     vocabulary, prompt = parse_action_texts(actions, actions_file, prompt)
     global_threshold, per_action = parse_thresholds(threshold)
     _check_checkpoint_options(checkpoint, checkpoint_sha256)
+    ray_options = options.ray_options(engine, address, workers, gpus_per_worker)
     from psftr_core.io.detect_outputs import DetectOutputs, output_formats
     from psftr_core.io.paths import prepare_output_dir, prepare_output_file
 
@@ -159,17 +164,24 @@ def detect(
         report = prepare_output_file(report, "--report")
 
     checkpoint = _checkpoint_file(checkpoint, checkpoint_sha256, cache_dir)  # may download: after the checks
+    pool = None
+    if ray_options is not None:
+        from psftr_core.infer.ray_detect import RayDetectEngine
+
+        pool = RayDetectEngine(ray_options)  # imports ray: exit 2 with the install command when missing
     console = stderr_console()
     run = start_detection(
         list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
         clip_pretrained=clip_pretrained, clip_config=clip_config, cache_dir=cache_dir, threshold=global_threshold,
         per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, nms_iou=nms_iou, stride=stride,
-        fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder, dtype=dtype,
+        fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder, dtype=dtype, engine=pool,
         **_injected(ctx),
     )
     print_lines(console, "warning", run.warnings)
     warned = len(run.warnings)
     with contextlib.ExitStack() as stack:
+        if pool is not None:
+            stack.callback(pool.close)  # also when an output is refused before any video runs
         outputs = DetectOutputs(run, functools.partial(_open_stream, stack, stream_to), stream_to=stream_to,
                                 stream_format=stream_format, output_dir=output_dir,
                                 dir_formats=dir_formats, collect=report is not None or timeline is not None)
@@ -180,11 +192,12 @@ def detect(
             with _progress(console, quiet) as on_progress:
                 # Decoding reads ahead, so the finished videos are forecast up front; their saved
                 # outputs are passed on (resume) at each one's turn, keeping the stream in id order.
-                for result in run.results(skip=outputs.resume, will_skip=outputs.will_skip, on_progress=on_progress):
+                for result in run.results(skip=outputs.resume, will_skip=outputs.will_skip, on_progress=on_progress,
+                                          files=outputs.file_targets):
                     if isinstance(result, Failure):
                         print_lines(console, "failed", [f"{result.input}: {result.reason}"])
                     else:
-                        outputs.add(result)
+                        outputs.add(result, files_written=pool is not None)  # a Ray worker wrote its files
         except BaseException:
             if report is not None and outputs.results:  # Ctrl-C or a crash: keep what is done
                 _write_report(report, outputs, run, partial=True)

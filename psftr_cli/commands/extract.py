@@ -42,23 +42,10 @@ def extract(
              "(SLURM_ARRAY_TASK_ID/COUNT), and/or RANK/WORLD_SIZE.",
     ),
     quiet: bool = options.quiet(help="No progress bar (the summary and failures still go to stderr)."),
-    engine: str = typer.Option(
-        "local", "--engine", metavar="local|ray", show_default=True,
-        help="Where videos are encoded: this process, or a Ray actor pool (pip install 'psftr[ray]'; "
-             "every node must read the videos, the CLIP files and --output).",
-    ),
-    address: Optional[str] = typer.Option(
-        None, "--address", metavar="ADDR", show_default="a local Ray",
-        help="With --engine ray: the cluster to join (auto, ray://HOST:10001).",
-    ),
-    workers: Optional[int] = typer.Option(
-        None, "--workers", metavar="N", show_default="one per GPU",
-        help="With --engine ray: actors in the pool, each with its own CLIP.",
-    ),
-    gpus_per_worker: Optional[float] = typer.Option(
-        None, "--gpus-per-worker", metavar="G", show_default="1 with GPUs, else 0",
-        help="With --engine ray: GPUs reserved per actor (0.5 puts two on a GPU).",
-    ),
+    engine: str = options.engine("encoded"),
+    address: Optional[str] = options.ray_address(),
+    workers: Optional[int] = options.ray_workers(),
+    gpus_per_worker: Optional[float] = options.ray_gpus_per_worker(),
 ) -> None:
     """Extract CLIP image features from videos; re-running skips finished videos."""
     from psftr_cli.extract_render import ExtractProgress, print_summary
@@ -74,7 +61,7 @@ def extract(
                              f"--precision {precision}")
         typer.echo("psftr: --precision is deprecated; use --dtype", err=True)
         dtype = precision
-    options = ExtractOptions(
+    extract_options = ExtractOptions(
         clip_model=clip_model,
         clip_pretrained=clip_pretrained,
         clip_config=str(clip_config) if clip_config is not None else None,
@@ -88,11 +75,17 @@ def extract(
         decoder=decoder,
         decode_workers=decode_workers,
     )
-    ray_engine = _ray_engine(engine, address, workers, gpus_per_worker)
+    ray_options = options.ray_options(engine, address, workers, gpus_per_worker)  # before anything is read
+    if ray_options is not None:
+        from psftr_core.features.ray_extract import RayEngine
+
+        ray_engine = RayEngine(ray_options)  # imports ray: exit 2 with the install command when missing
+    else:
+        ray_engine = None
     console = stderr_console()
     try:
         with ExtractProgress(console, show_bar=not quiet) as progress:
-            summary = extract_features(videos, output, options, listener=progress, engine=ray_engine)
+            summary = extract_features(videos, output, extract_options, listener=progress, engine=ray_engine)
     except KeyboardInterrupt:
         typer.echo(
             "psftr: interrupted; finished videos are saved, run the same command again to resume", err=True
@@ -100,21 +93,3 @@ def extract(
         raise typer.Exit(130) from None
     print_summary(summary, console)
     summary.raise_for_failures()
-
-
-def _ray_engine(engine: str, address: Optional[str], workers: Optional[int],
-                gpus_per_worker: Optional[float]) -> object:
-    """None for --engine local, else the Ray pool (imports ray: exit 2 with the install command
-    when missing); InputError naming a Ray flag given without --engine ray or an unknown engine."""
-    from psftr_core.errors import InputError
-    from psftr_core.features.ray_extract import RayEngine, RayOptions
-
-    if engine not in ("local", "ray"):
-        raise InputError(f"--engine {engine}: expected local or ray")
-    given = [flag for flag, value in (("--address", address), ("--workers", workers),
-                                      ("--gpus-per-worker", gpus_per_worker)) if value is not None]
-    if engine != "ray":
-        if given:
-            raise InputError(f"{given[0]} is for --engine ray (got --engine {engine})")
-        return None
-    return RayEngine(RayOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker))

@@ -37,6 +37,7 @@ arguments raise ``InputError`` before any work.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -69,6 +70,9 @@ ProgressCallback = Callable[[int, int, str, str], None]
 = videos finished so far), then one of ``"cached"``, ``"extracted"``, ``"loaded"``
 (feature dataset), ``"failed"`` or ``"skipped"`` (see :meth:`DetectionRun.results`)
 after it."""
+
+FileTargets = Callable[[str], "list[tuple[str, str]]"]
+"""``files(video_id)``: the ``(format, path)`` of each per-video file to write for a video."""
 
 SkipPredicate = Callable[[str], bool]
 """``skip(video_id)``: True to leave a video out before its features are loaded."""
@@ -106,6 +110,9 @@ def start_detection(
     # Inputs first, so a missing path is reported before any model is loaded.
     clip = ClipProvider(opts.clip_model, opts.clip_pretrained, opts.clip_config, opts.device, opts.cache_dir)
     source = open_feature_source(inputs, opts.features_dir, sampling, clip, opts.cache_dir, pipeline, opts.extractor)
+    if opts.engine is not None and not isinstance(source, VideoSource):
+        raise InputError("--engine ray runs on video files; the features of --features DIR are already "
+                         "computed (detect on them here, without --engine)")
     if isinstance(source, DatasetSource) and opts.dtype != "auto":
         source.warnings.append(f"--dtype {opts.dtype} applies to the image tower on video inputs; the features of "
                                "--features DIR are already computed (and text embeddings are float32)")
@@ -138,7 +145,11 @@ def start_detection(
         "actions": vocabulary,
         **filters.to_dict(),
     }
-    return DetectionRun(source, detector, text, vocabulary, filters, feature_dim, details, settings, started)
+    run = DetectionRun(source, detector, text, vocabulary, filters, feature_dim, details, settings, started)
+    if opts.engine is not None:
+        opts.engine.attach(run, dataclasses.replace(opts, engine=None), vocabulary)
+        run._engine = opts.engine
+    return run
 
 
 def detect(
@@ -196,6 +207,8 @@ class DetectionRun:
         self.failures: list[Failure] = []
         self.videos: dict[str, VideoInfo] = {}
         self.skipped: list[str] = []
+        self._engine: Any = None
+        self._statuses: dict[str, int] = {}
 
     @property
     def warnings(self) -> list[str]:
@@ -203,7 +216,7 @@ class DetectionRun:
 
     def results(
         self, skip: SkipPredicate | None = None, on_progress: ProgressCallback | None = None,
-        will_skip: SkipPredicate | None = None,
+        will_skip: SkipPredicate | None = None, files: FileTargets | None = None,
     ) -> Iterator[VideoResult | Failure]:
         """Process the videos in id order; yields each one's :class:`VideoResult` (or its
         :class:`Failure`) as soon as it is done.
@@ -216,6 +229,10 @@ class DetectionRun:
         up front, while ``skip`` is then asked at each video's turn. A skipped video is
         neither processed nor yielded (``on_progress`` reports it as ``"skipped"``). A video
         that fails is yielded as a :class:`Failure`, not raised.
+
+        With an ``engine`` (``DetectOptions.engine``, e.g. a Ray pool) the videos run there,
+        several at a time, and are still yielded in id order; ``files(video_id)`` then names
+        the per-video files the engine's workers write (``DetectOutputs.file_targets``).
         """
         total = len(self._items)
         decided: dict[str, bool] = {}  # final answers of ``skip`` known up front
@@ -225,7 +242,7 @@ class DetectionRun:
         else:
             forecast = {item.video_id: bool(will_skip(item.video_id)) for item in self._items}
         planned = [item for item in self._items if not forecast.get(item.video_id)]
-        with self._source.reading(planned) as load:
+        with self._reading(planned, files) as process:
             for done, item in enumerate(self._items, start=1):
                 if item.video_id in decided:
                     skipped = decided[item.video_id]
@@ -239,7 +256,7 @@ class DetectionRun:
                 if on_progress:
                     on_progress(done - 1, total, item.video_id, "started")
                 try:
-                    result = self._process(item, load)
+                    result = process(item)
                 except VideoFailed as err:
                     failure = Failure(item.display, str(err))
                     self.failures.append(failure)
@@ -249,9 +266,40 @@ class DetectionRun:
                     continue
                 self.segments.extend(result.segments)
                 self.videos[item.video_id] = result.info
+                self._statuses[result.status] = self._statuses.get(result.status, 0) + 1
                 if on_progress:
                     on_progress(done, total, item.video_id, result.status)
                 yield result
+
+    @contextlib.contextmanager
+    def _reading(self, planned: list[SourceItem],
+                 files: FileTargets | None) -> Iterator[Callable[[SourceItem], VideoResult]]:
+        """A ``process(item)`` for this run (``VideoFailed`` when the video is unreadable):
+        here, from the source's features (read ahead), or on the engine."""
+        if self._engine is not None:
+            with self._engine.reading(self, planned, files) as process:
+                yield process
+            return
+        with self._source.reading(planned) as load:
+            yield lambda item: self._process(item, load)
+
+    def process(self, item: SourceItem) -> VideoResult | Failure:
+        """One video of this run's source, here (an engine's worker calls this)."""
+        try:
+            with self._source.reading([item]) as load:
+                return self._process(item, load)
+        except VideoFailed as err:
+            return Failure(item.display, str(err))
+
+    def items(self) -> list[SourceItem]:
+        """The source's videos, in id order (the engines deal these out)."""
+        return list(self._items)
+
+    def adopt(self, settings: dict[str, Any], details: str) -> None:
+        """The settings and details of the workers that make the segments (an engine's,
+        whose device may differ from this process's)."""
+        self.settings = settings
+        self.details = details
 
     def _process(self, item: SourceItem, load: Callable[[SourceItem], LoadedFeatures]) -> VideoResult:
         """Features, model and the filter stage of one video; ``VideoFailed`` if unreadable."""
@@ -267,8 +315,16 @@ class DetectionRun:
             for d in kept
         ]
         segments.sort(key=lambda s: (s.start, -s.score, s.label))
-        info = VideoInfo(item.video_id, item.display, loaded.duration, len(loaded.features), item.local_file())
+        info = VideoInfo(item.video_id, item.display, loaded.duration, len(loaded.features), item.local_file(),
+                         loaded.fps)
         return VideoResult(info, segments, loaded.status)
+
+    def _count(self, counter: str, status: str) -> int:
+        """Videos decoded / served from the cache: the source's count, or the workers'
+        (the statuses of their results) with an engine."""
+        if self._engine is not None:
+            return self._statuses.get(status, 0)
+        return getattr(self._source, counter, 0)
 
     def report(self) -> DetectionReport:
         """A :class:`DetectionReport` of the videos processed so far (skipped ones left out)."""
@@ -281,8 +337,8 @@ class DetectionRun:
             "segments": len(segments),
             "actions": len(self.actions),
             "threshold": self._filters.score_threshold,
-            "decoded": getattr(self._source, "decoded", 0),
-            "cache_hits": getattr(self._source, "cache_hits", 0),
+            "decoded": self._count("decoded", "extracted"),
+            "cache_hits": self._count("cache_hits", "cached"),
             "seconds": round(time.perf_counter() - self._started, 3),
         }
         return DetectionReport(segments, list(self.failures), self.details, stats, self.actions, dict(self.videos),

@@ -57,6 +57,9 @@ class DetectOptions:
         extractor: turns video files into features (default
             :func:`psftr_core.features.pipeline.extract_video_features`); another one, e.g.
             a fake decoder in tests, has the same signature.
+        engine: where the videos run: None here, or a pool such as
+            :class:`psftr_core.infer.ray_detect.RayDetectEngine` (``psftr detect --engine
+            ray``; video inputs only).
     """
 
     checkpoint: str | os.PathLike | None = None
@@ -79,6 +82,7 @@ class DetectOptions:
     decoder: str = "auto"
     dtype: str = "auto"
     extractor: VideoFeatureExtractor = extract_video_features
+    engine: Any = None
 
     def check(self) -> tuple[tuple[str, float] | None, PipelineOptions]:
         """``InputError`` naming the flag of a bad value; returns the sampling asked for

@@ -56,12 +56,14 @@ class SourceItem:
 @dataclass
 class LoadedFeatures:
     """One video's features [T, D] float32, snippet times [T] seconds, duration
-    (seconds or None) and where they came from (``cached``, ``extracted``, ``loaded``)."""
+    (seconds or None), where they came from (``cached``, ``extracted``, ``loaded``) and
+    the video's frame rate (None when unknown)."""
 
     features: np.ndarray
     times: np.ndarray
     duration: float | None
     status: str
+    fps: float | None = None
 
 
 def sampling_text(sampling: tuple[str, float]) -> str:
@@ -129,8 +131,8 @@ class DatasetSource(FeatureSource):
             times = self.dataset.snippet_times(item.video_id)
         except InputError as err:
             raise VideoFailed(str(err)) from None
-        duration = self.dataset.videos[item.video_id].duration
-        return LoadedFeatures(features, times, duration, "loaded")
+        video = self.dataset.videos[item.video_id]
+        return LoadedFeatures(features, times, video.duration, "loaded", _frame_rate(getattr(video, "fps", None)))
 
     def describe(self) -> str:
         return f"feature dataset {self.dataset.name} ({self.dataset.root})"
@@ -236,7 +238,8 @@ class VideoSource(FeatureSource):
                 self.warnings.append(f"could not write the feature cache ({err.strerror or err}); continuing")
         # Use what the cache would return, so a second (cached) run gives identical output.
         features = np.asarray(outcome.features, dtype=np.float16).astype(np.float32)
-        return LoadedFeatures(features, outcome.times, outcome.meta.get("duration"), "extracted")
+        return LoadedFeatures(features, outcome.times, outcome.meta.get("duration"), "extracted",
+                              _frame_rate(outcome.meta.get("video_fps")))
 
     def cached(self, fingerprint: str, video: str | None = None) -> LoadedFeatures | None:
         cache = self.cache()
@@ -244,7 +247,17 @@ class VideoSource(FeatureSource):
         if entry is None:
             return None
         self.cache_hits += 1
-        return LoadedFeatures(entry.features.astype(np.float32), entry.times, entry.meta.get("duration"), "cached")
+        return LoadedFeatures(entry.features.astype(np.float32), entry.times, entry.meta.get("duration"), "cached",
+                              _frame_rate(entry.meta.get("video_fps")))
+
+
+def _frame_rate(value: Any) -> float | None:
+    """A recorded frame rate as a positive float, None when missing or no such number."""
+    try:
+        fps = float(value)
+    except (TypeError, ValueError):
+        return None
+    return fps if np.isfinite(fps) and fps > 0 else None
 
 
 class ReadAhead:

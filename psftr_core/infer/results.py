@@ -41,7 +41,9 @@ class Failure:
 class VideoInfo:
     """A processed video: its id, where it came from, its duration (seconds, or None).
 
-    ``file`` is the local video file (None for a feature dataset's video).
+    ``file`` is the local video file (None for a feature dataset's video); ``fps`` its
+    frame rate (None when unknown). The editor formats read ``fps``, ``duration`` and
+    ``file`` (``psftr_core.io.formats.timeline``).
     """
 
     video: str
@@ -49,6 +51,7 @@ class VideoInfo:
     duration: float | None
     num_features: int
     file: str | None = None
+    fps: float | None = None
 
 
 @dataclass(frozen=True)

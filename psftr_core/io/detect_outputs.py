@@ -19,6 +19,7 @@ from typing import IO, Any, Callable, List, Optional
 
 from psftr_core.errors import InputError
 from psftr_core.io.formats import format_names, open_writer, output_format, read_video_file
+from psftr_core.io.formats.timeline import media_field
 from psftr_core.io.output_dir import OutputDir
 from psftr_core.io.report import ReportVideo
 
@@ -48,6 +49,14 @@ def output_formats(fmt: Optional[List[str]], output: Optional[str], output_dir: 
                          "and format); --output and stdout take one format")
     stream = chosen[0] if len(chosen) == 1 else by_suffix
     return chosen or [by_suffix], stream
+
+
+def write_detection_files(targets: list[tuple[str, str]], result: Any, details: str) -> None:
+    """Write a finished video's (a ``VideoResult``) per-video files, each atomically;
+    ``targets``: ``(format, path)`` pairs (:meth:`DetectOutputs.file_targets`)."""
+    detections = result.detections()
+    for name, path in targets:
+        output_format(name).write_file(Path(path), result.video, detections, details=details, media=result.info)
 
 
 class DetectOutputs:
@@ -113,28 +122,39 @@ class DetectOutputs:
                 detections = read_video_file(path, self._read_back).get(video, [])
             except InputError:
                 return False  # damaged since: process the video again
-            self._emit(video, detections, self.output_dir.info(video).get("duration"))
+            self._emit(video, detections, self.output_dir.info(video))
         return True
 
     # -- one video
 
-    def add(self, result: Any) -> None:
-        """A finished video: its files in the output folder, then the stream."""
+    def file_targets(self, video: str) -> list[tuple[str, str]]:
+        """``(format, path)`` of each of ``video``'s files in the output folder (none without one)."""
+        if self.output_dir is None:
+            return []
+        return [(name, str(self.output_dir.path_for(video, extension)))
+                for name, extension in self._dir_extensions.items()]
+
+    def add(self, result: Any, files_written: bool = False) -> None:
+        """A finished video: its files in the output folder (unless an engine's worker wrote
+        them: ``files_written``), then the stream."""
         detections = result.detections()
         if self.output_dir is not None:
-            for name, extension in self._dir_extensions.items():
-                path = self.output_dir.path_for(result.video, extension)
-                output_format(name).write_file(path, result.video, detections, details=self.run.details)
-            info = {"duration": result.info.duration} if result.info.duration is not None else None
+            if not files_written:
+                write_detection_files(self.file_targets(result.video), result, self.run.details)
+            # what the editor formats of the stream need again when a re-run passes the video on
+            info = {key: value for key, value in (("duration", result.info.duration), ("fps", result.info.fps),
+                                                  ("file", result.info.file)) if value is not None} or None
             self.output_dir.mark_complete(result.video, info)
-        self._emit(result.video, detections, result.info.duration)
+        self._emit(result.video, detections, result.info)
 
-    def _emit(self, video: str, detections: list, duration: Optional[float]) -> None:
+    def _emit(self, video: str, detections: list, media: Any) -> None:
+        """Pass a video on to the stream and the whole-run outputs; ``media``: its
+        ``VideoInfo``, or the manifest's record of it (a mapping) for a resumed video."""
         if self.stream_to is not None:
-            self._stream().write_video(video, detections)
+            output_format(self.stream_format).write_video(self._stream(), video, detections, media)
         if self.collect:
             self.results[video] = detections
-            self.durations[video] = duration
+            self.durations[video] = media_field(media, "duration")
 
     def _stream(self) -> Any:
         """The stream writer, opened with the first video (a run where all fail writes nothing)."""

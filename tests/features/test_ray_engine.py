@@ -100,7 +100,8 @@ def test_two_ray_workers_give_the_one_process_features(tmp_path, local_ray, six_
 @pytest.mark.slow
 def test_a_worker_that_dies_is_retried_and_every_video_is_there_once(tmp_path, local_ray, six_videos,
                                                                      tiny_clip_files, local_folder, monkeypatch):
-    from psftr_core.features.ray_extract import EXIT_ONCE_ENV, RayEngine, RayOptions
+    from psftr_core.features.ray_extract import RayEngine, RayOptions
+    from psftr_core.features.ray_pool import EXIT_ONCE_ENV
 
     marker = tmp_path / "died"
     monkeypatch.setenv(EXIT_ONCE_ENV, str(marker))

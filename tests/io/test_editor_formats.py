@@ -101,7 +101,9 @@ def test_format_all_writes_the_editor_files_and_resumes(tmp_path, capsys, monkey
     chapters = (out / "synth_test_0000.ffmetadata").read_text(encoding="utf-8")
     assert chapters.startswith(";FFMETADATA1\n") and "title=diving (0.826)" in chapters
     edl = (out / "synth_test_0000.edl").read_text(encoding="utf-8")
-    assert "* diving (score 0.826)" in edl and "timecodes at 25 fps" in edl  # a dataset video: rate unknown
+    # the dataset records the video's 30 fps: segment 1.6-13.6 s is frames 48-408
+    assert "* diving (score 0.826)" in edl and "timecodes at" not in edl
+    assert "00:00:01:18 00:00:13:18" in edl and "FCM: NON-DROP FRAME" in edl
     finished = json.loads((out / DETECT_MANIFEST_NAME).read_text(encoding="utf-8"))["finished"]["synth_test_0000"]
     assert finished == [f"synth_test_0000.{f.extension}" for f in OUTPUT_FORMATS.values()]
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
@@ -242,3 +244,25 @@ def test_the_registry_does_not_import_opentimelineio():
     code = "import sys, psftr_core.io.formats; print('opentimelineio' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=REPO)
     assert done.stdout == "False\n", done.stderr
+
+
+def test_a_video_file_gives_its_own_rate_name_and_duration(tmp_path, tiny_clip_files, capsys, monkeypatch):
+    """A 29.97 fps file: drop-frame EDL timecodes, its file name, its duration in the chapters."""
+    from fractions import Fraction
+
+    from fixtures_clip import write_video
+
+    video = write_video(tmp_path / "videos" / "clip one.mp4", 90, fps=Fraction(30000, 1001))
+    out = tmp_path / "out"
+    args = [video, "--actions", "running,jumping", "--threshold", "0", "--top-k", "1", "-q", "--output-dir", out,
+            "--format", "edl", "--format", "chapters", "--format", "json", "--clip-config", tiny_clip_files.config,
+            "--clip-pretrained", tiny_clip_files.weights, "--device", "cpu", "--cache-dir", tmp_path / "cache"]
+    code, _, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    edl = (out / "clip one.edl").read_text(encoding="utf-8")
+    assert "FCM: DROP FRAME" in edl and "* FROM CLIP NAME: clip one.mp4" in edl and "timecodes at" not in edl
+    chapters = (out / "clip one.ffmetadata").read_text(encoding="utf-8")
+    ends = [int(line.split("=")[1]) for line in chapters.splitlines() if line.startswith("END=")]
+    assert ends and max(ends) <= 3003  # ms: 90 frames at 29.97 fps
+    info = json.loads((out / DETECT_MANIFEST_NAME).read_text(encoding="utf-8"))["info"]["clip one"]
+    assert info["fps"] == pytest.approx(30000 / 1001) and info["duration"] == pytest.approx(3.003, abs=1e-3)

@@ -56,7 +56,11 @@ class OutputFormat:
     - ``read_back(path)``: reads a file of this format back as ``{video: [detection
       dicts]}`` exactly as written (same order, numbers, labels), or None when the
       format rounds or changes things. Only such lossless formats let a resumed
-      ``--output-dir`` run pass finished videos on to its other outputs.
+      ``--output-dir`` run pass finished videos on to its other outputs;
+    - ``media``: the writer takes what is known of the video
+      (``write_video(video, detections, media=)``: its frame rate, duration, file; see
+      ``timeline.py``), as the editor formats do; :meth:`write_file` and ``psftr detect``
+      pass it to those only.
     """
 
     name: str
@@ -65,6 +69,7 @@ class OutputFormat:
     open: Callable[..., SegmentWriter]
     single_video: bool = False
     read_back: Optional[Callable[[str | os.PathLike], dict[str, list[dict[str, Any]]]]] = None
+    media: bool = False
 
     @property
     def lossless(self) -> bool:
@@ -73,16 +78,24 @@ class OutputFormat:
 
     def write_file(
         self, path: str | os.PathLike, video: str, detections: Sequence[Any], *, details: str = "",
-        version: str | None = None,
+        version: str | None = None, media: Any = None,
     ) -> None:
-        """Write one video's detections to ``path``, atomically.
+        """Write one video's detections to ``path``, atomically (``media``: what is known
+        of the video, for the formats that take it).
 
         A malformed detection raises InputError and leaves ``path`` untouched.
         """
         with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
             writer = self.open(handle, flush=False, details=details, version=version)
-            writer.write_video(video, detections)
+            self.write_video(writer, video, detections, media)
             writer.close()
+
+    def write_video(self, writer: SegmentWriter, video: str, detections: Sequence[Any], media: Any = None) -> None:
+        """``writer.write_video``, with ``media`` when this format takes it."""
+        if self.media:
+            writer.write_video(video, detections, media=media)  # type: ignore[call-arg]
+        else:
+            writer.write_video(video, detections)
 
 
 def detection_dicts(video: str, detections: Iterable[Any]) -> list[dict[str, Any]]:

@@ -92,4 +92,5 @@ class ChaptersWriter(TimelineWriter):
 
 
 CHAPTERS_FORMAT = OutputFormat(name="chapters", extension="ffmetadata", summary="FFmpeg metadata chapters",
-                               open=ChaptersWriter, single_video=True)
+                               open=ChaptersWriter, single_video=True,
+    media=True)

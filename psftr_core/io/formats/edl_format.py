@@ -83,4 +83,4 @@ class EdlWriter(TimelineWriter):
 
 
 EDL_FORMAT = OutputFormat(name="edl", extension="edl", summary="CMX 3600 edit list", open=EdlWriter,
-                          single_video=True)
+                          single_video=True, media=True)

@@ -93,4 +93,4 @@ class OtioWriter(TimelineWriter):
 
 
 OTIO_FORMAT = OutputFormat(name="otio", extension="otio", summary="OpenTimelineIO timeline", open=OtioWriter,
-                           single_video=True)
+                           single_video=True, media=True)
