@@ -58,7 +58,8 @@ def collect(work: Path, clip_files=None, video: Path | None = None) -> dict:
     out: dict = {}
     demo = REPO / "examples" / "demo"
     out["detect_demo_localizer"] = json.loads(
-        psftr("detect", "--features", demo, "--actions-file", demo / "actions.txt", "--format", "json", "-q"))
+        psftr("detect", "--features", demo, "--actions-file", demo / "actions.txt", "--format", "json", "-q",
+              "--keep-nested"))  # the saved outputs predate dropping nested segments
     out["evaluate_demo_baseline"] = json.loads(
         psftr("evaluate", "--baseline", "--dataset", demo, "--split", "75_25", "--split-index", "0", "--json"))
 
@@ -84,12 +85,12 @@ def collect(work: Path, clip_files=None, video: Path | None = None) -> dict:
     actions = ",".join(classes[:4]) if classes else "c0,c1"
     out["detect_checkpoint_features"] = json.loads(
         psftr("detect", "--features", data, "--checkpoint", ckpt, "--actions", actions, "--threshold", "0",
-              "--top-k", "5", "--format", "json", "--device", "cpu", "-q"))
+              "--top-k", "5", "--format", "json", "--device", "cpu", "-q", "--keep-nested"))
     if clip_files is not None and video is not None:
         out["detect_video_tiny_clip"] = json.loads(
             psftr("detect", video, "--clip-config", clip_files.config, "--clip-pretrained", clip_files.weights,
                   "--actions", "riding a bike,walking,a car", "--threshold", "0", "--format", "json", "--device",
-                  "cpu", "--cache-dir", work / "cache", "-q"))
+                  "cpu", "--cache-dir", work / "cache", "-q", "--keep-nested"))
     return strip_volatile(out)
 
 

@@ -111,6 +111,10 @@ def detect(
     min_duration: float = typer.Option(
         0.0, "--min-duration", metavar="S", show_default=True, help="Drop segments shorter than S seconds."
     ),
+    keep_nested: bool = typer.Option(
+        False, "--keep-nested", show_default=True,
+        help="Keep a segment that lies within (or holds) a stronger segment of its action (dropped by default).",
+    ),
     nms_iou: Optional[float] = typer.Option(
         None, "--nms-iou", metavar="IOU",
         show_default="the model's: a checkpoint's inference.nms_iou (0.4 unless trained otherwise), 0.5 training-free",
@@ -173,7 +177,7 @@ def detect(
     run = start_detection(
         list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
         clip_pretrained=clip_pretrained, clip_config=clip_config, cache_dir=cache_dir, threshold=global_threshold,
-        per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, nms_iou=nms_iou, stride=stride,
+        per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, keep_nested=keep_nested, nms_iou=nms_iou, stride=stride,
         fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder, dtype=dtype, engine=pool,
         **_injected(ctx),
     )
@@ -217,6 +221,7 @@ def detect(
         _write_report(report, outputs, run, partial=False)
     if not quiet:
         _print_summary(console, final, outputs, output, output_dir, timeline, report)
+        print_lines(console, "note", [hint] if (hint := run.zero_segments_hint()) else [])
     final.raise_for_failures()
 
 

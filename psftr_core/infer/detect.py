@@ -74,6 +74,9 @@ after it."""
 FileTargets = Callable[[str], "list[tuple[str, str]]"]
 """``files(video_id)``: the ``(format, path)`` of each per-video file to write for a video."""
 
+HINT_THRESHOLDS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05, 0.02, 0.01, 0.005, 0.001)
+"""Thresholds the zero-segment hint proposes: the highest one under the run's that keeps a segment."""
+
 SkipPredicate = Callable[[str], bool]
 """``skip(video_id)``: True to leave a video out before its features are loaded."""
 
@@ -209,6 +212,7 @@ class DetectionRun:
         self.skipped: list[str] = []
         self._engine: Any = None
         self._statuses: dict[str, int] = {}
+        self._below: list[float] = []  # scores under the thresholds of videos with no segment
 
     @property
     def warnings(self) -> list[str]:
@@ -267,6 +271,7 @@ class DetectionRun:
                 self.segments.extend(result.segments)
                 self.videos[item.video_id] = result.info
                 self._statuses[result.status] = self._statuses.get(result.status, 0) + 1
+                self._below.extend(result.below_threshold)
                 if on_progress:
                     on_progress(done, total, item.video_id, result.status)
                 yield result
@@ -308,6 +313,10 @@ class DetectionRun:
             raise VideoFailed(f"features have D={loaded.features.shape[1]}, expected {self._feature_dim}")
         found = self._detector.candidates(loaded.features, loaded.times, loaded.duration, self._text, self.actions)
         kept = filter_detections(found, self._filters, loaded.duration)
+        below: list[float] = []
+        if not kept:  # what a lower threshold would give (the filter stage is otherwise the same)
+            relaxed = dataclasses.replace(self._filters, score_threshold=0.0, thresholds={})
+            below = [d["score"] for d in filter_detections(found, relaxed, loaded.duration)]
         kept.sort(key=lambda d: (d["segment"][0], -d["score"], d["label"]))
         segments = [
             # Milliseconds are the precision of the input times; round away float noise.
@@ -317,7 +326,24 @@ class DetectionRun:
         segments.sort(key=lambda s: (s.start, -s.score, s.label))
         info = VideoInfo(item.video_id, item.display, loaded.duration, len(loaded.features), item.local_file(),
                          loaded.fps)
-        return VideoResult(info, segments, loaded.status)
+        return VideoResult(info, segments, loaded.status, below)
+
+    def zero_segments_hint(self) -> str | None:
+        """When no video processed so far has a segment: what a lower ``--threshold`` would
+        give (or that nothing scored at all); None otherwise."""
+        if self.segments or not self.videos:
+            return None
+        threshold = self._filters.score_threshold
+        best = max(self._below, default=0.0)
+        if best <= 0.0:
+            return "no candidate segment scored above 0: the actions may not occur in these videos"
+        lower = next((t for t in HINT_THRESHOLDS if t < threshold and t <= best), None)
+        if lower is None:
+            return f"no segment reached the threshold {threshold:g}; the best score was {best:.3g}"
+        count = sum(score >= lower for score in self._below)
+        plural = "s" if count != 1 else ""
+        return (f"no segment reached the threshold {threshold:g} (best score {best:.3g}); "
+                f"--threshold {lower:g} gives {count} segment{plural}")
 
     def _count(self, counter: str, status: str) -> int:
         """Videos decoded / served from the cache: the source's count, or the workers'

@@ -41,6 +41,8 @@ class DetectOptions:
             ``per_action_thresholds`` {name: score} override it per action.
         top_k: at most this many segments per video (best scores); None = no limit.
         min_duration: drop segments shorter than this (seconds); empty ones always go.
+        keep_nested: keep a segment that lies within (or holds) a stronger one of its
+            label; by default such nested segments are dropped (``FilterSettings.drop_nested``).
         nms_iou: tIoU of the one class-wise NMS; None = the model's (a checkpoint's
             ``inference.nms_iou`` with its NMS mode, the localizer's ``nms_threshold``
             0.5); 1.0 suppresses nothing.
@@ -72,6 +74,7 @@ class DetectOptions:
     per_action_thresholds: Mapping[str, float] | None = None
     top_k: int | None = None
     min_duration: float = 0.0
+    keep_nested: bool = False
     nms_iou: float | None = None
     stride: int | None = None
     fps: float | None = None
@@ -108,6 +111,7 @@ class DetectOptions:
             nms_iou=float(self.nms_iou) if self.nms_iou is not None else detector.filters.nms_iou,
             min_duration=self.min_duration,
             top_k=self.top_k,
+            drop_nested=not self.keep_nested,
         )
 
 

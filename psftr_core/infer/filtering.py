@@ -71,6 +71,11 @@ class FilterSettings:
             what the model makes, empty segments included); a number drops empty
             segments and those shorter than this (seconds).
         top_k: at most this many per video, the best (None: all).
+        drop_nested: drop a segment that lies within, or holds, a stronger kept segment
+            of its label (after NMS, before top-k). ``psftr detect`` sets it: a list read
+            by people (and subtitles) should not stack "diving 1-6 s" over "diving 2-3 s".
+            Evaluation keeps them: nested hypotheses at other scales are recall at high
+            tIoU, which mAP rewards (docs/detect.md says what it costs).
     """
 
     nms_iou: float | None
@@ -79,6 +84,7 @@ class FilterSettings:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     min_duration: float | None = None
     top_k: int | None = None
+    drop_nested: bool = False
 
     @classmethod
     def from_inference(cls, inference: InferenceConfig) -> FilterSettings:
@@ -103,7 +109,7 @@ class FilterSettings:
         """Plain JSON values (run settings)."""
         return {"nms_iou": self.nms_iou, "nms": "cross_window" if self.cross_window else "all",
                 "score_threshold": self.score_threshold, "thresholds": dict(self.thresholds),
-                "min_duration": self.min_duration, "top_k": self.top_k}
+                "min_duration": self.min_duration, "top_k": self.top_k, "drop_nested": self.drop_nested}
 
 
 def filter_detections(found: Candidates, settings: FilterSettings, duration: float | None = None) -> list[dict]:
@@ -127,13 +133,35 @@ def filter_detections(found: Candidates, settings: FilterSettings, duration: flo
         keep &= (ends > starts) & (ends - starts >= settings.min_duration)
     index = np.flatnonzero(keep)
     limit = None if settings.top_k is None else max(int(settings.top_k), 0)
+    early_limit = None if settings.drop_nested else limit  # nested ones go first, then the top-k
     if settings.nms_iou is not None and len(index):
         windows = found.windows[index] if settings.cross_window and found.windows is not None else None
         segments = np.stack([starts[index], ends[index]], axis=1)
-        order = index[nms(segments, scores[index], found.classes[index], settings.nms_iou, max_keep=limit,
+        order = index[nms(segments, scores[index], found.classes[index], settings.nms_iou, max_keep=early_limit,
                           windows=windows)]
     else:
-        order = index[np.argsort(-scores[index], kind="stable")][:limit]
+        order = index[np.argsort(-scores[index], kind="stable")][:early_limit]
+    if settings.drop_nested:
+        order = drop_nested(order, starts, ends, found.classes)[:limit]
     names = found.class_names
     return [{"segment": [float(starts[i]), float(ends[i])], "label": names[found.classes[i]], "score": float(scores[i])}
             for i in order]
+
+
+NESTED_TOLERANCE = 1e-3  # seconds: the precision of the output times
+
+
+def drop_nested(order: np.ndarray, starts: np.ndarray, ends: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``order`` (candidate indices, best first) without those that lie within, or hold,
+    an earlier kept one of the same class (ends within ``NESTED_TOLERANCE``)."""
+    kept: list[int] = []
+    for i in order:
+        nested = any(
+            classes[j] == classes[i]
+            and ((starts[j] - NESTED_TOLERANCE <= starts[i] and ends[i] <= ends[j] + NESTED_TOLERANCE)
+                 or (starts[i] - NESTED_TOLERANCE <= starts[j] and ends[j] <= ends[i] + NESTED_TOLERANCE))
+            for j in kept
+        )
+        if not nested:
+            kept.append(int(i))
+    return np.asarray(kept, dtype=np.int64)

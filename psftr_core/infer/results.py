@@ -70,11 +70,15 @@ class VideoResult:
 
     ``segments`` are the kept ones, sorted by start, then decreasing score, then label;
     ``status`` says where the features came from (``cached``, ``extracted``, ``loaded``).
+    ``below_threshold``: when no segment passed the score thresholds, the scores of those
+    the filter stage would keep at threshold 0, best first (for the "lower the
+    threshold" hint); else empty.
     """
 
     info: VideoInfo
     segments: list[Segment]
     status: str
+    below_threshold: list[float] = field(default_factory=list)
 
     @property
     def video(self) -> str:

@@ -24,7 +24,7 @@ from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo"
-RUN = ["--features", DEMO, "synth_test_0000", "synth_test_0001", "--actions", "diving,long jump", "-q"]
+RUN = ["--features", DEMO, "synth_test_0000", "synth_test_0001", "--actions", "diving,long jump", "-q", "--keep-nested"]
 
 # The demo's detections of these two videos, in the toy format.
 TOY_LINES = {

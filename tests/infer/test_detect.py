@@ -498,3 +498,19 @@ def test_run_settings_change_with_what_changes_the_segments():
                            threshold=0.3).settings == base
     with pytest.raises(TypeError):
         start_detection([], ["diving"], features_dir=DEMO, no_such_option=1)
+
+
+def test_zero_segments_hint_names_the_next_threshold_that_gives_some():
+    run = start_detection([], ["diving", "long jump"], features_dir=DEMO, threshold=0.99)
+    results = list(run.results())
+    assert results and not run.segments
+    below = sorted((s for r in results for s in r.below_threshold), reverse=True)
+    best = below[0]
+    lower = max(t for t in (0.9, 0.8, 0.7, 0.6, 0.5) if t <= best)
+    count = sum(s >= lower for s in below)
+    assert run.zero_segments_hint() == (f"no segment reached the threshold 0.99 (best score {best:.3g}); "
+                                        f"--threshold {lower:g} gives {count} segment{'s' if count != 1 else ''}")
+    # what the hint promises is what that threshold gives
+    again = detect([], ["diving", "long jump"], features_dir=DEMO, threshold=lower)
+    assert len(again.segments) == count
+    assert start_detection([], ["diving"], features_dir=DEMO).zero_segments_hint() is None  # nothing run yet

@@ -115,3 +115,20 @@ def test_localizer_candidates_through_its_filter_are_the_localizer():
             expected = localize(features, times, text, names, cfg, duration=duration)
             assert filter_detections(found, FilterSettings.of_localizer(cfg), duration) == expected
             assert len(found) >= len(expected)
+
+
+def test_drop_nested_keeps_the_stronger_of_nested_same_label_segments():
+    # the bikes.mp4 case: 0.96-5.76 holds 1.92-2.56 and 3.84-5.44 (tIoU 0.13 and 0.33: NMS keeps all)
+    found = candidates([(0.96, 5.76, 0, 0.6), (1.92, 2.56, 0, 0.5), (3.84, 5.44, 0, 0.7), (2.0, 3.0, 1, 0.4),
+                        (5.0, 7.0, 0, 0.3)])
+    assert len(kept(found, FilterSettings(nms_iou=0.5))) == 5
+    # 3.84-5.44 (0.7) is strongest: 0.96-5.76 holds it and goes, which frees 1.92-2.56;
+    # "b" is another label; 5.0-7.0 only overlaps
+    assert kept(found, FilterSettings(nms_iou=0.5, drop_nested=True)) == [
+        (3.84, 5.44, "a", 0.7), (1.92, 2.56, "a", 0.5), (2.0, 3.0, "b", 0.4), (5.0, 7.0, "a", 0.3)]
+    # top-k counts what is left after the nested ones went
+    assert kept(found, FilterSettings(nms_iou=0.5, drop_nested=True, top_k=2)) == [
+        (3.84, 5.44, "a", 0.7), (1.92, 2.56, "a", 0.5)]
+    # ends equal within a millisecond count as nested
+    touching = candidates([(1.0, 4.0, 0, 0.9), (1.0004, 4.0004, 0, 0.8)])
+    assert kept(touching, FilterSettings(nms_iou=None, drop_nested=True)) == [(1.0, 4.0, "a", 0.9)]

@@ -195,6 +195,24 @@ def test_chapters_muxed_by_ffmpeg_and_listed_by_ffprobe(tmp_path):
                       ("10.000000", "12.500000", "a=b;c#d\\e (0.200)")]
 
 
+@pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("ffprobe")),
+                    reason="ffmpeg/ffprobe not installed (.ci/run installs them with apt)")
+def test_srt_cues_reach_an_mkv_whole_one_packet_each(tmp_path):
+    """Overlapping cues of two actions (no nesting within one): ffmpeg muxes each SRT cue
+    into MKV as one subtitle packet, with its own start and duration."""
+    segments = [{"segment": [0.96, 5.76], "label": "riding a bike", "score": 0.87},
+                {"segment": [2.0, 3.0], "label": "walking", "score": 0.45},
+                {"segment": [6.5, 8.0], "label": "riding a bike", "score": 0.6}]
+    srt, mkv = tmp_path / "bikes.srt", tmp_path / "bikes.mkv"
+    OUTPUT_FORMATS["srt"].write_file(srt, "bikes", segments)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(srt), "-c:s", "copy", str(mkv)],
+                   check=True, timeout=30)
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_packets", "-of", "json", str(mkv)],
+                           check=True, capture_output=True, text=True, timeout=30)
+    packets = [(float(p["pts_time"]), float(p["duration_time"])) for p in json.loads(probe.stdout)["packets"]]
+    assert packets == [pytest.approx((0.96, 4.8)), pytest.approx((2.0, 1.0)), pytest.approx((6.5, 1.5))]
+
+
 # --------------------------------------------------------------------------- otio
 
 
