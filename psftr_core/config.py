@@ -55,6 +55,7 @@ from typing import Any
 
 import yaml
 
+from psftr_core.config_ranges import RANGES
 from psftr_core.data.builtins import builtin_dataset, builtin_known_as, builtin_names
 from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.errors import InputError
@@ -228,76 +229,48 @@ SECTIONS: dict[str, type] = {
 
 
 # ---------------------------------------------------------------------------
-# The values every numeric setting may take
-
-
-@dataclass(frozen=True)
-class Range:
-    """``low`` to ``high``, each end included unless open; ``str`` writes it as ``[0, 1)``."""
-
-    low: float
-    high: float
-    low_open: bool = False
-    high_open: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        return (value > self.low if self.low_open else value >= self.low) and (
-            value < self.high if self.high_open else value <= self.high)
-
-    def __str__(self) -> str:
-        low, high = (str(int(end)) if float(end).is_integer() else repr(end) for end in (self.low, self.high))
-        return f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
-
-
-_FRACTION, _OPEN_FRACTION, _FRACTION_BELOW_1 = Range(0, 1), Range(0, 1, low_open=True), Range(0, 1, high_open=True)
-_COEFFICIENT = Range(0, 10_000)  # loss coefficients and matching costs: 0 = off
-_EPOCHS, _LR = Range(1, 100_000), Range(0, 10, low_open=True)
-
-# Every int and float field (a tuple field: each item; null is allowed where the type is optional); nan and
-# inf are refused everywhere. The upper bounds are far above any real use and keep a typo (a few extra
-# zeros) from reaching the allocator: 10^9 queries would ask for terabytes.
-RANGES: dict[str, Range] = {
-    "model.feature_dim": Range(1, 16_384), "model.text_dim": Range(1, 16_384), "model.hidden_dim": Range(1, 8_192),
-    "model.num_heads": Range(1, 256), "model.enc_layers": Range(0, 64), "model.dec_layers": Range(1, 64),
-    "model.num_queries": Range(1, 10_000), "model.enc_points": Range(1, 64), "model.dec_points": Range(1, 64),
-    "model.dim_feedforward": Range(1, 65_536), "model.dropout": _FRACTION_BELOW_1, "model.num_groups": Range(1, 8_192),
-    "model.logit_scale": Range(0, 10_000, low_open=True), "model.roi_size": Range(1, 1_024),
-    "model.roi_samples_per_bin": Range(1, 64), "model.roi_logit_weight": _FRACTION,
-    "train.lr": _LR, "train.lr_backbone": _LR, "train.lr_linear_proj_mult": Range(0, 1_000),
-    "train.weight_decay": Range(0, 100), "train.clip_max_norm": Range(0, 1e6),  # 0 = no clipping
-    "train.epochs": _EPOCHS, "train.lr_drop_epochs": _EPOCHS, "train.lr_drop_factor": _OPEN_FRACTION,
-    "train.batch_size": Range(1, 65_536), "train.focal_alpha": _FRACTION, "train.focal_gamma": Range(0, 100),
-    **{f"train.{n}_loss_coef": _COEFFICIENT for n in ("cls", "seg", "iou", "actionness", "salient", "snippet_cls")},
-    **{f"train.set_cost_{n}": _COEFFICIENT for n in ("class", "seg", "iou")},
-    "train.seed": Range(-(2**63), 2**64 - 1),  # what torch.manual_seed accepts
-    "train.calibration_epochs": _EPOCHS, "train.vocab_dropout": _FRACTION,
-    "data.slice_size": Range(1, 65_536), "data.slice_overlap": _FRACTION_BELOW_1,
-    "data.inference_slice_overlap": _FRACTION_BELOW_1, "data.resize_length": Range(1, 65_536),
-    "data.min_instance_integrity": _OPEN_FRACTION,
-    "inference.topk": Range(1, 100_000), "inference.nms_iou": _OPEN_FRACTION, "inference.roi_weight": _FRACTION,
-    "inference.contrast_weight": _FRACTION, "inference.score_threshold": _FRACTION,
-}
-
-
-# ---------------------------------------------------------------------------
 # Presets (Table 5)
 
 
+# ``small``: a model for one's own small dataset (tens of short clips), trained in minutes on
+# a CPU: THUMOS14's settings with a smaller transformer, fewer epochs and short windows (the
+# values of examples/train_override.yaml). Not from the paper: its Table 5 sizes are for
+# hundreds of long videos, and on 8 clips of 8 s they trained for 9 minutes on 2 cores.
+SMALL_PRESET = "small"
+SMALL_PRESET_OVERRIDES = {
+    "model": {"hidden_dim": 128, "enc_layers": 1, "dec_layers": 2, "num_queries": 20, "dim_feedforward": 256},
+    "train": {"epochs": 12, "lr_drop_epochs": [10], "batch_size": 8},
+    "data": {"slice_size": 64},
+    "inference": {"topk": 50},
+}
+SMALL_DATASET_VIDEOS = 100  # a dataset that is no built-in, with fewer training videos, gets ``small``
+
+
 def preset_names() -> tuple[str, ...]:
-    """The valid preset names: those of the built-in datasets (``psftr_core.data.builtins``)."""
-    return builtin_names()
+    """The valid preset names: those of the built-in datasets (``psftr_core.data.builtins``)
+    and ``small``."""
+    return (*builtin_names(), SMALL_PRESET)
 
 
-def preset_for_dataset(dataset_name: str) -> str:
+def preset_for_dataset(dataset_name: str, train_videos: int | None = None) -> str:
     """The preset a dataset uses unless told otherwise: that of the built-in its name (or an
-    alias, e.g. ``ActivityNet``) names, else ``DEFAULT_PRESET``."""
+    alias, e.g. ``ActivityNet``) names; else ``small`` when it has fewer than
+    ``SMALL_DATASET_VIDEOS`` training videos (``train_videos``, when known); else
+    ``DEFAULT_PRESET``."""
     kind = builtin_known_as(dataset_name)
-    return kind.name if kind is not None else DEFAULT_PRESET
+    if kind is not None:
+        return kind.name
+    if train_videos is not None and train_videos < SMALL_DATASET_VIDEOS:
+        return SMALL_PRESET
+    return DEFAULT_PRESET
 
 
 def preset(name: str) -> PSFTRConfig:
     """The configuration of Table 5 for ``"thumos14"``, ``"anet"`` or another built-in (a fresh
-    copy): the default config with the overrides of the built-in's descriptor."""
+    copy): the default config with the overrides of the built-in's descriptor; ``"small"``:
+    THUMOS14's with :data:`SMALL_PRESET_OVERRIDES`."""
+    if name == SMALL_PRESET:
+        return validate_config(_merge(preset(DEFAULT_PRESET), SMALL_PRESET_OVERRIDES))
     kind = builtin_dataset(name)
     if kind is None:
         raise InputError(f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -244,3 +245,19 @@ def test_config_module_does_not_import_torch():
     code = "import sys, psftr_core.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_small_datasets_get_the_small_preset_which_is_the_demo_override():
+    from psftr_core.config import SMALL_DATASET_VIDEOS, load_config, preset, preset_for_dataset, preset_names
+
+    assert "small" in preset_names()
+    assert preset_for_dataset("my_data", 8) == "small"
+    assert preset_for_dataset("my_data", SMALL_DATASET_VIDEOS - 1) == "small"
+    assert preset_for_dataset("my_data", SMALL_DATASET_VIDEOS) == "thumos14"
+    assert preset_for_dataset("my_data") == "thumos14"  # size unknown
+    assert preset_for_dataset("thumos14", 8) == "thumos14" and preset_for_dataset("ActivityNet", 8) == "anet"
+    small = preset("small")
+    assert (small.model.hidden_dim, small.model.dec_layers, small.train.epochs, small.data.slice_size) == (128, 2, 12, 64)
+    # examples/train_override.yaml (THUMOS14's preset with the demo's overrides) is the small preset
+    override = Path(__file__).resolve().parents[1] / "examples" / "train_override.yaml"
+    assert load_config(override) == small

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from psftr_core.config import (RANGES, SHOWN_CHARS, ModelConfig, PSFTRConfig, Range, apply_overrides,
+from psftr_core.config import (RANGES, SHOWN_CHARS, ModelConfig, PSFTRConfig, apply_overrides,
                                config_from_dict, load_config, numeric_fields, preset, validate_config)
+from psftr_core.config_ranges import Range
 from psftr_core.errors import InputError
 from psftr_core.infer.detect_options import DetectOptions, check_limits, sampling_arg
 from psftr_core.io.yaml_file import MAX_YAML_NODES, YAMLTooLarge, read_yaml_file, safe_load

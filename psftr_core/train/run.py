@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from psftr_core.config import (PSFTRConfig, apply_overrides, config_from_dict, config_to_dict, load_config, preset,
-                               preset_for_dataset, validate_config)
+                               SMALL_DATASET_VIDEOS, SMALL_PRESET, preset_for_dataset, validate_config)
 from psftr_core.data.datasets import load_dataset
 from psftr_core.data.splits import check_ratio
 from psftr_core.device import resolve_device
@@ -84,8 +84,8 @@ from psftr_core.train.losses import build_criterion
 from psftr_core.train.metrics_log import MetricsLog
 from psftr_core.train.optimizer import build_optimizer
 from psftr_core.train.progress import TrainProgressCallback, TrainingReporter
-from psftr_core.train.run_dir import (check_fresh_run, check_resume_settings, check_run_dir_free, run_dir_lock,
-                                     split_run_dirs, stored_config, write_run_info)
+from psftr_core.train.run_dir import (check_fresh_run, check_resume_settings, check_run_dir_free, recorded_preset,
+                                     run_dir_lock, split_run_dirs, stored_config, write_run_info)
 
 _log = logging.getLogger(__name__)
 
@@ -151,6 +151,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def training_video_count(dataset: Any) -> int | None:
+    """Videos of the dataset's training subset (any label), None when it does not say."""
+    subset = getattr(dataset, "train_subset", None)
+    videos = getattr(dataset, "videos", None)
+    if subset is None or not isinstance(videos, dict):
+        return None
+    return sum(1 for video in videos.values() if video.subset == subset)
+
+
 def resolve_config(
     dataset: Any,
     preset_name: str | None,
@@ -166,7 +175,11 @@ def resolve_config(
     ``--epochs``/``--seed``/``--batch-size``. The feature and text widths are taken from
     the dataset.
     """
-    name = preset_name or preset_for_dataset(dataset.name)
+    count = training_video_count(dataset)
+    name = preset_name or preset_for_dataset(dataset.name, count)
+    if preset_name is None and name == SMALL_PRESET and config_file is None:
+        _log.warning("preset small for a dataset of %d training videos (fewer than %d): a smaller, quicker model; "
+                     "--preset thumos14 trains the paper's", count, SMALL_DATASET_VIDEOS)
     cfg = preset(name)
     if config_file is not None:
         cfg = load_config(config_file, base=cfg)
@@ -423,7 +436,9 @@ def train(request: TrainRequest, on_progress: TrainProgressCallback | None = Non
     check_ratio(request.ratio)
     dataset = load_dataset(request.dataset, data_root=request.data_root)
     indices = split_indices(dataset, request.ratio, request.split_index)
-    cfg, preset_name = resolve_config(dataset, request.preset, request.config_file, request.overrides,
+    # --resume without --preset: the run's own (the size rule could pick another after videos were added)
+    asked_preset = request.preset or (recorded_preset(root) if request.resume else None)
+    cfg, preset_name = resolve_config(dataset, asked_preset, request.config_file, request.overrides,
                                       request.epochs, request.seed, request.batch_size)
     # Choose each split's class text now (seen classes; with eval_every the unseen ones too):
     # missing or wrong weights fail before RUN_DIR is touched.

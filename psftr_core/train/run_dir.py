@@ -25,6 +25,7 @@ which ``--epochs`` may change.
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -110,6 +111,15 @@ def run_dir_lock(root: Path, enabled: bool = True) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------ resuming with the run's settings
+
+
+def recorded_preset(root: Path) -> str | None:
+    """The preset ``run.json`` of a run records (None when there is none to read)."""
+    try:
+        preset = json.loads((root / "run.json").read_text(encoding="utf-8")).get("preset")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return preset if isinstance(preset, str) else None
 
 
 def stored_config(root: Path) -> dict | None:

@@ -124,8 +124,8 @@ def test_own_videos_extract_label_train_evaluate_detect(tmp_path, monkeypatch, c
         v: [d["label"] for d in in_process.predictions[v]] for v in saved}
 
     # 4. detect on the raw videos: the same features as the extracted folder, so the same segments
-    config.write_text(json.dumps(TINY_CLIP_CONFIG), encoding="utf-8")  # detect on videos takes --clip-config
-    more = ["--clip-config", config, "--device", "cpu", "--cache-dir", tmp_path / "cache", "--threshold", "0",
+    # (the config file is gone: the checkpoint's record of the custom architecture is used)
+    more = ["--device", "cpu", "--cache-dir", tmp_path / "cache", "--threshold", "0",
             "--top-k", "5", "-q"]
     assert psftr([*detect, *more]) == 0
     assert psftr(["detect", "--features", data, *detect[detect.index("--checkpoint"):], *more[:-1],

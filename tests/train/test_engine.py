@@ -379,3 +379,21 @@ def test_text_from_clip_text_tower_when_the_dataset_has_no_embeddings(tmp_path, 
     assert ckpt["feature_spec"]["clip_model"] == tiny_clip_files.name
     assert ckpt["feature_spec"]["text_source"] == "clip" and ckpt["config"]["model"]["text_dim"] == 64
     assert len(list((cache / "text").glob("*.npy"))) == len(ckpt["vocabulary"])
+
+
+def test_a_small_dataset_gets_the_small_preset_and_resume_keeps_the_runs(tmp_path, tiny_data, caplog):
+    """8 training videos, no --preset: the small preset (said in a warning, recorded in the
+    run); --resume without --preset takes the run's preset whatever the size rule says now."""
+    import logging
+
+    with one_thread(), caplog.at_level(logging.WARNING):
+        run.train(request(tiny_data, tmp_path / "run", epochs=1, preset=None))
+    assert "preset small for a dataset of 8 training videos" in caplog.text
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["preset"] == "small"
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["preset"] == "small"
+
+    with one_thread():
+        run.train(request(tiny_data, tmp_path / "paper", epochs=1))  # preset thumos14 (the helper's)
+        run.train(request(tiny_data, tmp_path / "paper", epochs=2, preset=None, resume=True))
+    resumed = torch.load(tmp_path / "paper" / "last.pt", weights_only=True)
+    assert (resumed["preset"], resumed["epoch"]) == ("thumos14", 2)
