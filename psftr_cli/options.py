@@ -12,7 +12,7 @@ No torch or open_clip import here (``psftr --help`` stays fast).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import typer
 
@@ -43,9 +43,19 @@ def clip_config(help: str = "open_clip model-config JSON of a custom architectur
     return typer.Option(None, "--clip-config", metavar="FILE.json", help=help, show_default=False)
 
 
+def choices(*values: str) -> Callable[[str], list[str]]:
+    """Shell completion of an option's value (``psftr --install-completion``): the
+    ``values`` that start with what was typed."""
+    def complete(incomplete: str) -> list[str]:
+        return [value for value in values if value.startswith(incomplete)]
+
+    return complete
+
+
 def device(help: str = "Where the models run (auto: the GPU if there is one).") -> Any:
     """``--device auto|cpu|cuda``."""
-    return typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=help, show_default=True)
+    return typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=help, show_default=True,
+                        autocompletion=choices("auto", "cpu", "cuda"))
 
 
 def cache_dir(help: str = "Feature and text cache folder.") -> Any:
@@ -73,12 +83,14 @@ def compute_dtype(help: str = "What the image tower computes in; auto: float16 o
                                 "that computes it natively, else float32. Feature files are float32 with "
                                 "float32, float16 otherwise.") -> Any:
     """``--dtype``: the CLIP tower's compute dtype."""
-    return typer.Option("auto", "--dtype", metavar="auto|float32|bfloat16|float16", help=help, show_default=True)
+    return typer.Option("auto", "--dtype", metavar="auto|float32|bfloat16|float16", help=help, show_default=True,
+                        autocompletion=choices("auto", "float32", "bfloat16", "float16"))
 
 
 def decoder(help: str = "Video decoder: decord where installed and able, else PyAV.") -> Any:
     """``--decoder auto|decord|pyav``."""
-    return typer.Option("auto", "--decoder", metavar="auto|decord|pyav", help=help, show_default=True)
+    return typer.Option("auto", "--decoder", metavar="auto|decord|pyav", help=help, show_default=True,
+                        autocompletion=choices("auto", "decord", "pyav"))
 
 
 def prompt(default_text: str = f'"{DEFAULT_PROMPT}"',
@@ -114,7 +126,7 @@ def text_tower_options() -> tuple[Any, Any, Any]:
 def engine(what: str) -> Any:
     """``--engine local|ray``; ``what``: what the pool's actors do, for the help."""
     return typer.Option(
-        "local", "--engine", metavar="local|ray", show_default=True,
+        "local", "--engine", metavar="local|ray", show_default=True, autocompletion=choices("local", "ray"),
         help=f"Where videos are {what}: this process, or a Ray actor pool (pip install 'psftr[ray]'; "
              "every node must read the videos, the model files and the outputs under the same paths).",
     )

@@ -45,6 +45,14 @@ def _format_help() -> str:
     return f"{listing}.{one_video} With --output-dir: repeatable, or all."
 
 
+def _complete_format(incomplete: str) -> list[str]:
+    """Shell completion of ``--format``: the registry's formats (also those whose extra is
+    missing: naming one says how to install it) and ``all``."""
+    from psftr_core.io.formats import MISSING_FORMATS, OUTPUT_FORMATS
+
+    return options.choices(*OUTPUT_FORMATS, *MISSING_FORMATS, "all")(incomplete)
+
+
 def detect(
     ctx: typer.Context,
     inputs: Optional[List[str]] = typer.Argument(
@@ -82,7 +90,7 @@ def detect(
     cache_dir: Optional[Path] = options.cache_dir(),
     fmt: Optional[List[str]] = typer.Option(
         None, "--format", metavar="FORMAT", show_default="csv if --output ends in .csv, else json",
-        help=_format_help(),
+        help=_format_help(), autocompletion=_complete_format,
     ),
     output: Optional[str] = typer.Option(
         None, "--output", "-o", metavar="FILE|-", show_default="stdout, or none with --output-dir",
@@ -102,7 +110,8 @@ def detect(
         "--threshold",
         metavar="T|NAME=T",
         help="Minimum score: 0.3 for all actions, or name=0.3 for one action (repeatable).",
-        show_default=f"{DEFAULT_THRESHOLDS['localizer']:g} training-free; a checkpoint's calibrated threshold, "
+        show_default=f"{DEFAULT_THRESHOLDS['localizer']:g} training-free (0.6 with --score independent); a "
+        "checkpoint's calibrated threshold, "
         f"else {DEFAULT_THRESHOLDS['psftr']:g}",
     ),
     top_k: Optional[int] = typer.Option(
@@ -110,6 +119,12 @@ def detect(
     ),
     min_duration: float = typer.Option(
         0.0, "--min-duration", metavar="S", show_default=True, help="Drop segments shorter than S seconds."
+    ),
+    score: Optional[str] = typer.Option(
+        None, "--score", metavar="relative|independent", show_default="relative",
+        autocompletion=options.choices("relative", "independent"),
+        help="Training-free localizer: score each action relative to the others asked for, or on its own "
+        "(the same score whatever the other names; default threshold 0.6).",
     ),
     keep_nested: bool = typer.Option(
         False, "--keep-nested", show_default=True,
@@ -177,7 +192,7 @@ def detect(
     run = start_detection(
         list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
         clip_pretrained=clip_pretrained, clip_config=clip_config, cache_dir=cache_dir, threshold=global_threshold,
-        per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, keep_nested=keep_nested, nms_iou=nms_iou, stride=stride,
+        per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, keep_nested=keep_nested, score=score, nms_iou=nms_iou, stride=stride,
         fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder, dtype=dtype, engine=pool,
         **_injected(ctx),
     )

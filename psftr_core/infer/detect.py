@@ -58,6 +58,7 @@ from psftr_core.infer.feature_sources import (
     sampling_text,
 )
 from psftr_core.infer.filtering import FilterSettings, filter_detections
+from psftr_core.infer.localizer import LocalizerConfig
 from psftr_core.infer.results import DetectionReport, Failure, PlannedVideo, Segment, VideoInfo, VideoResult
 from psftr_core.runtime.text_source import ClipProvider, vocabulary_text_embeddings
 
@@ -120,10 +121,14 @@ def start_detection(
         source.warnings.append(f"--dtype {opts.dtype} applies to the image tower on video inputs; the features of "
                                "--features DIR are already computed (and text embeddings are float32)")
     if opts.checkpoint is not None:
+        if opts.score is not None:
+            raise InputError("--score applies to the training-free localizer; a checkpoint's PSFTR scores are "
+                             "relative to the actions asked for (docs/detect.md)")
         check_path_exists(opts.checkpoint, "checkpoint")
         detector = checkpoint_detector(opts.checkpoint, opts.device)
     else:
-        detector = localizer_detector(opts.localizer_config)
+        detector = localizer_detector(opts.localizer_config if opts.score is None else dataclasses.replace(
+            opts.localizer_config or LocalizerConfig(), class_score=opts.score))
     _follow_detector(detector, source, clip, sampling)
     filters = opts.filters(detector, vocabulary)
 

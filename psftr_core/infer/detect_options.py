@@ -23,6 +23,7 @@ from psftr_core.errors import InputError
 from psftr_core.features.pipeline import PipelineOptions, VideoFeatureExtractor, extract_video_features
 from psftr_core.infer.detectors import Detector, detect_threshold
 from psftr_core.infer.filtering import FilterSettings
+from psftr_core.infer.localizer import CLASS_SCORES
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class DetectOptions:
             ``per_action_thresholds`` {name: score} override it per action.
         top_k: at most this many segments per video (best scores); None = no limit.
         min_duration: drop segments shorter than this (seconds); empty ones always go.
+        score: the training-free localizer's score, ``relative`` (to the other actions
+            asked for; the default) or ``independent`` (of each action alone, default
+            threshold ``detectors.INDEPENDENT_THRESHOLD``); overrides ``localizer_config``'s
+            ``class_score``. Refused with a checkpoint.
         keep_nested: keep a segment that lies within (or holds) a stronger one of its
             label; by default such nested segments are dropped (``FilterSettings.drop_nested``).
         nms_iou: tIoU of the one class-wise NMS; None = the model's (a checkpoint's
@@ -75,6 +80,7 @@ class DetectOptions:
     top_k: int | None = None
     min_duration: float = 0.0
     keep_nested: bool = False
+    score: str | None = None
     nms_iou: float | None = None
     stride: int | None = None
     fps: float | None = None
@@ -92,6 +98,8 @@ class DetectOptions:
         (None: the default) and the feature pipeline's options."""
         check_limits(self.min_duration, self.top_k, self.threshold, self.nms_iou)
         check_action_thresholds(self.per_action_thresholds)
+        if self.score is not None and self.score not in CLASS_SCORES:
+            raise InputError(f"--score must be {' or '.join(CLASS_SCORES)}, got {self.score!r}")
         sampling = sampling_arg(self.stride, self.fps)
         pipeline = PipelineOptions(batch_size=self.batch_size, decoder=self.decoder, dtype=self.dtype)
         pipeline.validate()  # --batch-size, --decoder, --dtype: InputError before any model loads

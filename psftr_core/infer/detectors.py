@@ -79,17 +79,28 @@ def detect_threshold(detector: Detector, threshold: float | None = None) -> floa
     return float(detector.threshold) if detector.threshold is not None else DEFAULT_THRESHOLDS[detector.kind]
 
 
+# The default threshold of the localizer's vocabulary-independent score (``class_score=
+# "independent"``): its scores run higher than the relative ones; 0.6 gave the best F1 at
+# tIoU 0.5 on the development data (synthetic seeds 1 and 2, the demo), 0.3 kept too many
+# wrong segments (benchmarks/score_independence.py, docs/detect.md).
+INDEPENDENT_THRESHOLD = 0.6
+
+
 def localizer_detector(localizer_config: LocalizerConfig | None = None) -> Detector:
     """The training-free localizer (:mod:`psftr_core.infer.localizer`) with ``localizer_config``."""
     cfg = localizer_config or LocalizerConfig()
+    independent = cfg.class_score == "independent"
 
     def candidates(features: np.ndarray, times: np.ndarray, duration: float | None, text: np.ndarray,
                    names: list[str]) -> Candidates:
         return localizer_candidates(features, times, duration, text, names, cfg)
 
-    return Detector("localizer", "training-free localizer (CLIP frame-text similarity, psftr_core.infer.localizer)",
+    score = ", each action scored on its own" if independent else ""
+    return Detector("localizer", f"training-free localizer (CLIP frame-text similarity{score}, "
+                    "psftr_core.infer.localizer)",
                     candidates, FilterSettings.of_localizer(cfg),
-                    identity={"kind": "localizer", "localizer": dataclasses.asdict(cfg)})
+                    identity={"kind": "localizer", "localizer": dataclasses.asdict(cfg)},
+                    threshold=INDEPENDENT_THRESHOLD if independent else None)
 
 
 def checkpoint_detector(checkpoint: str | os.PathLike, device: str) -> Detector:

@@ -18,6 +18,13 @@ Pipeline for one video (features [T, D], class texts [K, D]):
      This is what handles a small vocabulary: with K = 1 the softmax is always 1 and
      the curve is the gate alone. The spread floor keeps constant features (MAD = 0)
      from amplifying rounding noise. ``use_gate=False`` gives the plain softmax.
+   - ``class_score="independent"`` replaces both by a curve of that class alone:
+     ``p[t, k] = sigmoid(logit_scale * (c[t, k] - median_t c[:, k] - independent_margin))``,
+     CLIP's two-way softmax between the name and its own typical level in this video
+     raised by a margin (0.04 cosine, chosen on development data, benchmarks/
+     score_independence.py). Adding or removing other names then changes nothing of
+     a class's curve, segments or scores (the ``top_k`` cut over all classes aside).
+     The softmax and gate settings do not apply; the smoothing windows do.
 3. Proposals per class: contiguous runs where the curve is >= each of ``thresholds``
    (multi-threshold grouping), duplicates removed.
 4. Score of a run = its mean curve value minus the mean over flanks of
@@ -28,7 +35,8 @@ Pipeline for one video (features [T, D], class texts [K, D]):
 Segment times come from the snippet centre times: start of the first snippet to end of
 the last (halfway to the neighbouring centres), clipped to [0, duration] when given.
 Degenerate inputs give finite scores: a single snippet or constant features never stand
-out (z = 0), so their curve is at most sigmoid(-gate_slope * gate_center).
+out (z = 0), so their curve is at most sigmoid(-gate_slope * gate_center) (independent:
+sigmoid(-logit_scale * independent_margin)).
 
 How well it does on the synthetic benchmark is in docs/benchmarks.md.
 """
@@ -43,6 +51,8 @@ import numpy as np
 from psftr_core.errors import InputError
 from psftr_core.infer.curves import multi_threshold_runs, outer_inner_contrast, runs_to_seconds, smooth_1d
 from psftr_core.infer.nms import nms
+
+CLASS_SCORES = ("relative", "independent")  # LocalizerConfig.class_score values (module docstring, step 2)
 
 
 @dataclass
@@ -64,6 +74,17 @@ class LocalizerConfig:
     nms_threshold: float = 0.5  # class-wise NMS tIoU
     top_k: int = 100  # segments returned per video
     snippet_seconds: float | None = None  # snippet length; None = from snippet_times spacing
+    # "relative": softmax over the vocabulary x gate (a score shared among the names asked for);
+    # "independent": the class's cosine against its own video median alone (module docstring, step 2)
+    class_score: str = "relative"
+    independent_margin: float = 0.04  # cosine above the class's video median where the independent curve is 0.5
+
+    def __post_init__(self) -> None:
+        if self.class_score not in CLASS_SCORES:
+            raise InputError(f"the localizer's score must be relative or independent, got {self.class_score!r}")
+        margin = self.independent_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not np.isfinite(margin):
+            raise InputError(f"independent_margin must be a finite cosine difference, got {self.independent_margin}")
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -78,6 +99,8 @@ def class_curves(features: np.ndarray, text: np.ndarray, cfg: LocalizerConfig) -
     """
     cos = _l2_normalise(features) @ _l2_normalise(text).T  # [T, K]
     cos = smooth_1d(cos, cfg.cosine_smooth_window)
+    if cfg.class_score == "independent":
+        return smooth_1d(independent_evidence(cos, cfg.logit_scale, cfg.independent_margin), cfg.smooth_window)
     logits = cfg.logit_scale * cos
     logits = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(logits)
@@ -91,6 +114,16 @@ def class_curves(features: np.ndarray, text: np.ndarray, cfg: LocalizerConfig) -
     # Smoothing the curve (not only the cosine) keeps a sharp step's boundary where it is:
     # the sharp softmax would turn any partly smoothed cosine into a full-on frame.
     return smooth_1d(probs * gate, cfg.smooth_window)
+
+
+def independent_evidence(cos: np.ndarray, logit_scale: float, margin: float) -> np.ndarray:
+    """``sigmoid(logit_scale * (cos - median_t cos - margin))`` per column: cos [T, K] -> [T, K] in [0, 1].
+
+    Each column uses only its own values, so it is the same whatever the other columns are:
+    0.5 where a frame is ``margin`` (cosine units) above the median of the class over the video.
+    """
+    elevation = cos - np.median(cos, axis=0)
+    return 0.5 * (1.0 + np.tanh(0.5 * logit_scale * (elevation - margin)))  # = sigmoid, overflow-free
 
 
 def localize(

@@ -514,3 +514,23 @@ def test_zero_segments_hint_names_the_next_threshold_that_gives_some():
     again = detect([], ["diving", "long jump"], features_dir=DEMO, threshold=lower)
     assert len(again.segments) == count
     assert start_detection([], ["diving"], features_dir=DEMO).zero_segments_hint() is None  # nothing run yet
+
+
+def test_independent_score_does_not_depend_on_the_other_actions():
+    names = ["diving", "long jump", "pole vault", "rowing"]
+    alone = detect([], ["diving"], features_dir=DEMO, score="independent", threshold=0.0)
+    among = detect([], names, features_dir=DEMO, score="independent", threshold=0.0)
+    relative = detect([], names, features_dir=DEMO, threshold=0.0)
+    relative_alone = detect([], ["diving"], features_dir=DEMO, threshold=0.0)
+
+    def diving(report):
+        return {(s.video, s.start, s.end): s.score for s in report.segments if s.label == "diving"}
+
+    shared = set(diving(alone)) & set(diving(among))
+    assert len(shared) >= 10  # the top-k over all names may push weak ones out; the rest score alike
+    assert max(abs(diving(alone)[key] - diving(among)[key]) for key in shared) < 1e-9
+    common = set(diving(relative)) & set(diving(relative_alone))
+    assert max(abs(diving(relative)[k] - diving(relative_alone)[k]) for k in common) > 0.01  # relative does depend
+    assert detect([], ["diving"], features_dir=DEMO, score="independent").stats["threshold"] == 0.6
+    with pytest.raises(InputError, match="--score must be relative or independent, got 'absolute'"):
+        start_detection([], ["diving"], features_dir=DEMO, score="absolute")
