@@ -135,6 +135,15 @@ def detect(
         show_default="the model's: a checkpoint's inference.nms_iou (0.4 unless trained otherwise), 0.5 training-free",
         help="tIoU threshold of the class-wise NMS (1 keeps overlapping segments).",
     ),
+    clips: Optional[Path] = typer.Option(
+        None, "--clips", metavar="DIR", show_default=False,
+        help="Cut each segment into its own video, DIR/<video>/<label>_<start>.mp4 (stream copy from a keyframe, "
+        "else re-encoded); a re-run skips the clips already there.",
+    ),
+    clip_padding: float = typer.Option(
+        0.0, "--clip-padding", metavar="S", show_default=True,
+        help="With --clips: seconds added before and after each segment (clamped to the video).",
+    ),
     timeline: Optional[Path] = typer.Option(
         None, "--timeline", metavar="DIR", show_default=False, help="Write one timeline PNG per video into DIR."
     ),
@@ -165,11 +174,13 @@ def detect(
     from psftr_core.io.detect_outputs import DetectOutputs, output_formats
     from psftr_core.io.paths import prepare_output_dir, prepare_output_file
 
+    _check_clip_options(clips, clip_padding, features)
     dir_formats, stream_format = output_formats(fmt, output, output_dir)
     stream_to = output if output is not None else (None if output_dir is not None else "-")
     _refuse_outputs_over_inputs(
         {"--output": None if stream_to in (None, "-") else stream_to, "--report": report,
-         "--output-dir": _folder_outputs(output_dir, dir_formats), "--timeline": _folder_outputs(timeline, ["png"])},
+         "--output-dir": _folder_outputs(output_dir, dir_formats), "--timeline": _folder_outputs(timeline, ["png"]),
+         "--clips": _folder_outputs(clips, ["mp4"])},
         inputs, features, [actions_file, checkpoint, clip_config, clip_pretrained],
     )
     # Every output is checked before any work: an unwritable path costs no decoding.
@@ -179,6 +190,8 @@ def detect(
         output_dir = prepare_output_dir(output_dir, "--output-dir")
     if timeline is not None:
         timeline = prepare_output_dir(timeline, "--timeline")
+    if clips is not None:
+        clips = prepare_output_dir(clips, "--clips")
     if report is not None:
         report = prepare_output_file(report, "--report")
 
@@ -203,7 +216,8 @@ def detect(
             stack.callback(pool.close)  # also when an output is refused before any video runs
         outputs = DetectOutputs(run, functools.partial(_open_stream, stack, stream_to), stream_to=stream_to,
                                 stream_format=stream_format, output_dir=output_dir,
-                                dir_formats=dir_formats, collect=report is not None or timeline is not None)
+                                dir_formats=dir_formats, collect=report is not None or timeline is not None,
+                                clips_dir=clips, clip_padding=clip_padding)
         if outputs.rerun_note:
             print_lines(console, "note", ["finished videos in --output-dir are processed again (from the feature "
                                            "cache) for the other outputs: add --format jsonl to read them back"])
@@ -237,7 +251,38 @@ def detect(
     if not quiet:
         _print_summary(console, final, outputs, output, output_dir, timeline, report)
         print_lines(console, "note", [hint] if (hint := run.zero_segments_hint()) else [])
+        if clips is not None:
+            _print_clips(console, outputs.clips, clips)
+    print_lines(console, "failed", [f"clips of {failure}" for failure in outputs.clip_failures])
     final.raise_for_failures()
+    if outputs.clip_failures:
+        from psftr_core.errors import PartialFailure
+
+        raise PartialFailure(f"the clips of {len(outputs.clip_failures)} video(s) could not be cut; the other "
+                             "outputs were written")
+
+
+def _check_clip_options(clips: Optional[Path], padding: float, features: Optional[str]) -> None:
+    import math
+
+    from psftr_core.errors import InputError
+
+    if not math.isfinite(padding) or padding < 0:
+        raise InputError(f"--clip-padding must be a number of seconds >= 0, got {padding}")
+    if clips is None and padding:
+        raise InputError("--clip-padding applies to --clips DIR: give both")
+    if clips is not None and features is not None:
+        raise InputError("--clips cuts the video files; --features DIR has features, no videos to cut")
+
+
+def _print_clips(console: Any, records: list, folder: Path) -> None:
+    """``clips: N in DIR (K stream-copied, M re-encoded, S already there)``."""
+    written = [r for r in records if r.status == "written"]
+    copied = sum(r.method == "copy" for r in written)
+    parts = [f"{copied} stream-copied", f"{len(written) - copied} re-encoded"]
+    if len(records) > len(written):
+        parts.append(f"{len(records) - len(written)} already there")
+    console.print(f"clips: {len(records)} in {folder} ({', '.join(parts)})", markup=False, soft_wrap=True)
 
 
 def _check_checkpoint_options(checkpoint: Optional[str], sha256: Optional[str]) -> None:

@@ -9,7 +9,9 @@
   as finished in the folder's manifest (:class:`psftr_core.io.output_dir.OutputDir`), so
   a re-run with the same settings skips finished videos before loading their features;
 - the segments of every video kept in memory for whole-run outputs (the HTML report,
-  timelines).
+  timelines);
+- ``--clips DIR``: each segment cut into its own video (:mod:`psftr_core.io.clips`), as
+  each video is passed on (a resumed video's clips already there are skipped).
 """
 
 from __future__ import annotations
@@ -70,10 +72,12 @@ class DetectOutputs:
     """
 
     def __init__(self, run: Any, open_stream: Callable[[str], IO[str]], *, stream_to: Optional[str],
-                 stream_format: str, output_dir: Optional[Path], dir_formats: list[str], collect: bool) -> None:
+                 stream_format: str, output_dir: Optional[Path], dir_formats: list[str], collect: bool,
+                 clips_dir: Optional[Path] = None, clip_padding: float = 0.0) -> None:
         """``run``: the detection run (its inputs, settings, details); ``open_stream(format)``
         opens the data stream when the first video is done (so a run where every video fails
-        creates no file); ``stream_to``: None (no stream), ``"-"`` (stdout) or a file path."""
+        creates no file); ``stream_to``: None (no stream), ``"-"`` (stdout) or a file path;
+        ``clips_dir``/``clip_padding``: cut each segment into a clip there."""
         self.run = run
         self._open_stream = open_stream
         self.stream_to = stream_to  # None: no stream; "-": stdout; else a file
@@ -96,7 +100,12 @@ class DetectOutputs:
             lossless = [name for name in dir_formats if output_format(name).lossless]
             self._read_back = lossless[0] if lossless else None
         self.collect = collect  # keep every video's segments (for the report and timelines)
-        self.needs_every_video = collect or stream_to is not None  # outputs that cover the whole run
+        self.clips_dir = clips_dir
+        self.clip_padding = clip_padding
+        self.clips: list[Any] = []  # ClipRecords of this run
+        self.clip_failures: list[str] = []  # "video: reason" of videos whose clips could not be cut
+        # outputs that cover the whole run (clips: a resumed video's clips are checked, skipped if there)
+        self.needs_every_video = collect or stream_to is not None or clips_dir is not None
         self.results: dict[str, list[dict[str, Any]]] = {}
         self.durations: dict[str, Optional[float]] = {}
         self.rerun_note = bool(self.output_dir is not None and self.needs_every_video and self._read_back is None)
@@ -155,6 +164,20 @@ class DetectOutputs:
         if self.collect:
             self.results[video] = detections
             self.durations[video] = media_field(media, "duration")
+        if self.clips_dir is not None:
+            file = next((item.file for item in self.run.inputs if item.video == video), None)
+            self._cut_clips(video, detections, file or media_field(media, "file"))
+
+    def _cut_clips(self, video: str, detections: list, file: Optional[str]) -> None:
+        """This video's clips; a video that cannot be cut is noted (the run goes on)."""
+        from psftr_core.errors import PsftrError
+        from psftr_core.io.clips import write_clips
+
+        spans = [{"label": d["label"], "start": d["segment"][0], "end": d["segment"][1]} for d in detections]
+        try:
+            self.clips.extend(write_clips(self.clips_dir, video, file, spans, padding=self.clip_padding))
+        except PsftrError as err:
+            self.clip_failures.append(f"{video}: {err}")
 
     def _stream(self) -> Any:
         """The stream writer, opened with the first video (a run where all fail writes nothing)."""
