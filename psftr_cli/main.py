@@ -10,6 +10,7 @@ import errno
 import functools
 import sys
 
+import click
 import typer
 
 from psftr_cli.signals import (
@@ -43,20 +44,49 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+        False, "-V", "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Also print informational messages on stderr."),
+    quiet: bool = typer.Option(False, "-q", "--quiet",
+                               help="As the command's own -q/--quiet (detect, extract)."),
     log_file: str = typer.Option(None, "--log-file", metavar="FILE", help="Append every log record to FILE."),
 ) -> None:
     """Zero-shot temporal action localization (PSFTR)."""
     from psftr_cli.logs import configure_logging
 
+    if quiet:  # the subcommand's context is made after this callback: its quiet defaults to True
+        ctx.default_map = _merged(ctx.default_map or {}, quiet_defaults(ctx.command, ctx))
     if log_file:  # the one output-path check every command uses: exit 2, one line naming the path
         from psftr_core.io.paths import prepare_output_file
 
         log_file = str(prepare_output_file(log_file, "--log-file"))
     configure_logging(verbose, log_file)
+
+
+def quiet_defaults(group: click.Group, ctx: click.Context) -> dict:
+    """A click ``default_map`` that sets ``quiet`` of every command of ``group`` (at any
+    depth) that has a ``quiet`` parameter: ``{"detect": {"quiet": True}, ...}``. A value
+    on the command line still wins, and a command without one is left as it is."""
+    found: dict = {}
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            inner = quiet_defaults(command, ctx)
+            if inner:
+                found[name] = inner
+        elif command is not None and any(param.name == "quiet" for param in command.params):
+            found[name] = {"quiet": True}
+    return found
+
+
+def _merged(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra``'s entries, nested dicts merged (a caller's default_map stays)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _interruptible(func):

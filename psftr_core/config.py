@@ -178,6 +178,12 @@ class DataConfig:
     resize_length: int | None = None  # resize each whole video to this many snippets
     min_instance_integrity: float = 0.75  # keep an instance in a window if ≥ this inside
     prompt: str = DEFAULT_PROMPT
+    # Prompt ensembling for the class names (runtime.text_source.class_prompt): several
+    # templates, and/or a file of descriptions per class (YAML / TSV / GAP's JSON, as
+    # detect's --actions-file; a relative path is in the dataset folder). Each class's
+    # embedding is then the normalised mean of its texts' embeddings.
+    prompts: tuple[str, ...] = ()
+    descriptions_file: str | None = None
 
 
 @dataclass
@@ -440,6 +446,8 @@ def validate_config(cfg: PSFTRConfig) -> PSFTRConfig:
         _need(value in choices, f"{key} must be one of {', '.join(choices)}, got {shown(value)}")
     _validate_model(cfg.model)
     _need("{}" in cfg.data.prompt, f"data.prompt must contain '{{}}' for the class name, got {shown(cfg.data.prompt)}")
+    for template in cfg.data.prompts:
+        _need("{}" in template, f"data.prompts: each template must contain '{{}}', got {shown(template)}")
     return cfg
 
 

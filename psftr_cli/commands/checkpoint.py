@@ -50,13 +50,15 @@ def info(
 
 def _lines(facts: dict, all_names: bool) -> list[tuple[str, str]]:
     """(label, text) rows of the text output."""
+    from psftr_cli.render import counted  # rich: not at import time (psftr --help stays fast)
+
     split, feats, epochs = facts["split"], facts["features"], facts["epochs"]
     lines = [("checkpoint", facts["checkpoint"])]
     if facts["reference"]:
         lines.append(("reference", facts["reference"]))
     lines += [
         ("dataset", f"{facts['dataset']}, split {split['ratio']}/{split['index']} "
-                    f"({split['seen']} seen, {split['unseen']} unseen classes)"),
+                    f"({split['seen']} seen, {counted(split['unseen'], 'unseen class')})"),
         ("vocabulary", _vocabulary(facts["vocabulary"], all_names)),
         ("CLIP", _clip(facts["clip"])),
         ("features", _features(feats)),
@@ -72,10 +74,12 @@ def _lines(facts: dict, all_names: bool) -> list[tuple[str, str]]:
 
 
 def _vocabulary(vocabulary: dict, all_names: bool) -> str:
+    from psftr_cli.render import counted
+
     names = vocabulary["names"]
     shown = names if all_names else names[:NAMES_SHOWN]
     more = "" if len(shown) == len(names) else f", ... (--names lists all {len(names)})"
-    return f"{vocabulary['size']} seen classes: {', '.join(shown)}{more}"
+    return f"{counted(vocabulary['size'], 'seen class')}: {', '.join(shown)}{more}"
 
 
 def _clip(clip: dict) -> str:
@@ -96,6 +100,8 @@ def _settings(settings: dict) -> str:
 
 
 def _calibration(record: dict) -> str:
+    from psftr_cli.render import counted
+
     if record["status"] == "none":
         return "not calibrated (the config's inference settings)"
     if record["status"] == "skipped":
@@ -103,7 +109,7 @@ def _calibration(record: dict) -> str:
     score: Any = record["held_out_average_map"]
     threshold: Any = record["score_threshold"]
     return (f"chose {record['chosen']} (held-out average mAP {'?' if score is None else f'{score:.4f}'} on "
-            f"{record['held_out_classes']} held-out seen classes), detect threshold "
+            f"{counted(record['held_out_classes'], 'held-out seen class')}), detect threshold "
             f"{'none' if threshold is None else f'{threshold:g}'}")
 
 

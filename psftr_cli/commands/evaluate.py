@@ -223,15 +223,47 @@ def evaluate_on_protocol(
         else:
             agg = protocol.evaluate_all_splits(checkpoint, data, split, selection=select, on_split=on_split,
                                                device=device, tious=thresholds, overrides=overrides, clip=clip)
-        _show_aggregate(agg, split, save_predictions, as_json)
+        _show_aggregate(agg, split, save_predictions, as_json, data.name)
     elif checkpoint is None:
         _show_split(protocol.evaluate_localizer(data, split, index, tious=thresholds, clip=clip), split,
-                    save_predictions, as_json, per_class)
+                    save_predictions, as_json, per_class, data.name)
     else:
         path = protocol.resolve_checkpoint(checkpoint, select)
         ev = protocol.evaluate_checkpoint(path, data, split, index, device=device, tious=thresholds,
                                           selection=select, overrides=overrides, clip=clip)
-        _show_split(ev, split, save_predictions, as_json, per_class)
+        _show_split(ev, split, save_predictions, as_json, per_class, data.name)
+
+
+def scored_by(evaluation: Any) -> str:
+    """What made the detections of a ``CheckpointEvaluation``, for its table's title: the
+    localizer, or PSFTR and its scoring weights (``psftr_cli.render.psftr_words``)."""
+    from psftr_cli.render import LOCALIZER_WORDS, psftr_words
+
+    if evaluation.checkpoint is None:
+        return LOCALIZER_WORDS
+    inference = evaluation.inference
+    if inference is None:  # an evaluation made without its inference settings
+        return "PSFTR"
+    if inference.method == "localizer":
+        return f"{LOCALIZER_WORDS} (the checkpoint's inference.method)"
+    roi_weight, contrast_weight = _scoring_weights(evaluation.checkpoint, inference)
+    return psftr_words(roi_weight, contrast_weight, inference.nms)
+
+
+def _scoring_weights(checkpoint: Path, inference: Any) -> tuple[float, float]:
+    """(w_r, w_c) the evaluation scored with; a null ``roi_weight`` is the model's own mix,
+    read from the checkpoint's model config (only where it matters: w_c < 1)."""
+    from psftr_core.config import ModelConfig
+    from psftr_core.infer.scoring import resolved_weights
+
+    roi_weight, contrast_weight = resolved_weights(ModelConfig(), inference)
+    if inference.roi_weight is None and contrast_weight < 1:
+        from psftr_core.config import config_from_dict
+        from psftr_core.runtime.checkpoint import load_checkpoint
+
+        model = config_from_dict(load_checkpoint(checkpoint)["config"]).model
+        roi_weight, contrast_weight = resolved_weights(model, inference)
+    return roi_weight, contrast_weight
 
 
 def split_predictions_path(path: Path, index: int) -> Path:
@@ -287,17 +319,19 @@ def _show_result(result: Any, as_json: bool, per_class: bool, document: dict, ti
     render_map_table(result, Console(highlight=False), per_class=per_class, title=title)
 
 
-def _show_split(ev: Any, split: str, save_predictions: Optional[Path], as_json: bool, per_class: bool) -> None:
+def _show_split(ev: Any, split: str, save_predictions: Optional[Path], as_json: bool, per_class: bool,
+                dataset: Optional[str] = None) -> None:
     from psftr_cli.render import split_title
 
     if save_predictions is not None:
         _write_predictions(save_predictions, ev, split)
     _note_localizer([ev])
-    _show_result(ev.result, as_json, per_class, {**ev.to_dict(), "split_ratio": split}, split_title(split, ev),
-                 ev.selection)
+    title = None if as_json else split_title(split, ev, dataset, scored_by(ev))
+    _show_result(ev.result, as_json, per_class, {**ev.to_dict(), "split_ratio": split}, title, ev.selection)
 
 
-def _show_aggregate(agg: Any, split: str, save_predictions: Optional[Path], as_json: bool) -> None:
+def _show_aggregate(agg: Any, split: str, save_predictions: Optional[Path], as_json: bool,
+                    dataset: Optional[str] = None) -> None:
     from rich.console import Console
 
     from psftr_cli.render import render_aggregate
@@ -310,4 +344,4 @@ def _show_aggregate(agg: Any, split: str, save_predictions: Optional[Path], as_j
     if as_json:
         typer.echo(json.dumps(agg.to_dict(), indent=2))
         return
-    render_aggregate(agg, Console(highlight=False), split)
+    render_aggregate(agg, Console(highlight=False), split, dataset, [scored_by(ev) for ev in agg.per_split])

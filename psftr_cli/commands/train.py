@@ -71,8 +71,10 @@ class TrainProgress:
             self.stop_bar()
             render_calibration(self.console, event.calibration, event.reused, f"{self.ratio}/{event.split_index}")
         elif event.kind == "already_trained":
-            self.console.print(f"split {self.ratio}/{event.split_index}: already trained for {event.epoch} epochs "
-                               f"({event.checkpoint})", markup=False)
+            from psftr_cli.render import counted
+
+            self.console.print(f"split {self.ratio}/{event.split_index}: already trained for "
+                               f"{counted(event.epoch, 'epoch')} ({event.checkpoint})", markup=False)
 
     @staticmethod
     def epoch_word(event: Any) -> str:
@@ -168,7 +170,7 @@ def train(
     clip_config: Optional[Path] = _CLIP_CONFIG,
 ) -> None:
     """Train PSFTR on the seen classes of a zero-shot split."""
-    from psftr_cli.render import stderr_console
+    from psftr_cli.render import counted, stderr_console
     from psftr_core.train.distributed import is_main_process
     from psftr_core.train.run import TrainRequest, train as train_splits
 
@@ -201,7 +203,7 @@ def train(
     if not is_main_process():
         return
     for r in results:
-        status = "already complete" if r.skipped else f"{r.epochs_done} epochs in {r.seconds:.0f} s"
+        status = "already complete" if r.skipped else f"{counted(r.epochs_done, 'epoch')} in {r.seconds:.0f} s"
         last = f", final loss {r.epoch_losses[-1]:.4f}" if r.epoch_losses else ""
         console.print(f"split {split}/{r.split_index}: {status}{last} -> {r.checkpoint}", markup=False)
         # stdout: one line per checkpoint file of the run (data only, for scripts)
@@ -215,7 +217,7 @@ def render_calibration(console: Any, record: dict, reused: bool, split: str) -> 
     table (best first, the chosen setting marked) and the choice."""
     from rich.table import Table
 
-    from psftr_cli.render import print_table
+    from psftr_cli.render import counted, print_titled
     from psftr_core.train.calibration import grid_rows
 
     if record.get("skipped"):
@@ -223,14 +225,15 @@ def render_calibration(console: Any, record: dict, reused: bool, split: str) -> 
         return
     held = record["held_out_classes"]
     title = (f"calibration of split {split}{' (reused calibration.json)' if reused else ''}: "
-             f"{len(held)} held-out seen classes, {len(record['held_out_videos'])} held-out training videos")
-    table = Table(title=title, title_justify="left")
+             f"{counted(len(held), 'held-out seen class')}, "
+             f"{counted(len(record['held_out_videos']), 'held-out training video')}")
+    table = Table()
     table.add_column("inference setting")
     table.add_column("held-out avg mAP", justify="right")
     table.add_column("")
     for name, value, chosen in grid_rows(record):
         table.add_row(name, f"{100 * value:.2f}", "chosen" if chosen else "")
-    print_table(console, table)
+    print_titled(console, title, table)
     chosen = record["chosen"]
     threshold = record.get("score_threshold")
     words = "no match: detect keeps its default" if threshold is None else f"{threshold:.4g}"

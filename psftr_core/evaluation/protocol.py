@@ -34,7 +34,7 @@ from psftr_core.infer.predict import predict_dataset
 from psftr_core.features.text import TextTower
 from psftr_core.runtime.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
 from psftr_core.runtime.clip_source import ClipRequest
-from psftr_core.runtime.text_source import class_text_tower
+from psftr_core.runtime.text_source import class_prompt, class_text_tower
 from psftr_core.runtime.inputs import class_text, evaluation_windows
 
 SELECTIONS = ("last", "best")
@@ -130,7 +130,7 @@ def predict_split(model: Any, cfg: Any, dataset: Any, split: Any, tower: TextTow
     The model's train/eval mode is left as it was.
     """
     windows = evaluation_windows(dataset, split, cfg.data)
-    text = class_text(dataset, split.unseen, tower, cfg.data.prompt, text_cache_dir)
+    text = class_text(dataset, split.unseen, tower, class_prompt(cfg.data, dataset), text_cache_dir)
     was_training = model.training
     predictions = predict_dataset(model, windows, text, batch_size=batch_size or cfg.train.batch_size, device=device,
                                   inference=cfg.inference)

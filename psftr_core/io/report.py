@@ -6,7 +6,9 @@ Security Policy that allows only the page's own script and style, by hash, and m
 from the local disk). Per video a collapsible ``<details>`` section holds:
 
 - the ``<video>`` player when the video is a local file (``src`` relative to the HTML
-  file's folder, URL-escaped, so the folder can be moved as a whole);
+  file's folder, URL-escaped, so the folder can be moved as a whole), with a poster: a
+  JPEG of the frame at 10 % of the video, at most 320 px wide, in the page as a
+  ``data:`` URI (:func:`poster_uri`; none for a file PyAV cannot decode);
 - one lane per action that has segments in the video, with each segment as a box at
   its place in time (tooltip: label, times, score); a click on a box seeks the player
   to the segment's start and plays; a line follows the playback position;
@@ -28,7 +30,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import io
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +45,12 @@ from psftr_core.io.atomic import write_text
 from psftr_core.io.formats.base import detection_dicts
 
 DEFAULT_TITLE = "psftr detections"
+POSTER_WIDTH = 320  # px, the poster JPEG's width at most (a narrower video keeps its own)
+POSTER_AT = 0.1  # where the poster frame is, as a fraction of the duration
+POSTER_MAX_FRAMES = 250  # decoded after the seek at most (x264's default keyframe interval)
+POSTER_QUALITY = 80  # JPEG quality: 2-20 KB for 320 x 180 (a flat frame, camera noise)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -94,16 +104,85 @@ def json_for_script(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def poster_uri(source: str | os.PathLike, duration: float | None = None) -> str | None:
+    """A ``data:image/jpeg;base64,...`` URI of the video's frame at ``POSTER_AT`` of
+    ``duration`` (seconds; None: the container's), upright (display rotation applied) and
+    at most ``POSTER_WIDTH`` px wide with the aspect kept; None when ``source`` is not a
+    video that PyAV decodes (the page then has no poster for it, and no error)."""
+    try:
+        image = _poster_image(Path(source), duration)
+    except Exception as err:  # any file the decoder or Pillow refuses: no poster, never a failed page
+        logger.debug("no poster frame for %s: %s", source, err)
+        return None
+    if image is None:
+        return None
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=POSTER_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _poster_image(path: Path, duration: float | None) -> Any:
+    """The poster frame as a PIL image, scaled to the poster's size (None: no video frame)."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            return None
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame threads: the decode up to the target is the cost
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        if duration is None or not math.isfinite(duration) or duration <= 0:
+            duration = container.duration / av.time_base if container.duration else 0.0
+        target = start + POSTER_AT * duration
+        if target > start:
+            container.seek(int(target / stream.time_base), stream=stream)  # to the keyframe at or before
+        frame = None
+        for count, decoded in enumerate(container.decode(stream)):
+            frame = decoded
+            if decoded.time is None or decoded.time >= target or count >= POSTER_MAX_FRAMES:
+                break
+        if frame is None:
+            return None
+        aspect = float(stream.sample_aspect_ratio or 1) or 1.0  # non-square pixels (anamorphic): as shown
+        image = frame.to_image()
+        if abs(aspect - 1.0) > 1e-3:
+            image = image.resize((max(1, round(image.width * aspect)), image.height))
+        image = _upright(image, _display_rotation(frame, stream))
+    width = min(POSTER_WIDTH, image.width)
+    return image.resize((width, max(1, round(image.height * width / image.width))))
+
+
+def _display_rotation(frame: Any, stream: Any) -> int:
+    """Degrees counter-clockwise (0, 90, 180, 270) that a player turns the frames: the
+    frame's display matrix, else the stream's old ``rotate`` tag (clockwise)."""
+    degrees = getattr(frame, "rotation", 0)
+    if not degrees:
+        try:
+            degrees = -float(stream.metadata.get("rotate", 0) or 0)
+        except (TypeError, ValueError):  # a tag that is no number: as none
+            degrees = 0
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def _upright(image: Any, rotation: int) -> Any:
+    from PIL import Image
+
+    turns = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    return image.transpose(turns[rotation]) if rotation in turns else image
+
+
 def csp_hash(text: str) -> str:
     """A CSP ``'sha256-...'`` source for an inline ``<script>`` / ``<style>`` body."""
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
 def report_data(
-    videos: Iterable[ReportVideo], actions: Sequence[str], base_dir: str | os.PathLike
+    videos: Iterable[ReportVideo], actions: Sequence[str], base_dir: str | os.PathLike, posters: bool = True
 ) -> dict[str, Any]:
     """The page's JSON: ``{"actions": [names], "videos": [{"id", "src", "duration",
-    "span", "lanes": [action index], "segments": [[start, end, action index, score]]}]}``.
+    "span", "lanes": [action index], "segments": [[start, end, action index, score]]}]}``,
+    and with a ``src`` a ``"poster"``: :func:`poster_uri` (None without ``posters`` or a
+    frame).
 
     ``actions`` keeps its order; labels not in it are appended. ``span`` is the length
     of the drawn time axis (the duration, or the last end when that is later).
@@ -123,16 +202,17 @@ def report_data(
         duration = float(item.duration) if item.duration is not None and math.isfinite(item.duration) else None
         last_end = max((s[1] for s in segments), default=0.0)
         span = max(duration or 0.0, last_end)
-        out.append(
-            {
-                "id": item.video,
-                "src": video_url(item.source, base_dir),
-                "duration": duration,
-                "span": span if span > 0 else 1.0,
-                "lanes": sorted({s[2] for s in segments}),
-                "segments": segments,
-            }
-        )
+        entry = {
+            "id": item.video,
+            "src": video_url(item.source, base_dir),
+            "duration": duration,
+            "span": span if span > 0 else 1.0,
+            "lanes": sorted({s[2] for s in segments}),
+            "segments": segments,
+        }
+        if entry["src"] is not None:
+            entry["poster"] = poster_uri(item.source, duration) if posters else None
+        out.append(entry)
     return {"actions": names, "videos": out}
 
 
@@ -156,9 +236,11 @@ def report_html(
     title: str = DEFAULT_TITLE,
     details: str = "",
     min_score: float = 0.0,
+    posters: bool = True,
 ) -> str:
-    """The page as text; video ``src`` URLs are relative to ``base_dir``."""
-    data = report_data(videos, actions, base_dir)
+    """The page as text; video ``src`` URLs are relative to ``base_dir``; ``posters``:
+    decode a poster frame per video file (False: none, e.g. for a quick partial page)."""
+    data = report_data(videos, actions, base_dir, posters)
     esc = html.escape
     num_segments = sum(len(v["segments"]) for v in data["videos"])
     max_score = max((s[3] for v in data["videos"] for s in v["segments"]), default=1.0)
@@ -230,14 +312,17 @@ def write_report(
     title: str = DEFAULT_TITLE,
     details: str = "",
     min_score: float = 0.0,
+    posters: bool = True,
 ) -> Path:
     """Write the review page for ``videos`` to ``path`` (atomically); returns the path.
 
     ``actions`` orders the lanes and the filter; ``details`` is a line under the title
-    (e.g. the model); ``min_score`` is where the score slider starts.
+    (e.g. the model); ``min_score`` is where the score slider starts; ``posters``: a
+    poster frame per video file (decoding one frame near 10 % of each).
     """
     path = Path(path)
-    page = report_html(videos, actions, path.parent, title=title, details=details, min_score=min_score)
+    page = report_html(videos, actions, path.parent, title=title, details=details, min_score=min_score,
+                       posters=posters)
     write_text(path, page)
     return path
 
@@ -322,6 +407,7 @@ _SCRIPT = r"""
       player = document.createElement("video");
       player.controls = true;
       player.preload = "metadata";
+      if (video.poster) { player.poster = video.poster; }
       player.src = video.src;
       body.appendChild(player);
     } else {

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from psftr_core.data.vocabulary import TextRecipe
+from psftr_core.data.vocabulary import TextRecipe, name_key, read_action_texts
 from psftr_core.defaults import DEFAULT_PROMPT
 from psftr_core.device import resolve_device
 from psftr_core.errors import InputError, PsftrError
@@ -198,6 +198,24 @@ def class_text_tower(dataset: Any, names: Sequence[str], request: ClipRequest | 
     return vocabulary_text_tower(names, clip, getattr(dataset, "text_embeddings", None), dataset)
 
 
+def class_prompt(data_cfg: Any, dataset: Any) -> str | TextRecipe:
+    """What the class names of train and evaluate are encoded with: ``data.prompt``, or a
+    :class:`TextRecipe` when ``data.prompts`` or ``data.descriptions_file`` is set (its
+    templates, else ``data.prompt``, and the file's descriptions; a relative file is in the
+    dataset folder). InputError naming the file when it cannot be read."""
+    templates = tuple(getattr(data_cfg, "prompts", ()) or ())
+    descriptions: dict[str, tuple[str, ...]] = {}
+    name = getattr(data_cfg, "descriptions_file", None)
+    if name:
+        path = Path(name).expanduser()
+        if not path.is_absolute() and getattr(dataset, "root", None) is not None:
+            path = Path(dataset.root) / path
+        descriptions = {name_key(action): tuple(texts) for action, texts in read_action_texts(path) if texts}
+    if not templates and not descriptions:
+        return data_cfg.prompt
+    return TextRecipe(templates or (data_cfg.prompt,), descriptions)
+
+
 def class_text_embeddings(dataset: Any, class_names: Sequence[str], tower: TextTower | None = None,
                           prompt: str | TextRecipe | None = None, cache_dir: Any = None, device: str = "cpu") -> np.ndarray:
     """[K, D] float32 text embeddings of ``class_names`` in that order, for train and evaluate.
@@ -210,6 +228,9 @@ def class_text_embeddings(dataset: Any, class_names: Sequence[str], tower: TextT
     if tower is None:
         tower = class_text_tower(dataset, class_names, device=device)
     if tower is None:
+        if isinstance(prompt, TextRecipe):
+            _warn("the dataset's text_embeddings has every class: data.prompts and data.descriptions_file are not "
+                  "used (pass --clip-model to encode the classes' texts)", None)
         return table_vectors(table, class_names)
     dataset_prompt = text_prompt(getattr(dataset, "prompt", None))
     chosen = prompt if isinstance(prompt, TextRecipe) else text_prompt(prompt, dataset_prompt)

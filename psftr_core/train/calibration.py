@@ -69,6 +69,7 @@ from psftr_core.model import PSFTR
 from psftr_core.train.distributed import DistributedContext
 from psftr_core.train.engine import train_epoch
 from psftr_core.runtime.inputs import class_text
+from psftr_core.runtime.text_source import class_prompt
 from psftr_core.train.losses import build_criterion
 from psftr_core.train.optimizer import build_optimizer
 
@@ -376,12 +377,13 @@ def calibrate(run: CalibrationRun, dist: DistributedContext | None = None, repor
                             training=True)
     if len(windows) == 0:
         return skipped_record(run, "no training window holds an instance of the classes left for the calibration model")
-    text = class_text(run.dataset, held.train_classes, run.text_tower, cfg.data.prompt, run.text_cache_dir)
+    prompt = class_prompt(cfg.data, run.dataset)
+    text = class_text(run.dataset, held.train_classes, run.text_tower, prompt, run.text_cache_dir)
     model, losses = train_calibration_model(ccfg, windows, text.to(run.device), run.device, dist, reporter, seed)
     record = None
     if dist.is_main:
         vocabulary = scoring_vocabulary(held, among_seen)
-        vocabulary_text = class_text(run.dataset, vocabulary, run.text_tower, cfg.data.prompt, run.text_cache_dir)
+        vocabulary_text = class_text(run.dataset, vocabulary, run.text_tower, prompt, run.text_cache_dir)
         videos, length = held_out_videos(run.dataset, held, cfg.data)
         grid = candidates(roi_allowed=cfg.model.feature_dim == cfg.model.text_dim)
         predictions = grid_predictions(model, cfg.model, cfg.inference, grid, videos, vocabulary_text, vocabulary,

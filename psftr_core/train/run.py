@@ -76,7 +76,7 @@ from psftr_core.runtime.checkpoint import (capture_rng_state, check_feature_spec
                                          make_checkpoint, restore_rng_state, save_checkpoint)
 from psftr_core.features.clip import same_clip_model
 from psftr_core.runtime.clip_source import ClipRequest, checkpoint_text_tower
-from psftr_core.runtime.text_source import class_text_tower
+from psftr_core.runtime.text_source import class_prompt, class_text_tower
 from psftr_core.train.distributed import DistributedContext
 from psftr_core.train.engine import train_epoch
 from psftr_core.runtime.inputs import class_text, training_windows
@@ -481,7 +481,8 @@ def train_split(run: SplitRun, request: TrainRequest, dist: DistributedContext |
 
     seed_everything(tcfg.seed)
     windows = training_windows(run.dataset, split, run.cfg.data)
-    text = class_text(run.dataset, split.seen, run.text_tower, run.cfg.data.prompt, request.text_cache_dir)
+    text = class_text(run.dataset, split.seen, run.text_tower, class_prompt(run.cfg.data, run.dataset),
+                      request.text_cache_dir)
     text = text.to(run.device)
     seed_everything(tcfg.seed)  # the model's initial weights depend on the seed only
     state = build_training_state(run.cfg, run.device)
