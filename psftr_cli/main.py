@@ -117,14 +117,16 @@ def _register() -> None:
     # Each command lives in its own module; registration order is the help order.
     from psftr_cli import commands
 
+    from psftr_cli.help_format import PsftrCommand
+
     for name, func in commands.COMMANDS:
-        app.command(name)(_interruptible(func))
+        app.command(name, cls=PsftrCommand)(_interruptible(func))
     # Command groups (psftr checkpoint info): a Typer sub-app each, their commands wrapped alike.
     from psftr_cli.commands import checkpoint
 
     group = typer.Typer(help=checkpoint.HELP, no_args_is_help=True, rich_markup_mode=None)
     for name, func in checkpoint.COMMANDS:
-        group.command(name)(_interruptible(func))
+        group.command(name, cls=PsftrCommand)(_interruptible(func))
     app.add_typer(group, name="checkpoint")
 
 

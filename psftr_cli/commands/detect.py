@@ -351,7 +351,8 @@ def _write_report(path: Path, outputs: Any, run: Any, partial: bool) -> None:
     title = DEFAULT_TITLE
     if partial:
         title += f" (interrupted: {len(outputs.results)} of {len(run.inputs)} videos)"
-    write_report(path, outputs.report_videos(), run.actions, title=title, details=run.details)
+    # an interrupted run writes its page at once: no frames decoded for posters
+    write_report(path, outputs.report_videos(), run.actions, title=title, details=run.details, posters=not partial)
 
 
 def _print_summary(console: Any, report: Any, outputs: Any, output: Optional[str],

@@ -123,6 +123,7 @@ def evaluate(
         raise InputError(f"{'--checkpoint' if checkpoint is not None else '--baseline'} needs --dataset and --split")
     if subset is not None:
         raise InputError("--subset applies to --ground-truth files; the protocol modes use the split's test videos")
+    _check_paths_first(dataset, checkpoint, clip_config)
     if save_predictions is not None:  # checked before any work (one file per split with --split-index all)
         from psftr_core.io.paths import prepare_output_file
 
@@ -135,6 +136,19 @@ def evaluate(
     evaluate_on_protocol(checkpoint, dataset, split, split_index, save_predictions=save_predictions, as_json=as_json,
                          data_root=data_root, select=select, device=device, tious=tious, per_class=per_class,
                          overrides=list(overrides or []), clip=clip)
+
+
+def _check_paths_first(dataset: str, checkpoint: Optional[str], clip_config: Optional[Path]) -> None:
+    """The dataset, a local checkpoint and the CLIP config exist: a typo is said at once,
+    not after the seconds torch takes to import."""
+    from psftr_core.data.datasets import dataset_location
+    from psftr_core.runtime.checkpoint_ref import is_remote
+
+    dataset_location(dataset)
+    if checkpoint is not None and not is_remote(checkpoint) and not Path(checkpoint).expanduser().exists():
+        raise InputError(f"checkpoint {checkpoint} does not exist (train one with `psftr train`)")
+    if clip_config is not None and not Path(clip_config).expanduser().is_file():
+        raise InputError(f"--clip-config file not found: {clip_config}")
 
 
 def _check_checkpoint_reference(checkpoint: str, sha256: Optional[str], split_index: str, select: str) -> None:

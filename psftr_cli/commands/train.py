@@ -128,13 +128,24 @@ def train(
     split_index: str = typer.Option(
         "0", "--split-index", help="Which of the splits (0-9), or 'all' for one run per split.", metavar="K|all"
     ),
-    output: Path = typer.Option(..., "--output", help="Run directory for checkpoints and logs.", metavar="RUN_DIR"),
+    output: Path = typer.Option(..., "--output", "-o", help="Run directory for checkpoints and logs.",
+                                metavar="RUN_DIR"),
     epochs: Optional[int] = typer.Option(None, "--epochs", metavar="N", show_default="the preset's", help="Number of epochs."),
     device: str = options.device(),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="N", show_default="train.seed of the config", help="Random seed (same seed, same losses on CPU)."),
     preset: Optional[str] = typer.Option(
-        None, "--preset", help="Hyper-parameters of Table 5, one per built-in dataset (default: by dataset).",
-        metavar="|".join(builtin_names()),
+        None, "--preset", help="Hyper-parameters of Table 5, one per built-in dataset, or small (default: by "
+        "dataset; small for another dataset with fewer than 100 training videos).",
+        metavar="|".join((*builtin_names(), "small")), autocompletion=options.choices(*builtin_names(), "small"),
+    ),
+    prompts: Optional[List[str]] = options.prompt(
+        default_text="data.prompt",
+        help="Prompt template for the class names ({} is the name); repeat it for several, whose embeddings are "
+             "averaged (sets data.prompts)."),
+    class_texts: Optional[Path] = typer.Option(
+        None, "--class-texts", metavar="FILE", show_default=False,
+        help="Descriptions of the classes (YAML name: [text, ...], TSV or GAP's JSON, as detect's --actions-file), "
+             "averaged with the prompts (sets data.descriptions_file; stored in the run's config).",
     ),
     config: Optional[Path] = typer.Option(
         None, "--config", help="YAML file with model/train/data/inference settings.", metavar="FILE.yaml"
@@ -170,6 +181,7 @@ def train(
     clip_config: Optional[Path] = _CLIP_CONFIG,
 ) -> None:
     """Train PSFTR on the seen classes of a zero-shot split."""
+    _check_paths_first(dataset, config, clip_config, class_texts)  # before torch is imported (seconds)
     from psftr_cli.render import counted, stderr_console
     from psftr_core.train.distributed import is_main_process
     from psftr_core.train.run import TrainRequest, train as train_splits
@@ -178,6 +190,7 @@ def train(
         raise InputError(f"--eval-every must be >= 0, got {eval_every}")
     if log_every < 0:
         raise InputError(f"--log-every must be >= 0, got {log_every}")
+    overrides = [*_text_overrides(prompts, class_texts, dataset), *(overrides or [])]
     request = TrainRequest(dataset=dataset, ratio=split, split_index=split_index, output=output, epochs=epochs,
                            device=device, seed=seed, preset=preset, config_file=config,
                            overrides=list(overrides or []), resume=resume, data_root=data_root,
@@ -210,6 +223,43 @@ def train(
         for path in (r.checkpoint, r.run_dir / "best.pt"):
             if path.is_file():
                 typer.echo(str(path))
+
+
+def _check_paths_first(dataset: str, config: Optional[Path], clip_config: Optional[Path],
+                       class_texts: Optional[Path]) -> None:
+    """The files named on the command line exist: a typo is said at once, not after the
+    seconds torch takes to import."""
+    from psftr_core.data.datasets import dataset_location
+
+    dataset_location(dataset)
+    for flag, path in (("--config", config), ("--clip-config", clip_config), ("--class-texts", class_texts)):
+        if path is not None and not Path(path).expanduser().is_file():
+            raise InputError(f"{flag} file not found: {path}")
+
+
+def _text_overrides(prompts: Optional[List[str]], class_texts: Optional[Path], dataset: str) -> List[str]:
+    """``--prompt`` / ``--class-texts`` as the config keys they set (``data.prompt`` for one
+    template, ``data.prompts`` for several; ``data.descriptions_file``: relative to the
+    dataset folder when the file is in it, so the checkpoint's config holds no machine path,
+    else absolute)."""
+    from psftr_core.data.datasets import dataset_location
+    from psftr_core.data.vocabulary import check_templates
+
+    templates = list(check_templates(prompts or []))
+    out = []
+    if len(templates) == 1:
+        out.append(f"data.prompt={templates[0]}")
+    elif templates:
+        if any("," in t for t in templates):
+            raise InputError("--prompt: with several templates none may contain a comma (put them in a --config "
+                             "YAML file as data.prompts)")
+        out.append(f"data.prompts=[{', '.join(templates)}]")
+    if class_texts is not None:
+        file, folder = Path(class_texts).expanduser().resolve(), dataset_location(dataset)
+        if isinstance(folder, Path) and file.is_relative_to(folder.resolve()):
+            file = file.relative_to(folder.resolve())
+        out.append(f"data.descriptions_file={file}")
+    return out
 
 
 def render_calibration(console: Any, record: dict, reused: bool, split: str) -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from psftr_core.data.builtin_loader import load_builtin
 from psftr_core.data.builtins import builtin_dataset, builtin_names
@@ -50,14 +51,24 @@ def load_dataset(name_or_dir: str | os.PathLike, data_root: str | os.PathLike | 
     A directory with a ``dataset.yaml`` wins over a built-in name; ``data_root`` only
     applies to built-ins (default ``$PSFTR_DATA/<name>``).
     """
+    where = dataset_location(name_or_dir)
+    if isinstance(where, Path):
+        return load_folder_dataset(where)
+    return load_builtin(where, data_root)
+
+
+def dataset_location(name_or_dir: str | os.PathLike) -> Path | Any:
+    """The dataset folder (with ``dataset.yaml``) or the built-in ``name_or_dir`` names,
+    without reading it: the commands check it before the slow imports (torch). InputError
+    for a name that is neither."""
     path = Path(name_or_dir).expanduser()
     if path.is_file() and path.name == "dataset.yaml":
         path = path.parent
     if (path / "dataset.yaml").is_file():
-        return load_folder_dataset(path)
+        return path
     kind = builtin_dataset(str(name_or_dir).lower())
     if kind is not None:
-        return load_builtin(kind, data_root)
+        return kind
     if path.is_dir():
         raise InputError(f"dataset folder {path} has no dataset.yaml (see the README for its keys)")
     raise InputError(

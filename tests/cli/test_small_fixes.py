@@ -184,3 +184,62 @@ def test_evaluate_checkpoint_title_has_the_model_s_own_roi_weight(trained, capsy
     code, out, err = run_cli(args, capsys, monkeypatch, command="evaluate")
     assert code == 0, err
     assert out.splitlines()[0] == "PSFTR (w_r 0.5, w_c 0) zero-shot mAP (%) on synthetic, split 75_25/0, last epoch (1)"
+
+
+# ----------------------------------------------------------------------------- paths before torch
+
+_NO_TORCH = ("import sys\nfrom psftr_cli.main import run\nsys.argv = ['psftr', *sys.argv[1:]]\n"
+             "try:\n    run()\nexcept SystemExit as exc:\n    code = exc.code\n"
+             "print('torch imported' if 'torch' in sys.modules else 'no torch', code)\n")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--dataset", "{tmp}/nope", "--split", "50_50", "-o", "{tmp}/run"], "nope has no dataset.yaml"),
+    (["train", "--dataset", "examples/demo", "--split", "50_50", "-o", "{tmp}/run", "--config", "{tmp}/c.yaml"],
+     "--config file not found"),
+    (["train", "--dataset", "examples/demo", "--split", "50_50", "-o", "{tmp}/run", "--class-texts", "{tmp}/d.yaml"],
+     "--class-texts file not found"),
+    (["evaluate", "--checkpoint", "{tmp}/none.pt", "--dataset", "examples/demo", "--split", "50_50"],
+     "none.pt does not exist"),
+    (["evaluate", "--baseline", "--dataset", "{tmp}/nope", "--split", "50_50"], "nope has no dataset.yaml"),
+])
+def test_missing_files_are_said_before_torch_is_imported(tmp_path, argv, message):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "nope").mkdir()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    done = subprocess.run([sys.executable, "-c", _NO_TORCH, *args], capture_output=True, text=True, cwd=repo,
+                          timeout=60)
+    assert done.stdout.strip() == "no torch 2", done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_train_prompts_and_class_texts_go_into_the_run_config(tmp_path):
+    import yaml
+
+    from train_helpers import TINY_OVERRIDES, make_tiny_dataset, psftr_main
+
+    data = make_tiny_dataset(tmp_path / "data", num_splits=1)
+    (data / "descriptions.yaml").write_text("group0 action00: [a person dives]\n", encoding="utf-8")
+    sets = [x for kv in TINY_OVERRIDES for x in ("--set", kv)]
+    code = psftr_main(["train", "--dataset", data, "--split", "75_25", "-o", tmp_path / "run", "--epochs", "1",
+                       "--no-calibrate", "--device", "cpu", "--preset", "thumos14", *sets,
+                       "--prompt", "a video of {}", "--prompt", "{} in a clip",
+                       "--class-texts", data / "descriptions.yaml"])
+    assert code == 0
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text(encoding="utf-8"))
+    assert config["data"]["prompts"] == ["a video of {}", "{} in a clip"]
+    assert config["data"]["descriptions_file"] == "descriptions.yaml"  # in the dataset folder: relative
+
+
+@pytest.mark.parametrize("command", [["detect"], ["extract"], ["train"], ["evaluate"], ["text-embeddings"],
+                                     ["checkpoint", "info"]])
+def test_help_names_arguments_without_python_types(command, capsys, monkeypatch):
+    from cli_runner import run_cli
+
+    code, out, _ = run_cli([*command[1:], "-h"], capsys, monkeypatch, command=command[0])
+    assert code == 0 and "<list[str]>" not in out and "<str>" not in out
+    if command == ["detect"]:
+        assert "  INPUTS...  Video files, folders" in out
