@@ -3,10 +3,10 @@
 A checkpoint is a dict of plain Python types and tensors only, so
 ``torch.load(path, weights_only=True)`` reads it without executing code::
 
-    format: "psftr-checkpoint", format_version: 1, psftr_version: "0.1.0"
+    format: "psftr-checkpoint", format_version: 1, psftr_version: "0.1.0", torch_version: "2.x"
     model_state: {name: tensor}            # PSFTR state dict
     config: {model: {...}, train: {...}, data: {...}, inference: {...}}
-    preset: "thumos14" | "anet"            # the base the config was built from
+    preset: "thumos14" | "anet" | "small"  # the base the config was built from
     feature_spec: {feature_dim, feature_fps, frames_per_feature, clip_model, clip_pretrained,
                    clip_weights_id, text_source}
     vocabulary: [seen class names]         # text the model was trained with, in order
@@ -174,6 +174,7 @@ def make_checkpoint(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "psftr_version": __version__,
+        "torch_version": str(torch.__version__),  # str: TorchVersion is no plain type
         "model_state": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()},
         "config": config,
         "preset": preset,
@@ -264,6 +265,7 @@ _TEXT = Field("string", nullable=True)
 _NAMES = Field("list", items=Field("string"))
 CHECKPOINT_SCHEMA = Field("mapping", required=REQUIRED_KEYS, keys={
     "psftr_version": Field("string"),
+    "torch_version": _TEXT,
     "model_state": Field("mapping", items=Field("tensor")),
     "config": Field("mapping", keys={section: Field("mapping") for section in SECTIONS}),
     "preset": _TEXT,

@@ -59,6 +59,7 @@ def test_info_json_parses_with_the_checkpoint_facts(trained, capsys, monkeypatch
     assert facts["features"]["dim"] == 32 and facts["calibration"]["status"] == "none"
     assert facts["parameters"] == sum(t.numel() for t in raw["model_state"].values())
     assert facts["preset"] == raw["preset"] and facts["psftr_version"] == raw["psftr_version"]
+    assert facts["torch_version"] == torch.__version__  # the writer records its torch
 
 
 def test_info_and_detect_through_a_hub_reference(trained, tmp_path, capsys, monkeypatch):
@@ -110,8 +111,9 @@ def test_detect_refuses_a_checksum_mismatch_before_loading(trained, tmp_path, ca
     ("evaluate", ["--checkpoint", "gs://b/last.pt", "--dataset", "d", "--split", "75_25"], "unknown scheme"),
     ("evaluate", ["--checkpoint", "hf:o/r/last.pt", "--dataset", "d", "--split", "75_25", "--split-index", "all"],
      "--split-index all"),
-    ("evaluate", ["--checkpoint", "hf:o/r/missing.pt", "--dataset", "d", "--split", "75_25"],
-     "not in the local hub cache"),
+    ("evaluate", ["--checkpoint", "hf:o/r/missing.pt", "--dataset", str(Path(__file__).resolve().parents[2] / "examples" / "demo"),
+                  "--split", "75_25"],
+     "not in the local hub cache"),  # (a dataset that exists: a missing one is said first)
 ])
 def test_bad_references_are_one_line_with_exit_2(command, args, named, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))

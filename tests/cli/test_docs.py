@@ -138,8 +138,9 @@ def test_repository_path_rule():
 
 @functools.lru_cache(maxsize=None)
 def help_options(command: str | None) -> frozenset[str]:
-    """Options that ``psftr [COMMAND] -h`` lists (first column of its option lines)."""
-    args = [sys.executable, "-m", "psftr_cli", *([command] if command else []), "-h"]
+    """Options that ``psftr [COMMAND] -h`` lists (first column of its option lines);
+    ``command`` may be ``"GROUP SUB"`` (``"checkpoint info"``)."""
+    args = [sys.executable, "-m", "psftr_cli", *(command.split() if command else []), "-h"]
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
@@ -153,9 +154,13 @@ def help_options(command: str | None) -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def commands() -> frozenset[str]:
-    done = subprocess.run([sys.executable, "-m", "psftr_cli", "-h"], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}, timeout=60, cwd=REPO)
+def commands(group: str | None = None) -> frozenset[str]:
+    """The commands ``psftr -h`` lists, or those of a command group (empty for a command)."""
+    done = subprocess.run([sys.executable, "-m", "psftr_cli", *([group] if group else []), "-h"],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+                          timeout=60, cwd=REPO)
+    if "Commands:" not in done.stdout:
+        return frozenset()
     section = done.stdout.split("Commands:", 1)[1]
     return frozenset(re.findall(r"^ {1,4}([a-z][\w-]*)\s", section, re.M))
 
@@ -208,6 +213,11 @@ def check_call(words: list[str]) -> list[str]:
         return problems  # `psftr` in prose, e.g. "psftr 0.1.0"
     if command not in commands():
         return problems + [f"command {command!r}"]
+    group = commands(command)
+    if group:  # psftr checkpoint info ...: the subcommand's flags
+        if i + 1 >= len(words) or words[i + 1] not in group:
+            return problems + [f"{command}: subcommand {' '.join(words[i + 1:i + 2]) or '(none)'}"]
+        command, i = f"{command} {words[i + 1]}", i + 1
     known = help_options(command)
     for word in words[i + 1:]:
         flag = word.split("=", 1)[0]
@@ -222,6 +232,9 @@ def test_flag_checker_catches_unknown_commands_and_flags():
     assert check_call(["detect", "--no-such-flag"]) == ["detect --no-such-flag"]
     assert check_call(["detcet", "x"]) == ["command 'detcet'"]
     assert check_call(["--nope", "train"]) == ["global option --nope"]
+    assert check_call(["checkpoint", "info", "runs/demo", "--json", "--names"]) == []
+    assert check_call(["checkpoint", "info", "x", "--nope"]) == ["checkpoint info --nope"]
+    assert check_call(["checkpoint", "inf", "x"]) == ["checkpoint: subcommand inf"]
     assert psftr_calls("torchrun --nproc_per_node 4 $(which psftr) train --split 75_25 > log") == [
         ["train", "--split", "75_25"]]
     assert psftr_calls("psftr evaluate --predictions P.json [--per-class]") == [
