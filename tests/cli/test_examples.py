@@ -138,3 +138,13 @@ def test_docs_sample_csv_and_timeline_are_current_demo_output(tmp_path, capsys, 
     # The excerpt in docs/detect.md is the head of that file.
     head = (DOCS / "sample_segments.csv").read_text(encoding="utf-8").replace("\r\n", "\n").splitlines()[:9]
     assert "\n".join(head) in (DOCS / "detect.md").read_text(encoding="utf-8")
+
+
+def test_described_actions_example_parses_to_names_and_descriptions():
+    from psftr_core.data.vocabulary import parse_action_texts
+
+    names, recipe = parse_action_texts(None, EXAMPLES / "actions_described.yaml", ["a video of {}", "a clip of {}"])
+    assert names == ["diving", "pole vault", "riding a bike", "walking"]
+    assert recipe.texts("walking", "unused {}") == ["a video of walking", "a clip of walking"]
+    assert recipe.texts("diving", "unused {}")[2:] == ["a person jumps into water from a board",
+                                                       "a diver somersaults in the air before entering the pool"]
