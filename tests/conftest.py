@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["PSFTR_CPU_BFLOAT16"] = "0"
 sys.path.insert(0, os.path.dirname(__file__))
 
-pytest_plugins = ["fixtures_clip"]
+pytest_plugins = ["fixtures_clip", "fixtures_ray"]
 
 
 @pytest.fixture()

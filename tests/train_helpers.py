@@ -114,3 +114,14 @@ def iter_losses(run_dir: Path) -> list[float]:
     from psftr_core.train.metrics_log import read_metrics
 
     return [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl", "iter")]
+
+
+def tiny_checkpoint(root: Path) -> Path:
+    """A real 1-epoch, uncalibrated ``psftr train`` checkpoint of a tiny model on a 32-d
+    synthetic dataset (4 training videos) made under ``root``."""
+    from psftr_core.train.run import train
+
+    dataset = make_tiny_dataset(root / "data", num_splits=1, train_videos=4, test_videos=2)
+    with one_thread():
+        (result,) = train(request(dataset, root / "run", epochs=1))
+    return Path(result.checkpoint)

@@ -52,14 +52,9 @@ FIFO_GUARD_SECONDS = 30
 @pytest.fixture(scope="session")
 def bad_inputs_checkpoint(tmp_path_factory) -> Path:
     """A real ``psftr train`` checkpoint of a tiny model on 32-d synthetic features."""
-    from psftr_core.train.run import train
-    from train_helpers import make_tiny_dataset, one_thread, request
+    from train_helpers import tiny_checkpoint
 
-    root = tmp_path_factory.mktemp("bad_inputs_ckpt")
-    dataset = make_tiny_dataset(root / "data", num_splits=1, train_videos=4, test_videos=2)
-    with one_thread():
-        (result,) = train(request(dataset, root / "run", epochs=1))
-    return Path(result.checkpoint)
+    return tiny_checkpoint(tmp_path_factory.mktemp("bad_inputs_ckpt"))
 
 
 @pytest.fixture()

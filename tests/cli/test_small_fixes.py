@@ -167,14 +167,9 @@ def test_evaluate_baseline_title_names_the_dataset(capsys, monkeypatch):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A 1-epoch uncalibrated tiny checkpoint (model.roi_logit_weight 0.5, inference.roi_weight null)."""
-    from psftr_core.train.run import train
-    from train_helpers import make_tiny_dataset, one_thread, request
+    from train_helpers import tiny_checkpoint
 
-    root = tmp_path_factory.mktemp("small_fixes")
-    dataset = make_tiny_dataset(root / "data", num_splits=1, train_videos=4, test_videos=2)
-    with one_thread():
-        (result,) = train(request(dataset, root / "run", epochs=1))
-    return Path(result.checkpoint)
+    return tiny_checkpoint(tmp_path_factory.mktemp("small_fixes"))
 
 
 def test_evaluate_checkpoint_title_has_the_model_s_own_roi_weight(trained, capsys, monkeypatch):

@@ -11,27 +11,12 @@ import numpy as np
 import pytest
 
 from psftr_core.errors import InputError
+from fixtures_ray import RAY_VIDEOS
 from psftr_core.features.extract import ExtractOptions, extract_features
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-NUM_VIDEOS = 6
-
-
-@pytest.fixture(scope="module")
-def six_videos(tmp_path_factory, make_video) -> Path:
-    folder = tmp_path_factory.mktemp("ray_videos")
-    for i in range(NUM_VIDEOS):
-        make_video(folder / f"v{i}.mp4", 16 + 8 * i)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+NUM_VIDEOS = RAY_VIDEOS
 
 
 def _options(clip_files) -> ExtractOptions:

@@ -10,29 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from fixtures_ray import RAY_VIDEOS
 from train_helpers import psftr_main
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
-NUM_VIDEOS = 6
+NUM_VIDEOS = RAY_VIDEOS
 ACTIONS = "running,jumping,diving"
-
-
-@pytest.fixture(scope="module")
-def six_videos(tmp_path_factory, make_video) -> Path:
-    folder = tmp_path_factory.mktemp("ray_detect_videos")
-    for i in range(NUM_VIDEOS):
-        make_video(folder / f"v{i}.mp4", 16 + 8 * i)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def _args(videos: Path, out: Path, clip_files) -> list:
