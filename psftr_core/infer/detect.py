@@ -121,9 +121,9 @@ def start_detection(
         source.warnings.append(f"--dtype {opts.dtype} applies to the image tower on video inputs; the features of "
                                "--features DIR are already computed (and text embeddings are float32)")
     if opts.checkpoint is not None:
-        if opts.score is not None:
-            raise InputError("--score applies to the training-free localizer; a checkpoint's PSFTR scores are "
-                             "relative to the actions asked for (docs/detect.md)")
+        if opts.score == "independent":
+            raise InputError("--score independent applies to the training-free localizer; a checkpoint's PSFTR "
+                             "scores are relative to the actions asked for (docs/detect.md)")
         check_path_exists(opts.checkpoint, "checkpoint")
         detector = checkpoint_detector(opts.checkpoint, opts.device)
     else:

@@ -45,7 +45,7 @@ class DetectOptions:
         score: the training-free localizer's score, ``relative`` (to the other actions
             asked for; the default) or ``independent`` (of each action alone, default
             threshold ``detectors.INDEPENDENT_THRESHOLD``); overrides ``localizer_config``'s
-            ``class_score``. Refused with a checkpoint.
+            ``class_score``. ``independent`` is refused with a checkpoint.
         keep_nested: keep a segment that lies within (or holds) a stronger one of its
             label; by default such nested segments are dropped (``FilterSettings.drop_nested``).
         nms_iou: tIoU of the one class-wise NMS; None = the model's (a checkpoint's

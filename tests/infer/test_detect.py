@@ -534,3 +534,14 @@ def test_independent_score_does_not_depend_on_the_other_actions():
     assert detect([], ["diving"], features_dir=DEMO, score="independent").stats["threshold"] == 0.6
     with pytest.raises(InputError, match="--score must be relative or independent, got 'absolute'"):
         start_detection([], ["diving"], features_dir=DEMO, score="absolute")
+
+
+def test_independent_score_is_refused_with_a_checkpoint(tmp_path):
+    from train_helpers import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path)
+    data = tmp_path / "data"
+    with pytest.raises(InputError, match="--score independent applies to the training-free localizer"):
+        start_detection([], ["group0 action00"], features_dir=data, checkpoint=ckpt, score="independent")
+    run = start_detection([], ["group0 action00"], features_dir=data, checkpoint=ckpt, score="relative")
+    assert run.settings["model"]["kind"] == "psftr"  # relative is what PSFTR does: accepted
