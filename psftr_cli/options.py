@@ -122,6 +122,21 @@ def text_tower_options() -> tuple[Any, Any, Any]:
     )
 
 
+def check_inputs_first(dataset: str, files: list[tuple[str, Any]]) -> None:
+    """Before the slow imports (torch): ``dataset`` names a dataset folder or a built-in,
+    and each ``(flag, path)`` given is a file; InputError (exit 2) naming the first that is
+    not (``--config file not found: PATH``)."""
+    from pathlib import Path
+
+    from psftr_core.data.datasets import dataset_location
+    from psftr_core.errors import InputError
+
+    dataset_location(dataset)
+    for flag, path in files:
+        if path is not None and not Path(path).expanduser().is_file():
+            raise InputError(f"{flag} file not found: {path}")
+
+
 # --engine ray (psftr extract, psftr detect): a Ray actor pool, optional extra psftr[ray].
 def engine(what: str) -> Any:
     """``--engine local|ray``; ``what``: what the pool's actors do, for the help."""

@@ -205,8 +205,9 @@ def detect(
     run = start_detection(
         list(inputs or []), vocabulary, checkpoint=checkpoint, features_dir=features, clip_model=clip_model,
         clip_pretrained=clip_pretrained, clip_config=clip_config, cache_dir=cache_dir, threshold=global_threshold,
-        per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, keep_nested=keep_nested, score=score, nms_iou=nms_iou, stride=stride,
-        fps=fps, device=device, prompt=prompt, batch_size=batch_size, decoder=decoder, dtype=dtype, engine=pool,
+        per_action_thresholds=per_action, top_k=top_k, min_duration=min_duration, keep_nested=keep_nested,
+        score=score, nms_iou=nms_iou, stride=stride, fps=fps, device=device, prompt=prompt, batch_size=batch_size,
+        decoder=decoder, dtype=dtype, engine=pool,
         **_injected(ctx),
     )
     print_lines(console, "warning", run.warnings)

@@ -141,14 +141,11 @@ def evaluate(
 def _check_paths_first(dataset: str, checkpoint: Optional[str], clip_config: Optional[Path]) -> None:
     """The dataset, a local checkpoint and the CLIP config exist: a typo is said at once,
     not after the seconds torch takes to import."""
-    from psftr_core.data.datasets import dataset_location
     from psftr_core.runtime.checkpoint_ref import is_remote
 
-    dataset_location(dataset)
+    options.check_inputs_first(dataset, [("--clip-config", clip_config)])
     if checkpoint is not None and not is_remote(checkpoint) and not Path(checkpoint).expanduser().exists():
         raise InputError(f"checkpoint {checkpoint} does not exist (train one with `psftr train`)")
-    if clip_config is not None and not Path(clip_config).expanduser().is_file():
-        raise InputError(f"--clip-config file not found: {clip_config}")
 
 
 def _check_checkpoint_reference(checkpoint: str, sha256: Optional[str], split_index: str, select: str) -> None:
@@ -256,28 +253,12 @@ def scored_by(evaluation: Any) -> str:
     if evaluation.checkpoint is None:
         return LOCALIZER_WORDS
     inference = evaluation.inference
-    if inference is None:  # an evaluation made without its inference settings
+    if inference is None or evaluation.weights is None:  # an evaluation made without its inference settings
         return "PSFTR"
     if inference.method == "localizer":
         return f"{LOCALIZER_WORDS} (the checkpoint's inference.method)"
-    roi_weight, contrast_weight = _scoring_weights(evaluation.checkpoint, inference)
+    roi_weight, contrast_weight = evaluation.weights  # resolved with the checkpoint's model config
     return psftr_words(roi_weight, contrast_weight, inference.nms)
-
-
-def _scoring_weights(checkpoint: Path, inference: Any) -> tuple[float, float]:
-    """(w_r, w_c) the evaluation scored with; a null ``roi_weight`` is the model's own mix,
-    read from the checkpoint's model config (only where it matters: w_c < 1)."""
-    from psftr_core.config import ModelConfig
-    from psftr_core.infer.scoring import resolved_weights
-
-    roi_weight, contrast_weight = resolved_weights(ModelConfig(), inference)
-    if inference.roi_weight is None and contrast_weight < 1:
-        from psftr_core.config import config_from_dict
-        from psftr_core.runtime.checkpoint import load_checkpoint
-
-        model = config_from_dict(load_checkpoint(checkpoint)["config"]).model
-        roi_weight, contrast_weight = resolved_weights(model, inference)
-    return roi_weight, contrast_weight
 
 
 def split_predictions_path(path: Path, index: int) -> Path:

@@ -181,7 +181,9 @@ def train(
     clip_config: Optional[Path] = _CLIP_CONFIG,
 ) -> None:
     """Train PSFTR on the seen classes of a zero-shot split."""
-    _check_paths_first(dataset, config, clip_config, class_texts)  # before torch is imported (seconds)
+    # the files named here exist: a typo is said at once, not after the seconds torch takes to import
+    options.check_inputs_first(dataset, [("--config", config), ("--clip-config", clip_config),
+                                         ("--class-texts", class_texts)])
     from psftr_cli.render import counted, stderr_console
     from psftr_core.train.distributed import is_main_process
     from psftr_core.train.run import TrainRequest, train as train_splits
@@ -223,18 +225,6 @@ def train(
         for path in (r.checkpoint, r.run_dir / "best.pt"):
             if path.is_file():
                 typer.echo(str(path))
-
-
-def _check_paths_first(dataset: str, config: Optional[Path], clip_config: Optional[Path],
-                       class_texts: Optional[Path]) -> None:
-    """The files named on the command line exist: a typo is said at once, not after the
-    seconds torch takes to import."""
-    from psftr_core.data.datasets import dataset_location
-
-    dataset_location(dataset)
-    for flag, path in (("--config", config), ("--clip-config", clip_config), ("--class-texts", class_texts)):
-        if path is not None and not Path(path).expanduser().is_file():
-            raise InputError(f"{flag} file not found: {path}")
 
 
 def _text_overrides(prompts: Optional[List[str]], class_texts: Optional[Path], dataset: str) -> List[str]:

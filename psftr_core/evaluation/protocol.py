@@ -31,6 +31,7 @@ from psftr_core.errors import InputError
 from psftr_core.evaluation.detection_map import THUMOS_TIOUS, EvalResult, evaluate_detections
 from psftr_core.infer.localizer import localize
 from psftr_core.infer.predict import predict_dataset
+from psftr_core.infer.scoring import resolved_weights
 from psftr_core.features.text import TextTower
 from psftr_core.runtime.checkpoint import build_model, check_feature_spec, feature_spec_of, load_checkpoint
 from psftr_core.runtime.clip_source import ClipRequest
@@ -165,6 +166,7 @@ class CheckpointEvaluation:
     epoch: int | None
     selection: str = "last"
     inference: Any = None  # the InferenceConfig used (checkpoints: its own, with --set overrides)
+    weights: tuple[float, float] | None = None  # the (w_r, w_c) it scored with (infer.scoring.resolved_weights)
 
     @property
     def model(self) -> str:
@@ -260,7 +262,8 @@ def evaluate_checkpoint(
     cfg = _with_inference_overrides(cfg, overrides)
     predictions = predict_split(model, cfg, dataset, split, tower, device, text_cache_dir, batch_size)
     result = score_split(dataset, split, predictions, tious or default_tious(ckpt.get("preset")))
-    return CheckpointEvaluation(result, predictions, path, split_index, int(ckpt["epoch"]), selection, cfg.inference)
+    return CheckpointEvaluation(result, predictions, path, split_index, int(ckpt["epoch"]), selection, cfg.inference,
+                                resolved_weights(cfg.model, cfg.inference))
 
 
 def evaluate_localizer(

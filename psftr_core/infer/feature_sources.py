@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from psftr_core.data.annotations import finite_number
 from psftr_core.data.builtins import builtin_names
 from psftr_core.data.datasets import load_dataset
 from psftr_core.defaults import DEFAULT_STRIDE
@@ -253,11 +254,8 @@ class VideoSource(FeatureSource):
 
 def _frame_rate(value: Any) -> float | None:
     """A recorded frame rate as a positive float, None when missing or no such number."""
-    try:
-        fps = float(value)
-    except (TypeError, ValueError):
-        return None
-    return fps if np.isfinite(fps) and fps > 0 else None
+    fps = finite_number(value)
+    return fps if fps is not None and fps > 0 else None
 
 
 class ReadAhead:

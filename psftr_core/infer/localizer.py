@@ -110,7 +110,7 @@ def class_curves(features: np.ndarray, text: np.ndarray, cfg: LocalizerConfig) -
     median = np.median(cos, axis=0)  # [K]
     spread = np.maximum(1.4826 * np.median(np.abs(cos - median), axis=0), cfg.gate_min_spread)
     z = (cos - median) / spread
-    gate = 0.5 * (1.0 + np.tanh(0.5 * cfg.gate_slope * (z - cfg.gate_center)))  # = sigmoid, overflow-free
+    gate = _sigmoid(cfg.gate_slope * (z - cfg.gate_center))
     # Smoothing the curve (not only the cosine) keeps a sharp step's boundary where it is:
     # the sharp softmax would turn any partly smoothed cosine into a full-on frame.
     return smooth_1d(probs * gate, cfg.smooth_window)
@@ -123,7 +123,11 @@ def independent_evidence(cos: np.ndarray, logit_scale: float, margin: float) -> 
     0.5 where a frame is ``margin`` (cosine units) above the median of the class over the video.
     """
     elevation = cos - np.median(cos, axis=0)
-    return 0.5 * (1.0 + np.tanh(0.5 * logit_scale * (elevation - margin)))  # = sigmoid, overflow-free
+    return _sigmoid(logit_scale * (elevation - margin))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), overflow-free
 
 
 def localize(

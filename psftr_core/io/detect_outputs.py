@@ -108,6 +108,7 @@ class DetectOutputs:
         self.needs_every_video = collect or stream_to is not None or clips_dir is not None
         self.results: dict[str, list[dict[str, Any]]] = {}
         self.durations: dict[str, Optional[float]] = {}
+        self._files = {item.video: item.file for item in run.inputs}  # the video files (report, clips)
         self.rerun_note = bool(self.output_dir is not None and self.needs_every_video and self._read_back is None)
 
     # -- the skip rule
@@ -165,8 +166,7 @@ class DetectOutputs:
             self.results[video] = detections
             self.durations[video] = media_field(media, "duration")
         if self.clips_dir is not None:
-            file = next((item.file for item in self.run.inputs if item.video == video), None)
-            self._cut_clips(video, detections, file or media_field(media, "file"))
+            self._cut_clips(video, detections, self._files.get(video) or media_field(media, "file"))
 
     def _cut_clips(self, video: str, detections: list, file: Optional[str]) -> None:
         """This video's clips; a video that cannot be cut is noted (the run goes on)."""
@@ -194,8 +194,7 @@ class DetectOutputs:
     # -- whole-run outputs
 
     def report_videos(self) -> list[ReportVideo]:
-        files = {item.video: item.file for item in self.run.inputs}
-        return [ReportVideo(video, dets, self.durations.get(video), files.get(video))
+        return [ReportVideo(video, dets, self.durations.get(video), self._files.get(video))
                 for video, dets in self.results.items()]
 
 

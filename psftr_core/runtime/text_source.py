@@ -217,7 +217,8 @@ def class_prompt(data_cfg: Any, dataset: Any) -> str | TextRecipe:
 
 
 def class_text_embeddings(dataset: Any, class_names: Sequence[str], tower: TextTower | None = None,
-                          prompt: str | TextRecipe | None = None, cache_dir: Any = None, device: str = "cpu") -> np.ndarray:
+                          prompt: str | TextRecipe | None = None, cache_dir: Any = None,
+                          device: str = "cpu") -> np.ndarray:
     """[K, D] float32 text embeddings of ``class_names`` in that order, for train and evaluate.
 
     ``tower``: the choice :func:`class_text_tower` made for the run; None: choose now by

@@ -116,8 +116,13 @@ def test_checkpoint_info_lines_say_one_class():
 
 
 def evaluation(checkpoint="run/last.pt", inference=None, split_index=0, epoch=7, selection="last"):
+    """A CheckpointEvaluation's fields, its weights resolved as the protocol does (default model)."""
+    from psftr_core.config import ModelConfig
+    from psftr_core.infer.scoring import resolved_weights
+
+    weights = None if inference is None else resolved_weights(ModelConfig(), inference)
     return SimpleNamespace(checkpoint=None if checkpoint is None else Path(checkpoint), inference=inference,
-                           split_index=split_index, epoch=epoch, selection=selection)
+                           split_index=split_index, epoch=epoch, selection=selection, weights=weights)
 
 
 @pytest.mark.parametrize("settings, words", [
