@@ -50,6 +50,7 @@ import numpy as np
 
 from psftr_core.errors import PsftrError, error_text
 from psftr_core.features.sampling import SamplePlan, plan_samples
+from psftr_core.io.video_rotation import frame_rotation
 
 _log = logging.getLogger(__name__)
 
@@ -105,13 +106,6 @@ def upright(frames: np.ndarray, rotation: int) -> np.ndarray:
     """Turn uint8 [n, H, W, 3] frames ``rotation`` degrees counter-clockwise (a multiple of 90)."""
     turns = (rotation // 90) % 4
     return np.ascontiguousarray(np.rot90(frames, k=turns, axes=(1, 2))) if turns else frames
-
-
-def normalise_rotation(degrees: float | None) -> int:
-    """A display-matrix angle (counter-clockwise, -180..180) -> 0, 90, 180 or 270."""
-    if not degrees:
-        return 0
-    return int(round(float(degrees) / 90.0)) % 4 * 90
 
 
 def decord_available() -> bool:
@@ -279,7 +273,7 @@ def probe_video(path: str | os.PathLike) -> VideoProbe:
             first = next(container.decode(stream), None)
             if first is None:
                 raise VideoDecodeError(f"cannot decode {name}: no video frames")
-            rotation = _frame_rotation(first, stream)
+            rotation = frame_rotation(first, stream)
             pixels = first.to_ndarray(format="rgb24") if rotation else None
             return VideoProbe(int(first.width), int(first.height), rotation, stream.codec_context.name, pixels)
     except _av_errors() as err:
@@ -408,7 +402,7 @@ class PyAVSource(FrameSource):
 
     def _to_rgb(self, frame: Any) -> np.ndarray:
         if self._rotation_unknown:  # the first frame's display matrix stands for the video
-            self.rotation = _frame_rotation(frame, self._stream)
+            self.rotation = frame_rotation(frame, self._stream)
             self._rotation_unknown = False
         size = scaled_size(frame.width, frame.height, self.short_side)
         if size is None:
@@ -425,17 +419,6 @@ def _video_stream(container: Any, name: str) -> Any:
     if not container.streams.video:
         raise VideoDecodeError(f"cannot decode {name}: no video stream")
     return container.streams.video[0]
-
-
-def _frame_rotation(frame: Any, stream: Any) -> int:
-    """The frame's display-matrix rotation, else the stream's old ``rotate`` tag (clockwise)."""
-    rotation = getattr(frame, "rotation", 0)
-    if not rotation and stream is not None:
-        try:
-            rotation = -float(stream.metadata.get("rotate", 0))
-        except (TypeError, ValueError):
-            rotation = 0
-    return normalise_rotation(rotation)
 
 
 def _av_errors() -> tuple[type[BaseException], ...]:

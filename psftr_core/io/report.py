@@ -43,6 +43,7 @@ from urllib.parse import quote
 
 from psftr_core.io.atomic import write_text
 from psftr_core.io.formats.base import detection_dicts
+from psftr_core.io.video_rotation import frame_rotation
 
 DEFAULT_TITLE = "psftr detections"
 POSTER_WIDTH = 320  # px, the poster JPEG's width at most (a narrower video keeps its own)
@@ -147,21 +148,9 @@ def _poster_image(path: Path, duration: float | None) -> Any:
         image = frame.to_image()
         if abs(aspect - 1.0) > 1e-3:
             image = image.resize((max(1, round(image.width * aspect)), image.height))
-        image = _upright(image, _display_rotation(frame, stream))
+        image = _upright(image, frame_rotation(frame, stream))
     width = min(POSTER_WIDTH, image.width)
     return image.resize((width, max(1, round(image.height * width / image.width))))
-
-
-def _display_rotation(frame: Any, stream: Any) -> int:
-    """Degrees counter-clockwise (0, 90, 180, 270) that a player turns the frames: the
-    frame's display matrix, else the stream's old ``rotate`` tag (clockwise)."""
-    degrees = getattr(frame, "rotation", 0)
-    if not degrees:
-        try:
-            degrees = -float(stream.metadata.get("rotate", 0) or 0)
-        except (TypeError, ValueError):  # a tag that is no number: as none
-            degrees = 0
-    return int(round(degrees / 90.0)) % 4 * 90
 
 
 def _upright(image: Any, rotation: int) -> Any:
