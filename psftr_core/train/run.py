@@ -446,6 +446,7 @@ def train(request: TrainRequest, on_progress: TrainProgressCallback | None = Non
     towers = {index: (class_text_tower(dataset, split.seen, request.clip),
                       class_text_tower(dataset, split.unseen, request.clip) if request.eval_every else None)
               for index, split in splits.items()}
+    class_prompt(cfg.data, dataset)  # a descriptions file that cannot be read: refused before RUN_DIR is touched
     every_split = parse_split_index(request.split_index) is None
     run_dirs = split_run_dirs(root, indices, every_split)
     # The one lock on the root covers every split_K; only rank 0 writes, so only it locks.

@@ -34,6 +34,7 @@ import pytest
 
 import fault_cases_checkpoints
 import fault_cases_data
+import fault_cases_new_options
 import fault_cases_paths
 import fault_cases_rundir
 import fault_cases_settings
@@ -43,7 +44,8 @@ from bad_input_cases import FFMPEG_LOG_LINE, RAW_TEXT, Case, Result, Scene, expa
 
 # issue 27's rows live in one module per mechanism
 CASES = [*BASE_CASES, *(case for module in (fault_cases_streams, fault_cases_settings, fault_cases_rundir,
-                                            fault_cases_checkpoints, fault_cases_data, fault_cases_paths)
+                                            fault_cases_checkpoints, fault_cases_data, fault_cases_paths,
+                                            fault_cases_new_options)
                         for case in module.CASES)]
 
 FIFO_GUARD_SECONDS = 30
