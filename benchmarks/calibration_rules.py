@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchmarks import zero_shot  # the benchmark's settings, tasks and worker pool
-from benchmarks.calibration_variants import BEFORE, VARIANTS, shipped_combination
+from benchmarks.calibration_variants import BEFORE, CROSS_FIT, VARIANTS, shipped_combination
 from benchmarks.history import CRITERION_POINTS, cells_within, portable_command
 
 RESULT_FILE = "rules_result.json"
@@ -97,7 +97,7 @@ def _recalibrate_fresh(job: dict) -> dict:
     run = calibration.CalibrationRun(dataset, dataset.split(task["ratio"], task["split"]), cfg, "cpu",
                                      default_tious(ckpt.get("preset")))
     return calibration.calibrate(run, seed=seed_everything, held_out_fraction=job["held_out_fraction"],
-                                 among_seen=job["among_seen"])
+                                 among_seen=job["among_seen"], folds=(job.get("fold", 0),))
 
 
 # ----------------------------------------------------------------------------- rules
@@ -125,7 +125,7 @@ def rule_argmax(record: dict) -> Any:
     """The shipped rule before this study: best held-out average mAP, ties to the simplest."""
     from psftr_core.train.calibration import choose
 
-    return choose({_candidate(r): r["average_map"] for r in record["grid"]})
+    return choose({_candidate(r): r["average_map"] for r in record["grid"]}, margin=0.0)
 
 
 def rule_one_se(record: dict, keep: Callable[[Any], bool] = lambda c: True) -> Any:
@@ -176,6 +176,30 @@ def rule_mean_rank(record: dict) -> Any:
     return min((c for c, r in zip(cands, ranks) if r <= best + 1e-9), key=lambda c: c.simplicity())
 
 
+def rule_prior(record: dict, margin: float) -> Any:
+    """Shrinkage toward the prior choice (``calibration.PRIOR_CHOICE``, CLIP contrast): it stays
+    unless the argmax beats it on the held-out classes by more than ``margin`` (average mAP)."""
+    from psftr_core.train.calibration import choose
+
+    return choose({_candidate(r): r["average_map"] for r in record["grid"]}, margin=margin)
+
+
+def cross_fit_record(records: list[dict]) -> dict:
+    """One record from the records of disjoint held-out folds: per grid setting the mean of
+    their held-out average mAPs, per-class APs of all folds' classes together."""
+    rows = {}
+    for record in records:
+        for row in record["grid"]:
+            rows.setdefault(_candidate(row), []).append(row)
+    grid = [{**found[0], "average_map": float(np.mean([r["average_map"] for r in found])),
+             "per_class": {f"{i}:{name}": ap for i, r in enumerate(found) for name, ap in r["per_class"].items()}}
+            for found in rows.values() if len(found) == len(records)]
+    classes = [f"{i}:{name}" for i, record in enumerate(records) for name in record["held_out_classes"]]
+    return {"held_out_classes": classes, "grid": grid}
+
+
+PRIOR_MARGINS = (0.01, 0.02, 0.03, 0.05)
+
 RULES: dict[str, Callable[[dict], Any]] = {
     "argmax": rule_argmax,
     "paired 1-SE": rule_one_se,
@@ -183,6 +207,8 @@ RULES: dict[str, Callable[[dict], Any]] = {
     "coarse grid, paired 1-SE": lambda r: rule_one_se(r, _coarse),
     "mean rank": rule_mean_rank,
     "table rows": rule_table_rows,
+    **{f"prior CLIP contrast, margin {100 * m:g}": (lambda r, m=m: rule_prior(r, m)) for m in PRIOR_MARGINS},
+    "always CLIP contrast": lambda r: rule_prior(r, np.inf),
 }
 
 
@@ -201,7 +227,11 @@ def report(results: list[dict]) -> tuple[str, dict]:
     cells: dict[str, list[dict]] = {}
     for r in sorted(results, key=lambda r: (r["data_seed"], r["transfer"], r["ratio"], r["split"])):
         cells.setdefault(f"{r['data_seed']}/{r['transfer']:g}/{r['ratio'].replace('_', '/')}", []).append(r)
-    variants = [v for v in VARIANTS if all(v in r["records"] for r in results)]
+    for r in results:
+        for name, parts in CROSS_FIT.items():
+            if all(p in r["records"] for p in parts) and not any(r["records"][p].get("skipped") for p in parts):
+                r["records"][name] = cross_fit_record([r["records"][p] for p in parts])
+    variants = [v for v in [*VARIANTS, *CROSS_FIT] if all(v in r["records"] for r in results)]
     numbers: dict[str, dict[str, dict]] = {}
     best_fixed = {}
     for cell, runs in cells.items():
@@ -235,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--transfers", default="0,0.5,1")
+    parser.add_argument("--variants", default="", help="calibration variants to run, separated by ';' "
+                        "(default: all)")
     parser.add_argument("--json", default="", help="also save the raw numbers here")
     parser.add_argument("--markdown", default=str(zero_shot.REPO / "docs" / "calibration_rules.md"),
                         help="where to write the report ('' = nowhere)")
@@ -269,8 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         results.append({**result, "records": {}})
         print(f"[{done}/{len(tasks)}] data seed {result['data_seed']} transfer {result['transfer']:g} "
               f"{result['ratio']} split {result['split']} ({result['train_seconds']:.0f} s)", flush=True)
-    jobs = [{"task": task, "variant": name, "held_out_fraction": v.held_out_fraction, "among_seen": v.among_seen}
-            for name, v in VARIANTS.items() for task in tasks]
+    wanted = [v.strip() for v in args.variants.split(";")] if args.variants else list(VARIANTS)
+    unknown = [v for v in wanted if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    jobs = [{"task": task, "variant": name, "held_out_fraction": v.held_out_fraction, "among_seen": v.among_seen,
+             "fold": v.fold} for name, v in VARIANTS.items() if name in wanted for task in tasks]
     for done, (job, record) in enumerate(zip(jobs, zero_shot._map(_recalibrate, jobs, args.jobs)), 1):
         results[tasks.index(job["task"])]["records"][job["variant"]] = record
         print(f"[{done}/{len(jobs)}] recalibrated {job['variant']}: {job['task']['run_dir']}", flush=True)

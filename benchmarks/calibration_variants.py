@@ -21,6 +21,7 @@ class Variant:
     held_out_fraction: float
     among_seen: bool
     words: str
+    fold: int = 0  # which held-out class fold (calibration.hold_out)
 
 
 VARIANTS = {
@@ -31,26 +32,50 @@ VARIANTS = {
     "half held out": Variant(0.5, False, "half the seen classes held out, scored among themselves"),
     "half held out, seen vocabulary": Variant(0.5, True, "half the seen classes held out, scored among every "
                                                          "seen class"),
+    "seen vocabulary, fold 2": Variant(1 / 3, True, "as seen vocabulary with the next third of the seen "
+                                                    "classes held out (disjoint from the first; its own "
+                                                    "calibration model)", fold=1),
 }
+# Derived from two measured variants: each grid setting's held-out numbers averaged over both folds
+# (cross-fitting over disjoint held-out class folds; costs a second calibration model).
+CROSS_FIT = {"seen vocabulary, 2 folds": ("seen vocabulary", "seen vocabulary, fold 2")}
 BEFORE = "held-out vocabulary, argmax"  # what psftr train shipped before the study (its baseline)
 SHIPPED_RULE = "argmax"  # calibration.choose: the best held-out average mAP, ties to the simplest
 
 
 def calibration_defaults() -> dict:
-    """``calibration.calibrate``'s measurement arguments as ``psftr train`` calls it
-    (their defaults): ``{"held_out_fraction": ..., "among_seen": ...}``."""
+    """How ``psftr train`` calibrates now: ``calibration.calibrate``'s measurement arguments
+    (their defaults, ``{"held_out_fraction": ..., "among_seen": ...}``) and the config's
+    ``train.calibration_folds`` and ``train.calibration_prior_margin`` (``folds``, ``margin``)."""
+    from psftr_core.config import TrainConfig
     from psftr_core.train import calibration
 
     parameters = inspect.signature(calibration.calibrate).parameters
-    return {name: parameters[name].default for name in ("held_out_fraction", "among_seen")}
+    out = {name: parameters[name].default for name in ("held_out_fraction", "among_seen")}
+    train = TrainConfig()
+    return {**out, "folds": int(train.calibration_folds), "margin": float(train.calibration_prior_margin)}
+
+
+def rule_name(margin: float) -> str:
+    """The study's name of the pick rule with this prior margin (average mAP, a fraction)."""
+    if margin <= 0:
+        return SHIPPED_RULE
+    if margin >= 1:
+        return "always CLIP contrast"
+    return f"prior CLIP contrast, margin {100 * margin:g}"
 
 
 def shipped_combination() -> str | None:
-    """The study's name of what ``psftr train`` does now (``"<variant>, argmax"``); None
+    """The study's name of what ``psftr train`` does now (``"<variant>, <rule>"``); None
     when no variant of the study measures that way."""
     shipped = calibration_defaults()
+    rule = rule_name(shipped["margin"])
     for name, variant in VARIANTS.items():
-        if math.isclose(variant.held_out_fraction, shipped["held_out_fraction"]) and (
+        if variant.fold == 0 and math.isclose(variant.held_out_fraction, shipped["held_out_fraction"]) and (
                 variant.among_seen == shipped["among_seen"]):
-            return f"{name}, {SHIPPED_RULE}"
+            if shipped["folds"] == 1:
+                return f"{name}, {rule}"
+            for cross, parts in CROSS_FIT.items():
+                if parts[0] == name and len(parts) == shipped["folds"]:
+                    return f"{cross}, {rule}"
     return None

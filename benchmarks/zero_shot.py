@@ -84,6 +84,14 @@ RESULT_FILE = "benchmark_result.json"  # a finished task's scores, in its run fo
 ROW_ORDER = [LOCALIZER_ROW, PROBE_ROW, *ACTIONNESS_PROBE_ROWS, *FIXED_SCORINGS, DEFAULT_ROW]
 KNOB_WORDS = {0.0: "raw CLIP similarity informative", 0.5: "between",
               1.0: "raw similarity weak, a map learned on seen classes transfers"}
+# Data kinds besides the knob values: name -> (transfer, generator overrides, words). Designed
+# (and checked to be learnable: localizer and probes only) on development seed 1.
+EXTRA_KINDS: dict[str, tuple[float, dict[str, Any], str]] = {
+    "clutter": (0.5, {"instance_seconds": (1.5, 10.0), "instances_per_video": (3, 9), "foreground_weight": 0.25,
+                      "background_class_likeness": 0.95},
+                "transfer 0.5 with short actions, a weak class-agnostic actionness cue and background that "
+                "resembles the classes"),
+}
 
 
 @dataclass
@@ -91,7 +99,7 @@ class Settings:
     """What one benchmark run does (defaults: the full run)."""
 
     seed: int = 0
-    transfers: tuple[float, ...] = (0.0, 0.5, 1.0)
+    transfers: tuple[float | str, ...] = (0.0, 0.5, 1.0, "clutter")  # knob values and EXTRA_KINDS names
     ratios: tuple[str, ...] = ("75_25", "50_50")
     splits: int = 3
     epochs: int = 10
@@ -105,13 +113,16 @@ class Settings:
     finished_only: bool = False  # report the trainings an earlier run in --out finished; train nothing
     demo: bool = True  # also train the README's demo and compare it with the localizer
 
-    def synthetic_config(self, transfer: float) -> Any:
+    def synthetic_config(self, transfer: float | str) -> Any:
         from psftr_core.data.synthetic import SyntheticConfig
 
+        if isinstance(transfer, str) and transfer in EXTRA_KINDS:
+            knob, extra, _ = EXTRA_KINDS[transfer]
+            return SyntheticConfig(seed=self.seed, transfer=knob, **{**self.data, **extra})
         return SyntheticConfig(seed=self.seed, transfer=float(transfer), **self.data)
 
 
-QUICK = Settings(ratios=("75_25",), splits=1, epochs=6, variants=("PSFTR",),
+QUICK = Settings(transfers=(0.0, 0.5, 1.0), ratios=("75_25",), splits=1, epochs=6, variants=("PSFTR",),
                  data={"feature_dim": 128, "num_train_videos": 48, "num_test_videos": 24})
 
 
@@ -130,9 +141,31 @@ def add_synthetic_run_arguments(parser: Any, out: str, feature_dim: int) -> None
     parser.add_argument("--set", dest="overrides", action="append", default=[])
 
 
-def cell_key(transfer: float) -> str:
-    """JSON key of a knob value."""
+def cell_key(transfer: float | str) -> str:
+    """JSON key of a knob value or of an :data:`EXTRA_KINDS` name."""
+    if isinstance(transfer, str) and transfer in EXTRA_KINDS:
+        return transfer
     return f"{float(transfer):g}"
+
+
+def parse_kind(text: str) -> float | str:
+    """A ``--transfers`` item: a knob value or an :data:`EXTRA_KINDS` name."""
+    text = text.strip()
+    if text in EXTRA_KINDS:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise SystemExit(f"--transfers: {text!r} is neither a knob value nor one of {sorted(EXTRA_KINDS)}") from None
+
+
+def kind_title(transfer: float | str) -> str:
+    """Section title of a data kind, e.g. ``Transfer 0 (raw CLIP similarity informative)``."""
+    key = cell_key(transfer)
+    if key in EXTRA_KINDS:
+        return f"Data kind {key} ({EXTRA_KINDS[key][2]})"
+    words = KNOB_WORDS.get(float(key), "")
+    return f"Transfer {key}{f' ({words})' if words else ''}"
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -347,7 +380,7 @@ def run(settings: Settings, out_dir: Path, log: Callable[[str], None] = print) -
                 second.setdefault(row, [float("nan")] * settings.splits)[split] = 100.0 * value
         train_seconds.append(result["train_seconds"])
         calibration_seconds.append(result["calibration_seconds"])
-        log(f"[{done}/{len(tasks)}] transfer {transfer:g} {ratio} split {split} {result['variant']} seed "
+        log(f"[{done}/{len(tasks)}] transfer {cell_key(transfer)} {ratio} split {split} {result['variant']} seed "
             f"{result['seed']}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in result["scores"].items())
             + f"; chose {result['chosen']} ({result['train_seconds']:.0f} s)")
     demo = demo_check(out_dir) if settings.demo else None
@@ -513,6 +546,12 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}")
 
 
+def _default_model() -> Any:
+    from psftr_core.config import ModelConfig
+
+    return ModelConfig()
+
+
 def fixed_in_advance(settings: Settings) -> list[str]:
     """What was fixed before any unseen-class number was looked at."""
     from psftr_core.train import calibration
@@ -524,7 +563,7 @@ def fixed_in_advance(settings: Settings) -> list[str]:
         "Everything that decides a number on this page was fixed in code before any unseen-class number of "
         "this benchmark was computed, and nothing was changed after looking at them:",
         "",
-        f"- the data (generator defaults, knob values {', '.join(f'{t:g}' for t in settings.transfers)}), the "
+        f"- the data (generator defaults, knob values and kinds {', '.join(map(cell_key, settings.transfers))}), the "
         f"model and training settings above, the rows and the metric;",
         "- the calibration (`psftr_core/train/calibration.py`): held-out classes "
         f"{measured['held_out_fraction']:.2g} of the seen ones, "
@@ -532,16 +571,23 @@ def fixed_in_advance(settings: Settings) -> list[str]:
         f"{calibration.HELD_OUT_VIDEO_FRACTION:.0%} of the training videos, the grid w_c ∈ "
         f"{{{', '.join(f'{w:g}' for w in calibration.CONTRAST_WEIGHTS)}}} × w_r ∈ "
         f"{{{', '.join(f'{w:g}' for w in calibration.ROI_WEIGHTS)}}} × NMS {{{', '.join(calibration.NMS_CHOICES)}}}"
-        f" plus the localizer, the tie tolerance ({calibration.TIE_TOLERANCE:g} average mAP) and tie-break, and "
-        "the detect threshold rule;",
+        f" plus the localizer, the tie tolerance ({calibration.TIE_TOLERANCE:g} average mAP) and tie-break, "
+        + (f"{measured['folds']} disjoint held-out class folds averaged (cross-fitting), " if measured["folds"] > 1
+           else "one held-out class fold, ")
+        + (f"shrinkage toward the prior choice {calibration.PRIOR_CHOICE.name} (kept unless another setting leads "
+           f"it by more than {100 * measured['margin']:g} points on the held-out classes), " if measured["margin"] > 0
+           else "no prior choice (the held-out argmax), ")
+        + "and the detect threshold rule; the folds and the margin chosen by the [calibration study]"
+        "(calibration_rules.md) on development seeds;",
         "- the new default of each run is chosen by that calibration on held-out *seen* classes only; no "
         "unseen class is read during training or calibration (`tests/train/test_calibration.py`).",
         "- the actionness probes (`psftr_core/infer/probes.py`): λ = 10 for both ridge regressions (the "
         "issue's value), the localizer's grouping thresholds, NMS and top-k, and the segment score (outer-inner "
         "contrast, chosen on development data of generator seed 1, never on this page's seed 0);",
         "- the model's visual→text map (`model.use_visual_text_map`, on by default, snippet class loss "
-        "coefficient 1.0) and keeping text-to-vision on: decided on development data of generator seeds 1 and 2 "
-        "([transfer study](transfer_study.md)), before this run;",
+        "coefficient 1.0) and text-to-vision "
+        f"({'on' if _default_model().use_text_to_vision else 'off'} by default): decided on development data of "
+        "generator seeds 1 and 2 ([transfer study](transfer_study.md)), before this run;",
         "- the filter stage (`psftr_core/infer/filtering.py`) is the model's own (a checkpoint's `inference`, the "
         "localizer's NMS): merging the two earlier stages into one changed no evaluation number.",
         "",
@@ -706,9 +752,12 @@ def markdown(results: dict, settings: Settings, command: str, previous: dict | N
         "splits.json); mean ± population std over splits; comparisons paired per split.",
         f"- Data: `psftr_core.data.synthetic` defaults except feature_dim={data.feature_dim}, "
         f"{data.num_train_videos} training and {data.num_test_videos} test videos, {data.num_classes} classes, "
-        f"and the transfer knob tau ∈ {{{', '.join(f'{t:g}' for t in settings.transfers)}}} (one dataset per "
-        "value; everything but the class geometry is the same; all parameters in each dataset's "
-        "synthetic_config.json).",
+        f"and the transfer knob tau ∈ {{{', '.join(cell_key(t) for t in settings.transfers if cell_key(t) not in EXTRA_KINDS)}}} "
+        "(one dataset per value; everything but the class geometry is the same; all parameters in each dataset's "
+        "synthetic_config.json)"
+        + "".join(f"; data kind {cell_key(t)}: {EXTRA_KINDS[cell_key(t)][2]} "
+                  f"({', '.join(f'{k}={v}' for k, v in EXTRA_KINDS[cell_key(t)][1].items())})"
+                  for t in settings.transfers if cell_key(t) in EXTRA_KINDS) + ".",
         f"- Training: {settings.epochs} epochs, lr ×0.1 at epoch {max(1, settings.epochs - 2)}, seed "
         f"{settings.seed}, overrides `{overrides}`, calibration on (its model trains as long); last-epoch "
         f"checkpoints, CPU, one thread per training, {settings.jobs} trainings at a time; "
@@ -742,8 +791,7 @@ def markdown(results: dict, settings: Settings, command: str, previous: dict | N
     ]
     for transfer in settings.transfers:
         key = cell_key(transfer)
-        words = KNOB_WORDS.get(float(transfer), "")
-        lines += [f"## Transfer {key}{f' ({words})' if words else ''}", "",
+        lines += [f"## {kind_title(transfer)}", "",
                   *table_lines(results, key, settings.ratios), "",
                   "Findings (computed from the numbers):", "", *findings(results, key, settings.ratios), ""]
     noise = seed_noise_lines(results)
@@ -808,7 +856,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--splits", type=int, default=None, help="splits per ratio")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=None, help="trainings at a time (one thread each)")
-    parser.add_argument("--transfers", default=None, help="comma-separated knob values, e.g. 0,0.5,1")
+    parser.add_argument("--transfers", default=None,
+                        help="comma-separated knob values and data kinds, e.g. 0,0.5,1,clutter")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="extra config override for every training, e.g. model.hidden_dim=64 (repeatable)")
     parser.add_argument("--variants", default=None, help="comma-separated subset of: " + ", ".join(VARIANTS))
@@ -833,7 +882,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.variants:
         changes["variants"] = tuple(v.strip() for v in args.variants.split(","))
     if args.transfers:
-        changes["transfers"] = tuple(float(t) for t in args.transfers.split(","))
+        changes["transfers"] = tuple(parse_kind(t) for t in args.transfers.split(","))
     if args.no_second_seed:
         changes["second_seed"] = None
     if args.finished_only:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -261,3 +262,19 @@ def test_small_datasets_get_the_small_preset_which_is_the_demo_override():
     # examples/train_override.yaml (THUMOS14's preset with the demo's overrides) is the small preset
     override = Path(__file__).resolve().parents[1] / "examples" / "train_override.yaml"
     assert load_config(override) == small
+
+
+def test_paper_architecture_file_turns_both_departures_back():
+    default = preset("thumos14").model
+    assert default.use_visual_text_map and not default.use_text_to_vision  # psftr's two departures
+    paper = load_config(Path(__file__).resolve().parents[1] / "examples" / "paper_architecture.yaml").model
+    assert paper.use_text_to_vision and not paper.use_visual_text_map
+    assert dataclasses.replace(paper, use_text_to_vision=False, use_visual_text_map=True) == default
+
+
+def test_configs_saved_before_the_calibration_keys_keep_one_fold_and_no_prior():
+    data = config_to_dict(preset("thumos14"))
+    for key in ("calibration_folds", "calibration_prior_margin"):
+        del data["train"][key]
+    train = config_from_dict(data).train
+    assert (train.calibration_folds, train.calibration_prior_margin) == (1, 0.0)

@@ -164,11 +164,22 @@ def candidates(roi_allowed: bool = True) -> list[Candidate]:
     return found
 
 
-def choose(scores: dict[Candidate, float], tolerance: float = TIE_TOLERANCE) -> Candidate:
-    """The best candidate by average mAP; within ``tolerance`` of it, the simplest."""
+# The prior choice the calibration shrinks toward (train.calibration_prior_margin): CLIP
+# contrast, the best fixed scoring in 8 of 12 cells of development data (docs/calibration_rules.md).
+PRIOR_CHOICE = Candidate("psftr", 1.0, 0.0, "all")
+
+
+def choose(scores: dict[Candidate, float], tolerance: float = TIE_TOLERANCE, margin: float = 0.0,
+           prior: Candidate = PRIOR_CHOICE) -> Candidate:
+    """The best candidate by average mAP; within ``tolerance`` of it, the simplest. With a
+    ``margin`` > 0, ``prior`` (when scored) stays unless that pick beats it by more than
+    ``margin`` (shrinkage toward a prior choice: a noisy held-out lead must be large)."""
     best = max(scores.values())
     tied = [c for c, value in scores.items() if value >= best - tolerance]
-    return min(tied, key=Candidate.simplicity)
+    pick = min(tied, key=Candidate.simplicity)
+    if margin > 0 and prior in scores and scores[pick] - scores[prior] <= margin:
+        return prior
+    return pick
 
 
 # ------------------------------------------------------------------ held-out classes and videos
@@ -185,19 +196,22 @@ class HeldOut:
 
 
 def hold_out(seen: Sequence[str], records: Sequence[Any], seed: int,
-             fraction: float = HELD_OUT_CLASS_FRACTION) -> HeldOut | str:
+             fraction: float = HELD_OUT_CLASS_FRACTION, fold: int = 0) -> HeldOut | str:
     """Held-out classes and videos (module docstring, step 1), or why there are none.
 
     ``records``: the split's training videos (``VideoRecord``s, seen-class annotations);
-    ``fraction``: of the seen classes to hold out. Deterministic in (``seed``, the class
-    names, the video ids).
+    ``fraction``: of the seen classes to hold out. ``fold`` k takes the k-th block of
+    that many classes of the same permutation (wrapping around), so folds 0, 1, ... are
+    disjoint while they fit (cross-fitting). Deterministic in (``seed``, ``fold``, the
+    class names, the video ids).
     """
     names = sorted(seen)
     if len(names) < 2:
         return "a split with fewer than two seen classes has none to hold out"
     rng = np.random.default_rng(int(seed))
     count = min(len(names) - 1, max(1, round(len(names) * fraction)))
-    held = sorted(names[i] for i in rng.permutation(len(names))[:count])
+    order = rng.permutation(len(names))
+    held = sorted(names[order[(fold * count + i) % len(names)]] for i in range(count))
     held_set = set(held)
     ordered = sorted(records, key=lambda r: r.video_id)
     holders = [r for r in ordered if any(a.label in held_set for a in r.annotations)]
@@ -360,73 +374,153 @@ class CalibrationRun:
 
 def calibrate(run: CalibrationRun, dist: DistributedContext | None = None, reporter: Any | None = None,
               seed: Callable[[int], None] | None = None, held_out_fraction: float = HELD_OUT_CLASS_FRACTION,
-              among_seen: bool = True) -> dict:
+              among_seen: bool = True, folds: Sequence[int] | None = None) -> dict:
     """Calibrate ``run`` (module docstring, steps 1-5); returns :func:`calibration_record`
     (with ``skipped`` = the reason when calibration was not possible). Every rank calls
-    it; rank 0 scores, the others receive its record. ``held_out_fraction`` and
-    ``among_seen`` (:func:`hold_out`, :func:`scoring_vocabulary`) are there for the
-    comparison in ``benchmarks/calibration_rules.py``; ``psftr train`` keeps the defaults."""
+    it; rank 0 scores, the others receive its record.
+
+    ``folds``: the held-out class folds to measure (:func:`hold_out`), default the first
+    ``train.calibration_folds``; each trains its own calibration model, and each
+    setting's held-out mAP is the mean over the folds (cross-fitting). A fold that cannot
+    hold out is left out. ``held_out_fraction``, ``among_seen`` and ``folds`` are there
+    for the comparison in ``benchmarks/calibration_rules.py``."""
     dist = dist or DistributedContext()
     started = time.time()
-    cfg, split = run.cfg, run.split
-    held = hold_out(split.seen, run.dataset.train_videos(split), cfg.train.seed, held_out_fraction)
-    if isinstance(held, str):
-        return skipped_record(run, held)
-    ccfg = calibration_config(cfg)
-    windows = WindowDataset(run.dataset, held.train_videos, held.train_classes, windowing_from_config(cfg.data),
-                            training=True)
-    if len(windows) == 0:
-        return skipped_record(run, "no training window holds an instance of the classes left for the calibration model")
-    prompt = class_prompt(cfg.data, run.dataset)
-    text = class_text(run.dataset, held.train_classes, run.text_tower, prompt, run.text_cache_dir)
-    model, losses = train_calibration_model(ccfg, windows, text.to(run.device), run.device, dist, reporter, seed)
+    cfg = run.cfg
+    folds = tuple(range(int(cfg.train.calibration_folds))) if folds is None else tuple(folds)
+    measured, reasons = [], []
+    for fold in folds:
+        found = _measure_fold(run, dist, reporter, seed, held_out_fraction, among_seen, fold)
+        (reasons if isinstance(found, str) else measured).append(found)
+    if not measured:
+        return skipped_record(run, reasons[0])
     record = None
     if dist.is_main:
-        vocabulary = scoring_vocabulary(held, among_seen)
-        vocabulary_text = class_text(run.dataset, vocabulary, run.text_tower, prompt, run.text_cache_dir)
-        videos, length = held_out_videos(run.dataset, held, cfg.data)
-        grid = candidates(roi_allowed=cfg.model.feature_dim == cfg.model.text_dim)
-        predictions = grid_predictions(model, cfg.model, cfg.inference, grid, videos, vocabulary_text, vocabulary,
-                                       length, cfg.train.batch_size, run.device)
-        truth = held_out_ground_truth(held)
-        results = score_grid(predictions, truth, held.classes, run.tious)
-        chosen = choose({c: r.average for c, r in results.items()})
-        threshold, f1 = best_f1_threshold(truth, only_classes(predictions[chosen], held.classes))
-        record = calibration_record(run, held, vocabulary, ccfg.train.epochs, results, chosen, threshold, f1,
-                                    losses, time.time() - started)
+        results = _mean_over_folds([m.results for m in measured])
+        chosen = choose({c: r.average for c, r in results.items()}, margin=float(cfg.train.calibration_prior_margin))
+        truth, predictions = {}, {}
+        for i, m in enumerate(measured):  # a video held out in two folds counts once per fold
+            tag = "" if len(measured) == 1 else f"{i}:"
+            truth.update({tag + v: g for v, g in m.truth.items()})
+            predictions.update({tag + v: d for v, d in only_classes(m.predictions[chosen], m.held.classes).items()})
+        threshold, f1 = best_f1_threshold(truth, predictions)
+        record = calibration_record(run, measured, results, chosen, threshold, f1, time.time() - started)
         log_record(record)
     return dist.broadcast_object(record)
 
 
-def calibration_record(run: CalibrationRun, held: HeldOut, vocabulary: Sequence[str], epochs: int,
-                       results: dict[Candidate, Any],
-                       chosen: Candidate, threshold: float | None, f1: float, losses: Sequence[float],
-                       seconds: float) -> dict:
-    """The stored calibration (plain types: checkpoints load it with ``weights_only``)."""
-    grid = [{**c.to_dict(), "average_map": float(r.average), "mAP": [float(x) for x in r.mAP],
+@dataclass
+class FoldMeasure:
+    """One held-out fold's calibration model scored (rank 0; None elsewhere)."""
+
+    fold: int
+    held: HeldOut
+    vocabulary: list[str]
+    epochs: int
+    losses: list[float]
+    results: dict[Candidate, Any] | None
+    predictions: dict[Candidate, dict[str, list[dict]]] | None
+    truth: dict[str, list[dict]] | None
+
+
+def _measure_fold(run: CalibrationRun, dist: DistributedContext, reporter: Any | None,
+                  seed: Callable[[int], None] | None, held_out_fraction: float, among_seen: bool,
+                  fold: int) -> FoldMeasure | str:
+    """Train fold ``fold``'s calibration model and score the grid with it, or why it cannot."""
+    cfg, split = run.cfg, run.split
+    held = hold_out(split.seen, run.dataset.train_videos(split), cfg.train.seed, held_out_fraction, fold)
+    if isinstance(held, str):
+        return held
+    ccfg = calibration_config(cfg)
+    windows = WindowDataset(run.dataset, held.train_videos, held.train_classes, windowing_from_config(cfg.data),
+                            training=True)
+    if len(windows) == 0:
+        return "no training window holds an instance of the classes left for the calibration model"
+    prompt = class_prompt(cfg.data, run.dataset)
+    text = class_text(run.dataset, held.train_classes, run.text_tower, prompt, run.text_cache_dir)
+    model, losses = train_calibration_model(ccfg, windows, text.to(run.device), run.device, dist, reporter, seed)
+    vocabulary = scoring_vocabulary(held, among_seen)
+    if not dist.is_main:
+        return FoldMeasure(fold, held, vocabulary, ccfg.train.epochs, losses, None, None, None)
+    vocabulary_text = class_text(run.dataset, vocabulary, run.text_tower, prompt, run.text_cache_dir)
+    videos, length = held_out_videos(run.dataset, held, cfg.data)
+    grid = candidates(roi_allowed=cfg.model.feature_dim == cfg.model.text_dim)
+    predictions = grid_predictions(model, cfg.model, cfg.inference, grid, videos, vocabulary_text, vocabulary,
+                                   length, cfg.train.batch_size, run.device)
+    truth = held_out_ground_truth(held)
+    return FoldMeasure(fold, held, vocabulary, ccfg.train.epochs, losses,
+                       score_grid(predictions, truth, held.classes, run.tious), predictions, truth)
+
+
+@dataclass
+class FoldMean:
+    """A grid setting's held-out result averaged over folds (``EvalResult``'s fields used here)."""
+
+    average: float
+    mAP: list[float]
+    per_class: dict[str, Any]
+
+
+def _mean_over_folds(results: Sequence[dict[Candidate, Any]]) -> dict[Candidate, Any]:
+    """Per candidate: one fold's ``EvalResult`` as it is, several averaged (per-class APs of all folds)."""
+    if len(results) == 1:
+        return results[0]
+    out = {}
+    for candidate in results[0]:
+        found = [r[candidate] for r in results]
+        per_class = {}
+        for r in found:
+            per_class.update(r.per_class)
+        out[candidate] = FoldMean(float(np.mean([r.average for r in found])),
+                                  [float(x) for x in np.mean([np.asarray(r.mAP, float) for r in found], axis=0)],
+                                  per_class)
+    return out
+
+
+def _grid_rows(results: dict[Candidate, Any]) -> list[dict]:
+    return [{**c.to_dict(), "average_map": float(r.average), "mAP": [float(x) for x in r.mAP],
              "per_class": {name: float(np.mean(aps)) for name, aps in r.per_class.items()}}
             for c, r in results.items()]
-    best = results[chosen]
-    return {
+
+
+def calibration_record(run: CalibrationRun, measured: Sequence[FoldMeasure], results: dict[Candidate, Any],
+                       chosen: Candidate, threshold: float | None, f1: float, seconds: float) -> dict:
+    """The stored calibration (plain types: checkpoints load it with ``weights_only``).
+
+    With one fold its held-out classes, videos and losses; with several, those of every
+    fold together at the top and each fold's own (and its grid) under ``folds``; ``grid``
+    holds the means over folds that the choice read."""
+    first = measured[0]
+    videos = list(dict.fromkeys(r.video_id for m in measured for r in m.held.videos))
+    record = {
         **record_header(run),
         "skipped": None,
-        "held_out_classes": list(held.classes),
-        "train_classes": list(held.train_classes),
-        "held_out_videos": [r.video_id for r in held.videos],
-        "vocabulary": list(vocabulary),
-        "train_videos": len(held.train_videos),
-        "epochs": int(epochs),
-        "train_losses": [float(x) for x in losses],
+        "held_out_classes": [c for m in measured for c in m.held.classes],
+        "train_classes": list(first.held.train_classes),
+        "held_out_videos": videos,
+        "vocabulary": list(first.vocabulary),
+        "train_videos": len(first.held.train_videos),
+        "epochs": int(first.epochs),
+        "train_losses": [float(x) for x in first.losses],
         "tious": [float(t) for t in run.tious],
         "tie_tolerance": TIE_TOLERANCE,
-        "grid": grid,
-        "chosen": {**chosen.to_dict(), "average_map": float(best.average)},
+        "prior_margin": float(run.cfg.train.calibration_prior_margin),
+        "prior": PRIOR_CHOICE.name,
+        "grid": _grid_rows(results),
+        "chosen": {**chosen.to_dict(), "average_map": float(results[chosen].average)},
         "inference": chosen.settings(),
         "score_threshold": threshold,
         "threshold_f1": float(f1),
         "threshold_rule": THRESHOLD_RULE,
         "seconds": round(float(seconds), 3),
     }
+    if len(measured) > 1:
+        record["folds"] = [{"fold": m.fold, "held_out_classes": list(m.held.classes),
+                            "train_classes": list(m.held.train_classes),
+                            "held_out_videos": [r.video_id for r in m.held.videos],
+                            "train_videos": len(m.held.train_videos), "train_losses": [float(x) for x in m.losses],
+                            "grid": _grid_rows(m.results)} for m in measured]
+    return record
 
 
 def record_header(run: CalibrationRun) -> dict:

@@ -65,6 +65,20 @@ def test_report_compares_each_pick_with_the_best_fixed_scoring(rules):
     assert numbers["held-out vocabulary, paired 1-SE"]["1/0/75/25"]["vs_best_fixed"] == pytest.approx(0.0)
 
 
+def test_prior_rule_and_cross_fitting_known_answers(rules):
+    grid = [_row(*MIX, {"x": 0.9, "y": 0.4, "z": 0.5}), _row(*CLIP, {"x": 0.6, "y": 0.5, "z": 0.4})]
+    record = _record(grid)  # the mix leads CLIP contrast by 0.6 - 0.5 = 10 points
+    assert rules.RULES["prior CLIP contrast, margin 5"](record).name == "w_c=0.75, w_r=0.5"
+    assert rules.RULES["prior CLIP contrast, margin 1"](record).name == "w_c=0.75, w_r=0.5"
+    assert rules.RULES["always CLIP contrast"](record).name == "CLIP contrast"
+    other = {"held_out_classes": ["u"], "grid": [_row(*MIX, {"u": 0.1}), _row(*CLIP, {"u": 0.5})]}
+    both = rules.cross_fit_record([record, other])
+    means = {rules._candidate(r).name: r["average_map"] for r in both["grid"]}
+    assert means == pytest.approx({"w_c=0.75, w_r=0.5": (0.6 + 0.1) / 2, "CLIP contrast": (0.5 + 0.5) / 2})
+    assert both["held_out_classes"] == ["0:x", "0:y", "0:z", "1:u"]
+    assert rules.rule_argmax(both).name == "CLIP contrast"
+
+
 def test_decision_takes_the_best_worst_cell_then_the_best_mean(rules):
     def cells(*diffs):
         return {f"c{i}": {"vs_best_fixed": d} for i, d in enumerate(diffs)}
@@ -84,8 +98,22 @@ def test_what_psftr_train_ships_is_read_from_the_calibration_code(rules, monkeyp
     from benchmarks import calibration_variants
 
     # calibrate()'s defaults: a third of the seen classes held out, scored among every seen class
-    assert calibration_variants.calibration_defaults() == {"held_out_fraction": 1 / 3, "among_seen": True}
+    from psftr_core.config import TrainConfig
+
+    shipped = calibration_variants.calibration_defaults()
+    assert {k: shipped[k] for k in ("held_out_fraction", "among_seen")} == {"held_out_fraction": 1 / 3,
+                                                                             "among_seen": True}
+    train = TrainConfig()
+    assert (shipped["folds"], shipped["margin"]) == (train.calibration_folds, train.calibration_prior_margin)
+    monkeypatch.setattr(calibration_variants, "calibration_defaults",
+                        lambda: {**shipped, "folds": 1, "margin": 0.0})
     assert calibration_variants.shipped_combination() == "seen vocabulary, argmax"
+    monkeypatch.setattr(calibration_variants, "calibration_defaults",
+                        lambda: {**shipped, "folds": 2, "margin": 0.02})
+    assert calibration_variants.shipped_combination() == "seen vocabulary, 2 folds, prior CLIP contrast, margin 2"
+    assert "seen vocabulary, 2 folds, prior CLIP contrast, margin 2" in {
+        f"{v}, {r}" for v in [*calibration_variants.VARIANTS, *calibration_variants.CROSS_FIT] for r in rules.RULES}
+    monkeypatch.undo()
     within = {"seen vocabulary, argmax": 8, "held-out vocabulary, argmax": 6}
     assert rules.shipped_words("seen vocabulary, argmax", within, 12) == "`psftr train` ships it."
     assert (rules.shipped_words("held-out vocabulary, argmax", within, 12)

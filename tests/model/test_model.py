@@ -255,10 +255,11 @@ ABLATIONS = [
 
 @pytest.mark.parametrize("changes, absent", ABLATIONS)
 def test_ablation_switch_removes_its_path(changes, absent):
-    full = {n for n, _ in PSFTR(tiny_config()).named_parameters()}
+    every_path = {"use_text_to_vision": True}  # off by default (docs/training.md); on here so each switch has a path
+    full = {n for n, _ in PSFTR(tiny_config(**every_path)).named_parameters()}
     for prefix in absent:
         assert any(prefix in n for n in full), f"{prefix} should exist in the full model"
-    model = tiny_model(**changes)
+    model = tiny_model(**{**every_path, **changes})
     names = [n for n, _ in model.named_parameters()]
     for prefix in absent:
         assert not any(prefix in n for n in names), f"{prefix} still present with {changes}"

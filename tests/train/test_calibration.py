@@ -89,6 +89,26 @@ def test_choose_takes_the_best_and_breaks_ties_towards_the_simplest():
     assert calibration.choose({localizer: 0.5, calibrated: 0.49}) == localizer
 
 
+def test_a_prior_margin_keeps_clip_contrast_unless_another_setting_leads_by_more():
+    prior, mix, localizer = calibration.PRIOR_CHOICE, Candidate("psftr", 0.75, 0.5), Candidate("localizer")
+    assert (prior.contrast_weight, prior.roi_weight, prior.nms) == (1.0, 0.0, "all")
+    scores = {prior: 0.25, mix: 0.375, localizer: 0.125}  # binary fractions: exact differences
+    assert calibration.choose(scores) == mix  # no margin: the argmax
+    assert calibration.choose(scores, margin=0.125) == prior  # a lead of exactly the margin is not enough
+    assert calibration.choose(scores, margin=0.12) == mix
+    assert calibration.choose({mix: 0.375, localizer: 0.125}, margin=0.5) == mix  # no prior scored: the argmax
+
+
+def test_held_out_folds_are_disjoint_blocks_of_one_permutation(tiny_data):
+    dataset = load_dataset(tiny_data)
+    split = dataset.split("75_25", 0)
+    records = dataset.train_videos(split)
+    first = calibration.hold_out(split.seen, records, seed=0)
+    assert calibration.hold_out(split.seen, records, seed=0, fold=0) == first  # fold 0 is the one-fold draw
+    folds = [calibration.hold_out(split.seen, records, seed=0, fold=k).classes for k in range(3)]
+    assert sorted(c for fold in folds for c in fold) == sorted(split.seen)  # 3 folds of 2 cover the 6 classes
+
+
 def test_scoring_override_resets_a_stored_contrast_weight():
     cfg = apply_overrides(preset("thumos14"), ["inference.contrast_weight=0.5"])
     assert apply_overrides(cfg, ["inference.scoring=model"]).inference.contrast_weight is None
@@ -288,6 +308,24 @@ def test_a_calibration_that_cannot_hold_out_is_skipped_and_changes_nothing(tiny_
     record = calibration.calibrate(calibration.CalibrationRun(dataset, one_seen, cfg, "cpu", (0.5,)))
     assert "fewer than two seen classes" in record["skipped"] and record["score_threshold"] is None
     assert calibration.calibrated_config(cfg, record) == cfg
+
+
+def test_two_folds_average_each_setting_over_disjoint_held_out_classes(tiny_data):
+    dataset = load_dataset(tiny_data)
+    split = dataset.split("75_25", 0)
+    cfg = apply_overrides(preset("thumos14"), TINY_OVERRIDES + ["model.feature_dim=32", "model.text_dim=32",
+                                                                "train.epochs=1", "train.calibration_folds=2"])
+    record = calibration.calibrate(calibration.CalibrationRun(dataset, split, cfg, "cpu", (0.5,)))
+    first, second = record["folds"]
+    assert (first["fold"], second["fold"]) == (0, 1)
+    assert not set(first["held_out_classes"]) & set(second["held_out_classes"])
+    assert record["held_out_classes"] == first["held_out_classes"] + second["held_out_classes"]
+    assert not set(record["held_out_classes"]) & set(split.unseen)
+    for row, one, two in zip(record["grid"], first["grid"], second["grid"]):
+        assert row["name"] == one["name"] == two["name"]
+        assert row["average_map"] == pytest.approx((one["average_map"] + two["average_map"]) / 2)
+    best = max(r["average_map"] for r in record["grid"])
+    assert record["chosen"]["average_map"] >= best - calibration.TIE_TOLERANCE  # chosen on the means
 
 
 SMALL = ["model.hidden_dim=64", "model.num_groups=8", "model.dim_feedforward=128", "model.dec_layers=3",
