@@ -169,8 +169,10 @@ class TrainConfig:
     # cross-fitting (psftr_core.train.calibration, docs/calibration_rules.md).
     calibration_folds: int = 1
     # Shrinkage toward the prior choice (CLIP contrast): another setting must beat it on the
-    # held-out classes by more than this much average mAP (a fraction: 0.02 = 2 points).
-    calibration_prior_margin: float = 0.0
+    # held-out classes by more than this much average mAP (a fraction: 0.02 = 2 points; 0 =
+    # the held-out argmax; 1 = always the prior, the calibration then sets detect's threshold).
+    # 1 by the calibration study on development data (docs/calibration_rules.md).
+    calibration_prior_margin: float = 1.0
     # Class dropout in [0, 1]: each step drops each seen class absent from the batch's ground
     # truth from the text vocabulary with this probability (psftr_core.train.vocabulary_dropout); 0 = off.
     vocab_dropout: float = 0.0

@@ -114,6 +114,9 @@ def test_what_psftr_train_ships_is_read_from_the_calibration_code(rules, monkeyp
     assert "seen vocabulary, 2 folds, prior CLIP contrast, margin 2" in {
         f"{v}, {r}" for v in [*calibration_variants.VARIANTS, *calibration_variants.CROSS_FIT] for r in rules.RULES}
     monkeypatch.undo()
+    # what ships now: one fold, margin 1 (always the prior), by docs/calibration_rules.md
+    assert calibration_variants.shipped_combination() == "seen vocabulary, always CLIP contrast"
+    monkeypatch.setattr(rules, "shipped_combination", lambda: "seen vocabulary, argmax")
     within = {"seen vocabulary, argmax": 8, "held-out vocabulary, argmax": 6}
     assert rules.shipped_words("seen vocabulary, argmax", within, 12) == "`psftr train` ships it."
     assert (rules.shipped_words("held-out vocabulary, argmax", within, 12)

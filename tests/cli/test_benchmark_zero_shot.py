@@ -31,11 +31,12 @@ def test_full_run_trains_every_cell_variant_and_the_seed_cell(bench, tmp_path):
     settings = bench.Settings()
     dirs = {bench.cell_key(t): tmp_path / f"d{t}" for t in settings.transfers}
     tasks = bench.make_tasks(settings, dirs, tmp_path)
-    assert len(tasks) == 3 * 2 * 3 * 5 + 3  # knob x ratio x split x variant, + 3 splits with seed 1
+    assert len(tasks) == 4 * 2 * 3 * 5 + 3  # (3 knobs + clutter) x ratio x split x variant, + 3 splits with seed 1
+    assert {t["transfer"] for t in tasks} == {0.0, 0.5, 1.0, "clutter"}
     assert {(t["transfer"], t["ratio"]) for t in tasks if t["seed"] == 1} == {(0.5, "75_25")}
     assert all("train.lr_drop_epochs=8" in t["overrides"] for t in tasks)
     assert len({t["run_dir"] for t in tasks}) == len(tasks)
-    quick = bench.make_tasks(bench.QUICK, dirs, tmp_path)
+    quick = bench.make_tasks(bench.QUICK, dirs, tmp_path)  # the knob values only
     assert [(t["transfer"], t["seed"]) for t in quick] == [(0.0, 0), (0.5, 0), (1.0, 0), (0.5, 1)]
 
 
@@ -223,3 +224,17 @@ def test_probe_criteria_compare_the_default_with_the_better_probe_and_the_best_f
     assert f"| 0.5 | 75/25 | 54.5 | {probe_b} 49.0 | 1.11 | yes | yes |" in bench.probe_criteria_lines(results, settings)
     del results["rows"][probe_a], results["rows"][probe_b]
     assert bench.probe_criteria_lines(results, settings) == []  # a run without the probes says nothing
+
+
+def test_the_clutter_kind_is_the_knob_value_with_its_generator_overrides(bench):
+    knob, extra, _ = bench.EXTRA_KINDS["clutter"]
+    config = bench.Settings().synthetic_config("clutter")
+    plain = bench.Settings().synthetic_config(knob)
+    assert config.transfer == plain.transfer == 0.5 and config.feature_dim == plain.feature_dim == 256
+    assert all(getattr(config, k) == v for k, v in extra.items()) and config != plain
+    assert bench.cell_key("clutter") == "clutter" and bench.cell_key(0.5) == "0.5"
+    assert [bench.parse_kind(t) for t in "0,clutter,1".split(",")] == [0.0, "clutter", 1.0]
+    with pytest.raises(SystemExit, match="neither a knob value"):
+        bench.parse_kind("cluttered")
+    assert bench.kind_title("clutter").startswith("Data kind clutter (transfer 0.5 with short actions")
+    assert bench.kind_title(0.0) == "Transfer 0 (raw CLIP similarity informative)"

@@ -335,21 +335,24 @@ SMALL = ["model.hidden_dim=64", "model.num_groups=8", "model.dim_feedforward=128
 
 # ~10 s. Sizes checked on data seeds 0, 1 and 2 (each passes); smaller data or fewer epochs do not
 # learn a map that transfers.
-def test_where_raw_similarity_is_weak_the_learned_logits_carry_the_class_decision(tmp_path):
+def test_where_raw_similarity_is_weak_the_learned_path_carries_the_class_decision(tmp_path):
     """Generator transfer 1: raw frame-text similarity is uninformative, a map learned on
-    seen classes transfers. The calibration must then keep the learned logits in the
-    default (w_c < 1, w_r < 1), and randomising ``class_proj`` must change its output."""
+    seen classes transfers. The default (CLIP contrast, read through the model's learned
+    visual→text map) must beat the raw-feature localizer on the held-out classes, the
+    held-out argmax (margin 0) must keep a learned path too, and randomising the learned
+    map must change the detections' labels."""
     data = make_tiny_dataset(tmp_path / "data", num_splits=1, transfer=1.0, train_videos=40, feature_dim=64,
                              num_classes=20, num_groups=5, video_seconds=(30.0, 60.0), instance_seconds=(2.0, 20.0),
                              instances_per_video=(2, 6))
     (result,) = run.train(request(data, tmp_path / "run", epochs=6, overrides=SMALL, calibrate=True, log_every=0))
     ckpt = load_checkpoint(result.checkpoint)
     record = ckpt["calibration"]
-    chosen = record["chosen"]
-    assert chosen["method"] == "psftr" and chosen["contrast_weight"] < 1 and chosen["roi_weight"] < 1, chosen
+    assert record["chosen"]["name"] == calibration.PRIOR_CHOICE.name == "CLIP contrast"  # margin 1: the prior
     by_name = {row["name"]: row["average_map"] for row in record["grid"]}
-    assert chosen["average_map"] > by_name["CLIP contrast"] and chosen["average_map"] > by_name[
-        "training-free localizer"]
+    assert by_name["CLIP contrast"] > by_name["training-free localizer"] + 0.05
+    argmax = calibration.choose({calibration.Candidate(r["method"], r["contrast_weight"], r["roi_weight"], r["nms"]):
+                                 r["average_map"] for r in record["grid"]}, margin=0.0)
+    assert argmax.method == "psftr"  # a learned path, never the raw-feature localizer
 
     dataset = load_dataset(data)
     model, cfg = build_model(ckpt)
@@ -357,8 +360,15 @@ def test_where_raw_similarity_is_weak_the_learned_logits_carry_the_class_decisio
     default = protocol.predict_split(model, cfg, dataset, split, None, "cpu")
     with torch.no_grad():
         torch.manual_seed(1)
-        torch.nn.init.normal_(model.class_proj.weight)
-        torch.nn.init.normal_(model.class_proj.bias)
+        torch.nn.init.normal_(model.visual_text_map.weight, std=0.2)
+        torch.nn.init.normal_(model.visual_text_map.bias, std=0.2)
     randomised = protocol.predict_split(model, cfg, dataset, split, None, "cpu")
     labels = [[d["label"] for d in default[v][:10]] for v in sorted(default)]
     assert labels != [[d["label"] for d in randomised[v][:10]] for v in sorted(randomised)]
+    truth = dataset.ground_truth(split)
+    tious = protocol.default_tious(ckpt.get("preset"))
+    from psftr_core.evaluation.detection_map import evaluate_detections
+
+    names = list(split.unseen)
+    trained = evaluate_detections(truth, default, tious=tious, classes=names).average
+    assert trained > evaluate_detections(truth, randomised, tious=tious, classes=names).average + 0.05
