@@ -46,30 +46,35 @@ SHIPPED_RULE = "argmax"  # calibration.choose: the best held-out average mAP, ti
 def calibration_defaults() -> dict:
     """How ``psftr train`` calibrates now: ``calibration.calibrate``'s measurement arguments
     (their defaults, ``{"held_out_fraction": ..., "among_seen": ...}``) and the config's
-    ``train.calibration_folds`` and ``train.calibration_prior_margin`` (``folds``, ``margin``)."""
+    ``train.calibration_folds``, ``train.calibration_prior_margin`` and
+    ``train.calibration_localizer_margin`` (``folds``, ``margin``, ``localizer_margin``)."""
     from psftr_core.config import TrainConfig
     from psftr_core.train import calibration
 
     parameters = inspect.signature(calibration.calibrate).parameters
     out = {name: parameters[name].default for name in ("held_out_fraction", "among_seen")}
     train = TrainConfig()
-    return {**out, "folds": int(train.calibration_folds), "margin": float(train.calibration_prior_margin)}
+    return {**out, "folds": int(train.calibration_folds), "margin": float(train.calibration_prior_margin),
+            "localizer_margin": float(train.calibration_localizer_margin)}
 
 
-def rule_name(margin: float) -> str:
-    """The study's name of the pick rule with this prior margin (average mAP, a fraction)."""
-    if margin <= 0:
+def rule_name(margin: float, localizer_margin: float | None = None) -> str:
+    """The study's name of the pick rule with these prior margins (average mAP, fractions;
+    ``localizer_margin`` None = ``margin``)."""
+    localizer = margin if localizer_margin is None else localizer_margin
+    if margin <= 0 and localizer <= 0:
         return SHIPPED_RULE
     if margin >= 1:
-        return "always CLIP contrast"
-    return f"prior CLIP contrast, margin {100 * margin:g}"
+        return "always CLIP contrast" + (f", localizer margin {100 * localizer:g}" if localizer < 1 else "")
+    return f"prior CLIP contrast, margin {100 * margin:g}" + (
+        f", localizer margin {100 * localizer:g}" if localizer != margin else "")
 
 
 def shipped_combination() -> str | None:
     """The study's name of what ``psftr train`` does now (``"<variant>, <rule>"``); None
     when no variant of the study measures that way."""
     shipped = calibration_defaults()
-    rule = rule_name(shipped["margin"])
+    rule = rule_name(shipped["margin"], shipped.get("localizer_margin"))
     for name, variant in VARIANTS.items():
         if variant.fold == 0 and math.isclose(variant.held_out_fraction, shipped["held_out_fraction"]) and (
                 variant.among_seen == shipped["among_seen"]):

@@ -102,7 +102,14 @@ def portable_command(args: Sequence[str], out_dir: str | None) -> str:
     """The command line as a page records it: the work folder ``out_dir`` (and paths in
     it) written as ``OUT_DIR``, so no path of the machine that ran it is published."""
     if not out_dir:
-        return " ".join(args)
+        return " ".join(map(_quoted, args))
     root = str(out_dir).rstrip("/")
-    return " ".join("OUT_DIR" + arg[len(root):].rstrip("/") if arg == root or arg.startswith(root + "/") else arg
-                    for arg in args)
+    return " ".join("OUT_DIR" + arg[len(root):].rstrip("/") if arg == root or arg.startswith(root + "/")
+                    else _quoted(arg) for arg in args)
+
+
+def _quoted(arg: str) -> str:
+    """``arg`` as a shell reads it back (quoted only when it has to be)."""
+    import shlex
+
+    return shlex.quote(arg)

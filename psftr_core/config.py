@@ -77,7 +77,8 @@ REMOVED_KEYS = {"data.feature_stride": "nothing read it; the frames per feature 
 RENAMED_VALUES = {("inference.scoring", "calibrated"): "contrast"}
 # Keys added after configs were first saved, with the value a saved config without them
 # meant (its model was built before the key existed): config_from_dict fills them in.
-ADDED_KEYS = {"model.use_visual_text_map": False, "train.calibration_folds": 1, "train.calibration_prior_margin": 0.0}
+ADDED_KEYS = {"model.use_visual_text_map": False, "train.calibration_folds": 1, "train.calibration_prior_margin": 0.0,
+              "train.calibration_localizer_margin": 0.0}
 
 
 @dataclass
@@ -173,6 +174,9 @@ class TrainConfig:
     # the held-out argmax; 1 = always the prior, the calibration then sets detect's threshold).
     # 1 by the calibration study on development data (docs/calibration_rules.md).
     calibration_prior_margin: float = 1.0
+    # The same for the training-free localizer: it replaces the prior when it leads by more
+    # than this (0.2 = 20 points: the smallest margin with no regret on development data).
+    calibration_localizer_margin: float = 0.2
     # Class dropout in [0, 1]: each step drops each seen class absent from the batch's ground
     # truth from the text vocabulary with this probability (psftr_core.train.vocabulary_dropout); 0 = off.
     vocab_dropout: float = 0.0

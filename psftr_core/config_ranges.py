@@ -49,6 +49,7 @@ RANGES: dict[str, Range] = {
     "train.seed": Range(-(2**63), 2**64 - 1),  # what torch.manual_seed accepts
     "train.calibration_epochs": _EPOCHS, "train.vocab_dropout": _FRACTION,
     "train.calibration_folds": Range(1, 3), "train.calibration_prior_margin": _FRACTION,
+    "train.calibration_localizer_margin": _FRACTION,
     "data.slice_size": Range(1, 65_536), "data.slice_overlap": _FRACTION_BELOW_1,
     "data.inference_slice_overlap": _FRACTION_BELOW_1, "data.resize_length": Range(1, 65_536),
     "data.min_instance_integrity": _OPEN_FRACTION,

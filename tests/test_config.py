@@ -274,7 +274,7 @@ def test_paper_architecture_file_turns_both_departures_back():
 
 def test_configs_saved_before_the_calibration_keys_keep_one_fold_and_no_prior():
     data = config_to_dict(preset("thumos14"))
-    for key in ("calibration_folds", "calibration_prior_margin"):
+    for key in ("calibration_folds", "calibration_prior_margin", "calibration_localizer_margin"):
         del data["train"][key]
     train = config_from_dict(data).train
-    assert (train.calibration_folds, train.calibration_prior_margin) == (1, 0.0)
+    assert (train.calibration_folds, train.calibration_prior_margin, train.calibration_localizer_margin) == (1, 0, 0)

@@ -252,6 +252,30 @@ def _text_overrides(prompts: Optional[List[str]], class_texts: Optional[Path], d
     return out
 
 
+def prior_note(record: dict) -> str | None:
+    """A line when the calibration kept its prior choice while another setting led on the
+    held-out classes (``train.calibration_prior_margin``), else None."""
+    margin, prior = record.get("prior_margin"), record.get("prior")
+    chosen, grid = record.get("chosen", {}), record.get("grid", [])
+    if not margin or chosen.get("name") != prior or not grid:
+        return None
+    best = max(grid, key=lambda row: row["average_map"])
+    lead = 100 * (best["average_map"] - chosen["average_map"])
+    if best["name"] == prior or lead <= 0.1:
+        return None
+    localizer = record.get("localizer_margin")
+    if best.get("method") == "localizer" and localizer is not None:
+        key, value = "train.calibration_localizer_margin", localizer
+        kept = f"keeps it unless the localizer leads by more than {100 * localizer:g} points"
+    else:
+        key, value = "train.calibration_prior_margin", margin
+        kept = ("always keeps it against the model's other settings" if margin >= 1
+                else f"keeps it unless another leads by more than {100 * margin:g} points")
+    return (f"note: {best['name']} led {prior} by {lead:.1f} points on the held-out classes; the calibration {kept} "
+            f"({key}={value:g}; with 3-5 held-out classes such leads did not hold on unseen ones, "
+            "docs/calibration_rules.md); evaluate --set tries any setting")
+
+
 def render_calibration(console: Any, record: dict, reused: bool, split: str) -> None:
     """The calibration of one split on ``console``: why it was skipped, or its grid as a
     table (best first, the chosen setting marked) and the choice."""
@@ -279,6 +303,9 @@ def render_calibration(console: Any, record: dict, reused: bool, split: str) -> 
     words = "no match: detect keeps its default" if threshold is None else f"{threshold:.4g}"
     console.print(f"calibration chose: {chosen['name']} (held-out classes: {', '.join(held)}); "
                   f"detect threshold {words}; {record.get('seconds', 0):.0f} s", markup=False)
+    note = prior_note(record)
+    if note:
+        console.print(note, markup=False)
     if chosen["method"] == "localizer":
         console.print("note: no scoring of the model beat the training-free localizer on the held-out classes, so "
                       "this checkpoint's evaluate and detect run the localizer (inference.method=localizer); "

@@ -170,16 +170,21 @@ PRIOR_CHOICE = Candidate("psftr", 1.0, 0.0, "all")
 
 
 def choose(scores: dict[Candidate, float], tolerance: float = TIE_TOLERANCE, margin: float = 0.0,
-           prior: Candidate = PRIOR_CHOICE) -> Candidate:
-    """The best candidate by average mAP; within ``tolerance`` of it, the simplest. With a
-    ``margin`` > 0, ``prior`` (when scored) stays unless that pick beats it by more than
-    ``margin`` (shrinkage toward a prior choice: a noisy held-out lead must be large)."""
+           prior: Candidate = PRIOR_CHOICE, localizer_margin: float | None = None) -> Candidate:
+    """The best candidate by average mAP; within ``tolerance`` of it, the simplest.
+
+    Shrinkage toward a prior choice (a noisy held-out lead must be large): when ``prior``
+    is scored, only candidates that beat it by more than their margin compete with it,
+    ``margin`` for the model's settings and ``localizer_margin`` (default: ``margin``) for
+    the training-free localizer. Margins of 0 give the plain argmax."""
+    if prior in scores and (margin > 0 or (localizer_margin or 0.0) > 0):
+        def needed(c: Candidate) -> float:
+            return margin if c.method != "localizer" or localizer_margin is None else localizer_margin
+
+        scores = {c: v for c, v in scores.items() if c == prior or v - scores[prior] > needed(c)}
     best = max(scores.values())
     tied = [c for c, value in scores.items() if value >= best - tolerance]
-    pick = min(tied, key=Candidate.simplicity)
-    if margin > 0 and prior in scores and scores[pick] - scores[prior] <= margin:
-        return prior
-    return pick
+    return min(tied, key=Candidate.simplicity)
 
 
 # ------------------------------------------------------------------ held-out classes and videos
@@ -397,7 +402,8 @@ def calibrate(run: CalibrationRun, dist: DistributedContext | None = None, repor
     record = None
     if dist.is_main:
         results = _mean_over_folds([m.results for m in measured])
-        chosen = choose({c: r.average for c, r in results.items()}, margin=float(cfg.train.calibration_prior_margin))
+        chosen = choose({c: r.average for c, r in results.items()}, margin=float(cfg.train.calibration_prior_margin),
+                        localizer_margin=float(cfg.train.calibration_localizer_margin))
         truth, predictions = {}, {}
         for i, m in enumerate(measured):  # a video held out in two folds counts once per fold
             tag = "" if len(measured) == 1 else f"{i}:"
@@ -505,6 +511,7 @@ def calibration_record(run: CalibrationRun, measured: Sequence[FoldMeasure], res
         "tious": [float(t) for t in run.tious],
         "tie_tolerance": TIE_TOLERANCE,
         "prior_margin": float(run.cfg.train.calibration_prior_margin),
+        "localizer_margin": float(run.cfg.train.calibration_localizer_margin),
         "prior": PRIOR_CHOICE.name,
         "grid": _grid_rows(results),
         "chosen": {**chosen.to_dict(), "average_map": float(results[chosen].average)},

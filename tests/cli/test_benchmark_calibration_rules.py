@@ -104,18 +104,20 @@ def test_what_psftr_train_ships_is_read_from_the_calibration_code(rules, monkeyp
     assert {k: shipped[k] for k in ("held_out_fraction", "among_seen")} == {"held_out_fraction": 1 / 3,
                                                                              "among_seen": True}
     train = TrainConfig()
-    assert (shipped["folds"], shipped["margin"]) == (train.calibration_folds, train.calibration_prior_margin)
+    assert (shipped["folds"], shipped["margin"], shipped["localizer_margin"]) == (
+        train.calibration_folds, train.calibration_prior_margin, train.calibration_localizer_margin)
     monkeypatch.setattr(calibration_variants, "calibration_defaults",
-                        lambda: {**shipped, "folds": 1, "margin": 0.0})
+                        lambda: {**shipped, "folds": 1, "margin": 0.0, "localizer_margin": 0.0})
     assert calibration_variants.shipped_combination() == "seen vocabulary, argmax"
     monkeypatch.setattr(calibration_variants, "calibration_defaults",
-                        lambda: {**shipped, "folds": 2, "margin": 0.02})
+                        lambda: {**shipped, "folds": 2, "margin": 0.02, "localizer_margin": 0.02})
     assert calibration_variants.shipped_combination() == "seen vocabulary, 2 folds, prior CLIP contrast, margin 2"
     assert "seen vocabulary, 2 folds, prior CLIP contrast, margin 2" in {
         f"{v}, {r}" for v in [*calibration_variants.VARIANTS, *calibration_variants.CROSS_FIT] for r in rules.RULES}
     monkeypatch.undo()
     # what ships now: one fold, margin 1 (always the prior), by docs/calibration_rules.md
-    assert calibration_variants.shipped_combination() == "seen vocabulary, always CLIP contrast"
+    assert calibration_variants.shipped_combination() == "seen vocabulary, always CLIP contrast, localizer margin 20"
+    assert "always CLIP contrast, localizer margin 20" in rules.RULES
     monkeypatch.setattr(rules, "shipped_combination", lambda: "seen vocabulary, argmax")
     within = {"seen vocabulary, argmax": 8, "held-out vocabulary, argmax": 6}
     assert rules.shipped_words("seen vocabulary, argmax", within, 12) == "`psftr train` ships it."

@@ -93,6 +93,26 @@ def test_calibration_table_title_says_one_class(capsys):
     assert "2 held-out seen classes, 2 held-out training videos\n" in buffer.getvalue()
 
 
+def test_a_kept_prior_says_which_setting_led_on_the_held_out_classes():
+    from psftr_cli.commands.train import prior_note
+
+    grid = [{"name": "CLIP contrast", "average_map": 0.40}, {"name": "learned logits", "average_map": 0.45}]
+    record = {"prior_margin": 1.0, "prior": "CLIP contrast", "grid": grid,
+              "chosen": {"name": "CLIP contrast", "average_map": 0.40}}
+    note = prior_note(record)
+    assert note.startswith("note: learned logits led CLIP contrast by 5.0 points on the held-out classes; "
+                           "the calibration always keeps it against the model's other settings "
+                           "(train.calibration_prior_margin=1;")
+    localizer_led = {**record, "localizer_margin": 0.2,
+                     "grid": [grid[0], {"name": "training-free localizer", "method": "localizer", "average_map": 0.5}]}
+    assert "keeps it unless the localizer leads by more than 20 points (train.calibration_localizer_margin=0.2;" in (
+        prior_note(localizer_led))
+    assert "keeps it unless another leads by more than 10 points" in prior_note({**record, "prior_margin": 0.1})
+    assert prior_note({**record, "prior_margin": 0.0}) is None  # the argmax: nothing was kept
+    assert prior_note({**record, "grid": grid[:1]}) is None  # the prior led anyway
+    assert prior_note({"grid": grid, "chosen": {"name": "learned logits"}}) is None  # a record before the prior
+
+
 def test_train_progress_says_one_epoch():
     from psftr_cli.commands.train import TrainProgress
 

@@ -97,6 +97,13 @@ def test_a_prior_margin_keeps_clip_contrast_unless_another_setting_leads_by_more
     assert calibration.choose(scores, margin=0.125) == prior  # a lead of exactly the margin is not enough
     assert calibration.choose(scores, margin=0.12) == mix
     assert calibration.choose({mix: 0.375, localizer: 0.125}, margin=0.5) == mix  # no prior scored: the argmax
+    # the shipped rule: the model's settings never replace the prior, the localizer does when 20 points ahead
+    ahead = {prior: 0.25, mix: 0.5, localizer: 0.5}
+    assert calibration.choose(ahead, margin=1.0, localizer_margin=0.2) == localizer
+    assert calibration.choose({**ahead, localizer: 0.375}, margin=1.0, localizer_margin=0.2) == prior
+    assert calibration.choose(ahead, margin=1.0) == prior  # the localizer margin defaults to the margin
+    tied = {prior: 0.25, Candidate("psftr", 0.0, 0.0): 0.25}
+    assert calibration.choose(tied) == Candidate("psftr", 0.0, 0.0)  # margins 0: the plain argmax and its tie-break
 
 
 def test_held_out_folds_are_disjoint_blocks_of_one_permutation(tiny_data):
