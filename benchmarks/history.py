@@ -100,16 +100,20 @@ def history_lines(sentences: Sequence[str]) -> list[str]:
 
 def portable_command(args: Sequence[str], out_dir: str | None) -> str:
     """The command line as a page records it: the work folder ``out_dir`` (and paths in
-    it) written as ``OUT_DIR``, so no path of the machine that ran it is published."""
-    if not out_dir:
-        return " ".join(map(_quoted, args))
-    root = str(out_dir).rstrip("/")
-    return " ".join("OUT_DIR" + arg[len(root):].rstrip("/") if arg == root or arg.startswith(root + "/")
-                    else _quoted(arg) for arg in args)
+    it) written as ``OUT_DIR``, other absolute paths relative to the working directory
+    when inside it, else as ``PATH/<name>``, so no path of the machine that ran it is
+    published."""
+    root = str(out_dir).rstrip("/") if out_dir else None
+    return " ".join(_portable(arg, root) for arg in args)
 
 
-def _quoted(arg: str) -> str:
-    """``arg`` as a shell reads it back (quoted only when it has to be)."""
+def _portable(arg: str, root: str | None) -> str:
+    import os
     import shlex
 
+    if root and (arg == root or arg.startswith(root + "/")):
+        return "OUT_DIR" + arg[len(root):].rstrip("/")
+    if os.path.isabs(arg):
+        here = os.getcwd().rstrip("/") + "/"
+        arg = arg[len(here):] if arg.startswith(here) else "PATH/" + os.path.basename(arg.rstrip("/"))
     return shlex.quote(arg)

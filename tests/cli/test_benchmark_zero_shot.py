@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks import zero_shot
@@ -192,8 +194,11 @@ def test_recorded_commands_name_the_work_folder_as_a_placeholder():
 
     args = ["--out", "/data/run1/", "--results", "/data/run1/final.json", "--markdown", "/data/run10/x.md", "--jobs", "2"]
     assert portable_command(args, "/data/run1/") == (
-        "--out OUT_DIR --results OUT_DIR/final.json --markdown /data/run10/x.md --jobs 2")  # run10 is another folder
+        "--out OUT_DIR --results OUT_DIR/final.json --markdown PATH/x.md --jobs 2")  # run10 is another folder
     assert portable_command(["--quick"], None) == "--quick"
+    inside = str(Path.cwd() / "docs" / "benchmarks.md")
+    assert portable_command(["--markdown", inside, "--variants", "a;b c"], None) == (
+        "--markdown docs/benchmarks.md --variants 'a;b c'")  # the working folder's paths relative; shell quoting
 
 
 def test_a_missing_or_foreign_saved_file_is_one_line_not_a_traceback(bench, tmp_path):
