@@ -395,7 +395,8 @@ def write_report(results: list[dict], markdown: str, command: str) -> None:
         *[f"  - {name}: the mean of {' and '.join(parts)} per grid setting (cross-fitting over disjoint held-out "
           "class folds; a second calibration model)." for name, parts in CROSS_FIT.items()],
         "- Rules (how a setting is picked from it): argmax = best held-out avg mAP, "
-        f"ties within {100 * TIE_TOLERANCE:g} point to the simplest; paired 1-SE = every setting within one standard error (over "
+        f"ties within {100 * TIE_TOLERANCE:g} point to the simplest; paired 1-SE = every setting within one "
+        "standard error (over "
         "held-out classes, paired) of the best is tied, the simplest wins; coarse grid = argmax over w_c in "
         "{0, 0.5, 1}, NMS over all, and the localizer; mean rank = best mean rank over the held-out classes; "
         "table rows = argmax over the table's fixed scorings and the localizer; prior CLIP contrast, margin m = "
@@ -434,6 +435,11 @@ def write_report(results: list[dict], markdown: str, command: str) -> None:
            "numbers loses in some cell; the calibration keeps choosing detect's threshold and records the grid."),
         "",
         table,
+        "",
+        "Also measured, on the same development checkpoints: fusing with the localizer instead of switching "
+        "to it (the union of CLIP contrast's and the localizer's detections, the localizer's scores × 0.25, 0.5 "
+        "or 1, class-wise NMS; `python -m benchmarks.localizer_fusion --study OUT_DIR`) scored below CLIP "
+        "contrast alone in every cell, so `psftr train` does not offer it.",
         "",
     ])
     print(page)

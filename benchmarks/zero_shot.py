@@ -785,6 +785,7 @@ def markdown(results: dict, settings: Settings, command: str, previous: dict | N
     """The page; ``previous`` and ``study`` (saved results files) give its History (see :func:`history`)."""
     data = settings.synthetic_config(0.0)
     overrides = " ".join(settings.model_overrides)
+    knobs = [cell_key(t) for t in settings.transfers if cell_key(t) not in EXTRA_KINDS]
     lines = [
         "# Zero-shot benchmark (synthetic CLIP-like data)",
         "",
@@ -797,7 +798,7 @@ def markdown(results: dict, settings: Settings, command: str, previous: dict | N
         "splits.json); mean ± population std over splits; comparisons paired per split.",
         f"- Data: `psftr_core.data.synthetic` defaults except feature_dim={data.feature_dim}, "
         f"{data.num_train_videos} training and {data.num_test_videos} test videos, {data.num_classes} classes, "
-        f"and the transfer knob tau ∈ {{{', '.join(cell_key(t) for t in settings.transfers if cell_key(t) not in EXTRA_KINDS)}}} "
+        f"and the transfer knob tau ∈ {{{', '.join(knobs)}}} "
         "(one dataset per value; everything but the class geometry is the same; all parameters in each dataset's "
         "synthetic_config.json)"
         + "".join(f"; data kind {cell_key(t)}: {EXTRA_KINDS[cell_key(t)][2]} "

@@ -22,8 +22,10 @@ TINY_MODEL = [
     "model.hidden_dim=32", "model.num_heads=4", "model.num_groups=8", "model.dim_feedforward=64",
     "model.enc_layers=1", "model.dec_layers=2", "model.num_queries=8", "model.enc_points=2",
     "model.dec_points=2", "model.roi_size=4", "train.batch_size=4", "train.lr=3e-4", "data.slice_size=64",
-    # The saved outputs predate the visual→text map: they pin the paper's architecture.
-    "model.use_visual_text_map=false",
+    # The saved outputs predate the visual→text map and text-to-vision's default off: they pin the
+    # paper's architecture, and the calibration's held-out argmax (margins 0) where they calibrate.
+    "model.use_visual_text_map=false", "model.use_text_to_vision=true",
+    "train.calibration_prior_margin=0", "train.calibration_localizer_margin=0",
 ]
 
 

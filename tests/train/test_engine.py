@@ -298,10 +298,12 @@ def _chance_predictions(dataset, split, classes, seed=0):
 def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
     """Six epochs (~15 s) on a small synthetic dataset with planted structure.
 
-    Measured (training seed 0, CPU, two generator versions): seen average mAP 0.31-0.35
-    (the untrained model, whose ROI-CLIP logits already carry CLIP's zero-shot signal:
-    0.06-0.07); unseen 0.14-0.25 (untrained 0.05-0.06, a random detector 0.03-0.04).
-    The assertions keep a margin below those numbers.
+    Measured (training seed 0, CPU): with text-to-vision (the paper's encoder), seen average
+    mAP 0.31-0.35 (the untrained model, whose ROI-CLIP logits already carry CLIP's zero-shot
+    signal: 0.06-0.07), unseen 0.14-0.25 (untrained 0.05-0.06, a random detector
+    0.03-0.04); without it (the default since issue 22, CLIP contrast scoring): seen 0.58
+    (untrained 0.24, its class curves being CLIP's own), unseen 0.46 (untrained 0.15,
+    random 0.03). The assertions keep a margin below those numbers.
     """
     from psftr_core.runtime.checkpoint import build_model, load_checkpoint
     from psftr_core.data.datasets import load_dataset
@@ -341,7 +343,7 @@ def test_learns_planted_structure_seen_high_unseen_above_chance(tmp_path):
         chance(split.unseen)
     print(f"seen {seen:.4f} (untrained {base_seen:.4f}); unseen {unseen:.4f} (untrained {base_unseen:.4f}, "
           f"chance {chance_unseen:.4f})")
-    assert seen >= 0.20 and seen >= 3 * base_seen
+    assert seen >= 0.20 and seen >= 1.8 * base_seen
     assert unseen >= 0.10 and unseen >= 1.5 * base_unseen and unseen >= 3 * chance_unseen
 
 
