@@ -26,3 +26,13 @@ def test_the_benchmark_data_seed_is_refused(tmp_path):
     (run / "rules_result.json").write_text(json.dumps({"task": {"data_seed": 0}, "result": {}}))
     with pytest.raises(SystemExit, match="data seed 0 is the benchmark's"):
         localizer_fusion.main(["--study", str(tmp_path)])
+
+
+def test_the_t2v_check_refuses_the_benchmark_data_seed_too(tmp_path):
+    from benchmarks import t2v_vocabulary
+
+    run = tmp_path / "data_seed0" / "runs" / "transfer0" / "PSFTR" / "75_25_split0_seed0"
+    run.mkdir(parents=True)
+    (run / "rules_result.json").write_text(json.dumps({"task": {"data_seed": 0}, "result": {}}))
+    with pytest.raises(SystemExit, match="data seed 0 is the benchmark's"):
+        t2v_vocabulary.main(["--study", str(tmp_path)])
