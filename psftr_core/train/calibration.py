@@ -26,10 +26,15 @@ measures that on classes it has not seen, all taken from the split's seen classe
    over-rated them; on development data (other generator seeds than the benchmark's,
    ``docs/calibration_rules.md``) the seen vocabulary brought the held-out ranking
    closer to the unseen one.
-4. The best wins; settings within :data:`TIE_TOLERANCE` of the best count as tied, and
-   the tie goes to the simplest (:meth:`Candidate.simplicity`: the model before the
-   localizer, an end of the contrast weight before a mix, then the one closest to the
-   paper's inference).
+4. The prior choice (:data:`PRIOR_CHOICE`, CLIP contrast) is kept unless a setting leads
+   it by more than its margin: ``train.calibration_prior_margin`` for the model's settings
+   (default 1: never), ``train.calibration_localizer_margin`` for the localizer (default
+   0.2); among those that do, the best wins (:func:`choose`: settings within
+   :data:`TIE_TOLERANCE` of the best count as tied, and the tie goes to the simplest,
+   :meth:`Candidate.simplicity`). Margins of 0 give the plain argmax. With
+   ``train.calibration_folds`` > 1, steps 1-3 run once per disjoint held-out class fold
+   and each setting's mAP is the mean over them (cross-fitting). Why these defaults:
+   ``docs/calibration_rules.md`` (development data).
 5. Detection threshold (:func:`best_f1_threshold`): the chosen setting's detections
    labelled with a held-out class on the held-out videos are matched to their ground truth at
    tIoU 0.5 (greedily by score, per class, as in the mAP), and the score threshold that
