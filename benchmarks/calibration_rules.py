@@ -47,29 +47,40 @@ def _train_and_score_grid(task: dict) -> dict:
     return zero_shot.cached_result(Path(task["run_dir"]) / RESULT_FILE, task, _train_and_score_grid_fresh)
 
 
-def _train_and_score_grid_fresh(task: dict) -> dict:
+def unseen_predictions(checkpoint: Path, task: dict, grid: list | None = None,
+                       prepare: Callable[[Any, Any, Any, Any], None] | None = None) -> tuple[dict, Callable]:
+    """Detections of each grid setting (default: the whole calibration grid) of a checkpoint
+    on ``task``'s unseen classes, and a function that scores detections there (avg mAP, a
+    fraction). ``prepare(model, cfg, dataset, split)`` may change the model first."""
     from psftr_core.data.datasets import load_dataset
     from psftr_core.evaluation.protocol import default_tious, score_split
     from psftr_core.infer.predict import dataset_videos
-    from psftr_core.train import calibration
     from psftr_core.runtime.checkpoint import build_model, load_checkpoint
     from psftr_core.runtime.inputs import class_text, evaluation_windows
+    from psftr_core.train import calibration
 
-    # The final model's weights do not depend on the calibration (psftr_core.train.calibration),
-    # so it trains without one; every variant below calibrates on its own.
-    checkpoint, seconds = zero_shot.train_task(task, calibrate=False)
     ckpt = load_checkpoint(checkpoint)
     model, cfg = build_model(ckpt, "cpu")
     model.eval()
     dataset = load_dataset(task["data_dir"])
     split = dataset.split(task["ratio"], task["split"])
+    if prepare is not None:
+        prepare(model, cfg, dataset, split)
     windows = evaluation_windows(dataset, split, cfg.data)
     text = class_text(dataset, split.unseen, None, cfg.data.prompt)
-    grid = calibration.candidates(roi_allowed=cfg.model.feature_dim == cfg.model.text_dim)
+    grid = grid or calibration.candidates(roi_allowed=cfg.model.feature_dim == cfg.model.text_dim)
     predictions = calibration.grid_predictions(model, cfg.model, cfg.inference, grid, list(dataset_videos(windows)),
                                                text, list(split.unseen), windows.length, cfg.train.batch_size, "cpu")
     tious = default_tious(ckpt.get("preset"))
-    unseen = {c.name: float(score_split(dataset, split, p, tious).average) for c, p in predictions.items()}
+    return predictions, lambda found: float(score_split(dataset, split, found, tious).average)
+
+
+def _train_and_score_grid_fresh(task: dict) -> dict:
+    # The final model's weights do not depend on the calibration (psftr_core.train.calibration),
+    # so it trains without one; every variant below calibrates on its own.
+    checkpoint, seconds = zero_shot.train_task(task, calibrate=False)
+    predictions, score = unseen_predictions(checkpoint, task)
+    unseen = {c.name: score(p) for c, p in predictions.items()}
     return {"transfer": task["transfer"], "ratio": task["ratio"], "split": task["split"],
             "data_seed": task["data_seed"], "unseen": unseen, "train_seconds": seconds}
 

@@ -36,32 +36,17 @@ def fuse(model: list[dict], localizer: list[dict], alpha: float, iou: float = 0.
     return [found[i] for i in keep]
 
 
-def score_run(run_dir: Path, data_dir: Path, ratio: str, split_index: int) -> dict[str, float]:
-    from psftr_core.data.datasets import load_dataset
-    from psftr_core.evaluation.protocol import default_tious, score_split
-    from psftr_core.infer.predict import dataset_videos
-    from psftr_core.runtime.checkpoint import build_model, load_checkpoint
-    from psftr_core.runtime.inputs import class_text, evaluation_windows
+def score_run(run_dir: Path, task: dict) -> dict[str, float]:
+    from benchmarks.calibration_rules import unseen_predictions
     from psftr_core.train import calibration
 
-    ckpt = load_checkpoint(run_dir / "last.pt")
-    model, cfg = build_model(ckpt, "cpu")
-    model.eval()
-    dataset = load_dataset(data_dir)
-    split = dataset.split(ratio, split_index)
-    windows = evaluation_windows(dataset, split, cfg.data)
-    text = class_text(dataset, split.unseen, None, cfg.data.prompt)
     contrast, localizer = calibration.PRIOR_CHOICE, calibration.Candidate("localizer")
-    found = calibration.grid_predictions(model, cfg.model, cfg.inference, [contrast, localizer],
-                                         list(dataset_videos(windows)), text, list(split.unseen), windows.length,
-                                         cfg.train.batch_size, "cpu")
-    tious = default_tious(ckpt.get("preset"))
+    found, score = unseen_predictions(run_dir / "last.pt", task, [contrast, localizer])
     model_found, localizer_found = found[contrast], found[localizer]
-    scores = {"CLIP contrast": score_split(dataset, split, model_found, tious).average,
-              "localizer": score_split(dataset, split, localizer_found, tious).average}
+    scores = {"CLIP contrast": score(model_found), "localizer": score(localizer_found)}
     for alpha in ALPHAS:
-        fused = {v: fuse(d, localizer_found.get(v, []), alpha) for v, d in model_found.items()}
-        scores[f"union, alpha {alpha:g}"] = score_split(dataset, split, fused, tious).average
+        scores[f"union, alpha {alpha:g}"] = score({v: fuse(d, localizer_found.get(v, []), alpha)
+                                                   for v, d in model_found.items()})
     return scores
 
 
@@ -75,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         task = saved.get("task", {})
         if not task or int(task.get("data_seed", 0)) == 0:
             raise SystemExit(f"{result_file}: not a development run (data seed 0 is the benchmark's)")
-        scores = score_run(result_file.parent, Path(task["data_dir"]), task["ratio"], int(task["split"]))
+        scores = score_run(result_file.parent, task)
         cell = f"{task['data_seed']}/{task['transfer']:g}/{task['ratio'].replace('_', '/')}"
         cells.setdefault(cell, []).append(scores)
         print(cell, f"split {task['split']}", {k: round(100 * v, 1) for k, v in scores.items()}, flush=True)

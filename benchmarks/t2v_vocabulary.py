@@ -30,32 +30,22 @@ import numpy as np
 
 
 def _score(checkpoint: Path, task: dict, encoder_classes: str) -> float:
-    from psftr_core.data.datasets import load_dataset
-    from psftr_core.evaluation.protocol import default_tious, score_split
-    from psftr_core.infer.predict import dataset_videos
-    from psftr_core.runtime.checkpoint import build_model, load_checkpoint
-    from psftr_core.runtime.inputs import class_text, evaluation_windows
+    from benchmarks.calibration_rules import unseen_predictions
+    from psftr_core.runtime.inputs import class_text
     from psftr_core.train import calibration
 
-    ckpt = load_checkpoint(checkpoint)
-    model, cfg = build_model(ckpt, "cpu")
-    model.eval()
-    dataset = load_dataset(task["data_dir"])
-    split = dataset.split(task["ratio"], task["split"])
-    windows = evaluation_windows(dataset, split, cfg.data)
-    text = class_text(dataset, split.unseen, None, cfg.data.prompt)
-    if encoder_classes == "seen":
+    def encoder_reads_seen(model, cfg, dataset, split) -> None:
         seen = class_text(dataset, split.seen, None, cfg.data.prompt).float()
         encode = model._encode
 
-        def encode_with_seen(video, mask, _text):  # the encoder reads the training vocabulary
-            return encode(video, mask, seen[None] if _text.dim() == 3 else seen)
+        def encode_with_seen(video, mask, text):  # the encoder reads the training vocabulary
+            return encode(video, mask, seen[None] if text.dim() == 3 else seen)
 
         model._encode = encode_with_seen
-    found = calibration.grid_predictions(model, cfg.model, cfg.inference, [calibration.PRIOR_CHOICE],
-                                         list(dataset_videos(windows)), text, list(split.unseen), windows.length,
-                                         cfg.train.batch_size, "cpu")
-    return 100 * score_split(dataset, split, found[calibration.PRIOR_CHOICE], default_tious(ckpt.get("preset"))).average
+
+    predictions, score = unseen_predictions(checkpoint, task, [calibration.PRIOR_CHOICE],
+                                            encoder_reads_seen if encoder_classes == "seen" else None)
+    return 100 * score(predictions[calibration.PRIOR_CHOICE])
 
 
 def _run(task: dict) -> dict:

@@ -20,19 +20,12 @@ def test_union_scales_the_localizer_and_suppresses_overlaps_per_class():
     assert localizer_fusion.fuse([], [], 1.0) == []
 
 
-def test_the_benchmark_data_seed_is_refused(tmp_path):
-    run = tmp_path / "data_seed0" / "runs" / "transfer0" / "PSFTR" / "75_25_split0_seed0"
-    run.mkdir(parents=True)
-    (run / "rules_result.json").write_text(json.dumps({"task": {"data_seed": 0}, "result": {}}))
-    with pytest.raises(SystemExit, match="data seed 0 is the benchmark's"):
-        localizer_fusion.main(["--study", str(tmp_path)])
-
-
-def test_the_t2v_check_refuses_the_benchmark_data_seed_too(tmp_path):
-    from benchmarks import t2v_vocabulary
+@pytest.mark.parametrize("script", ["localizer_fusion", "t2v_vocabulary"])
+def test_the_development_checks_refuse_the_benchmark_data_seed(script, tmp_path):
+    import importlib
 
     run = tmp_path / "data_seed0" / "runs" / "transfer0" / "PSFTR" / "75_25_split0_seed0"
     run.mkdir(parents=True)
     (run / "rules_result.json").write_text(json.dumps({"task": {"data_seed": 0}, "result": {}}))
     with pytest.raises(SystemExit, match="data seed 0 is the benchmark's"):
-        t2v_vocabulary.main(["--study", str(tmp_path)])
+        importlib.import_module(f"benchmarks.{script}").main(["--study", str(tmp_path)])
