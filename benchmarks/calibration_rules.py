@@ -1,6 +1,6 @@
 """Development study of how the calibration measures and picks, on data the benchmark never uses.
 
-    python -m benchmarks.calibration_rules --out /tmp/rules --data-seeds 1,2
+    python -m benchmarks.calibration_rules --out OUT_DIR --data-seeds 1,2
 
 The calibration (``psftr_core.train.calibration``) picks one inference setting of a grid
 by its mAP on a few held-out *seen* classes. That measurement is noisy (3-5 held-out
