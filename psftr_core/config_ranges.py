@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class Range:
     """``low`` to ``high``, each end included unless open; ``str`` writes it as ``[0, 1)``."""

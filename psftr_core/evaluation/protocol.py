@@ -121,17 +121,20 @@ def find_split_checkpoints(run_dir: str | os.PathLike, count: int, selection: st
 
 
 def predict_split(model: Any, cfg: Any, dataset: Any, split: Any, tower: TextTower | None, device: str,
-                  text_cache_dir: Any = None, batch_size: int | None = None) -> dict[str, list[dict]]:
+                  text_cache_dir: Any = None, batch_size: int | None = None,
+                  prompt: Any = None) -> dict[str, list[dict]]:
     """Detections of ``model`` on the evaluation videos of ``split`` (unseen-class vocabulary).
 
     ``cfg`` (a ``PSFTRConfig``) gives the windowing, every inference setting
     (``cfg.inference``, e.g. a checkpoint's calibrated choice with ``--set`` overrides),
     the prompt and the default batch size; ``tower`` the text source chosen for the unseen
-    classes (``runtime.text_source.class_text_tower``; None: chosen now by the same rule).
+    classes (``runtime.text_source.class_text_tower``; None: chosen now by the same rule);
+    ``prompt`` the run's ``class_prompt`` when the caller has it (None: read from ``cfg.data``).
     The model's train/eval mode is left as it was.
     """
     windows = evaluation_windows(dataset, split, cfg.data)
-    text = class_text(dataset, split.unseen, tower, class_prompt(cfg.data, dataset), text_cache_dir)
+    text = class_text(dataset, split.unseen, tower, class_prompt(cfg.data, dataset) if prompt is None else prompt,
+                      text_cache_dir)
     was_training = model.training
     predictions = predict_dataset(model, windows, text, batch_size=batch_size or cfg.train.batch_size, device=device,
                                   inference=cfg.inference)
@@ -145,9 +148,10 @@ def score_split(dataset: Any, split: Any, predictions: dict, tious: Sequence[flo
 
 
 def evaluate_model(model: Any, cfg: Any, dataset: Any, split: Any, tower: TextTower | None, device: str,
-                   tious: Sequence[float], text_cache_dir: Any = None, batch_size: int | None = None) -> EvalResult:
+                   tious: Sequence[float], text_cache_dir: Any = None, batch_size: int | None = None,
+                   prompt: Any = None) -> EvalResult:
     """:func:`predict_split` scored by :func:`score_split`."""
-    predictions = predict_split(model, cfg, dataset, split, tower, device, text_cache_dir, batch_size)
+    predictions = predict_split(model, cfg, dataset, split, tower, device, text_cache_dir, batch_size, prompt)
     return score_split(dataset, split, predictions, tious)
 
 

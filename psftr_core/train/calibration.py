@@ -380,6 +380,7 @@ class CalibrationRun:
     tious: Sequence[float]
     text_tower: Any = None
     text_cache_dir: Any = None
+    prompt: Any = None  # runtime.text_source.class_prompt of the run (None: read from cfg.data here)
 
 
 def calibrate(run: CalibrationRun, dist: DistributedContext | None = None, reporter: Any | None = None,
@@ -398,6 +399,8 @@ def calibrate(run: CalibrationRun, dist: DistributedContext | None = None, repor
     started = time.time()
     cfg = run.cfg
     folds = tuple(range(int(cfg.train.calibration_folds))) if folds is None else tuple(folds)
+    if run.prompt is None:
+        run = dataclasses.replace(run, prompt=class_prompt(cfg.data, run.dataset))
     measured, reasons = [], []
     for fold in folds:
         found = _measure_fold(run, dist, reporter, seed, held_out_fraction, among_seen, fold)
@@ -447,7 +450,7 @@ def _measure_fold(run: CalibrationRun, dist: DistributedContext, reporter: Any |
                             training=True)
     if len(windows) == 0:
         return "no training window holds an instance of the classes left for the calibration model"
-    prompt = class_prompt(cfg.data, run.dataset)
+    prompt = run.prompt
     text = class_text(run.dataset, held.train_classes, run.text_tower, prompt, run.text_cache_dir)
     model, losses = train_calibration_model(ccfg, windows, text.to(run.device), run.device, dist, reporter, seed)
     vocabulary = scoring_vocabulary(held, among_seen)

@@ -219,6 +219,7 @@ class SplitRun:
     text_tower: TextTower | None = None  # the seen classes' text source; None: the dataset's text_embeddings table
     eval_text_tower: TextTower | None = None  # the unseen classes' (eval_every); None: the table
     calibration: dict | None = None  # the calibration record (psftr_core.train.calibration)
+    prompt: Any = None  # what the class names are encoded with (runtime.text_source.class_prompt), read once
 
     @property
     def last_path(self) -> Path:
@@ -366,7 +367,7 @@ def calibrated_run(run: SplitRun, request: TrainRequest, dist: DistributedContex
     its first checkpoint. Rank 0 writes ``calibration.json`` and reports the record."""
     path = run.run_dir / CALIBRATION_FILE
     calibration_run = CalibrationRun(run.dataset, run.split, run.cfg, run.device, default_tious(run.preset_name),
-                                     run.text_tower, request.text_cache_dir)
+                                     run.text_tower, request.text_cache_dir, run.prompt)
     quiet_log = MetricsLog(run.run_dir / "metrics.jsonl", enabled=False)  # calibration epochs are not logged there
     reporter = TrainingReporter(quiet_log, on_progress if dist.is_main else None, 0, run.split.index,
                                 calibration_config(run.cfg).train.epochs, stage="calibration")
@@ -393,7 +394,7 @@ def evaluate_for_best(run: SplitRun, state: TrainingState, reporter: TrainingRep
                       text_cache_dir: Any) -> tuple[dict, bool]:
     """Score the model on the split's test videos; (the result as a dict, whether it is the best so far)."""
     result = evaluate_model(state.model, run.cfg, run.dataset, run.split, run.eval_text_tower, run.device,
-                            default_tious(run.preset_name), text_cache_dir)
+                            default_tious(run.preset_name), text_cache_dir, prompt=run.prompt)
     reporter.evaluation(result)
     is_best = result.average > state.best_score
     if is_best:
@@ -446,7 +447,7 @@ def train(request: TrainRequest, on_progress: TrainProgressCallback | None = Non
     towers = {index: (class_text_tower(dataset, split.seen, request.clip),
                       class_text_tower(dataset, split.unseen, request.clip) if request.eval_every else None)
               for index, split in splits.items()}
-    class_prompt(cfg.data, dataset)  # a descriptions file that cannot be read: refused before RUN_DIR is touched
+    prompt = class_prompt(cfg.data, dataset)  # a descriptions file that cannot be read: refused before RUN_DIR
     every_split = parse_split_index(request.split_index) is None
     run_dirs = split_run_dirs(root, indices, every_split)
     # The one lock on the root covers every split_K; only rank 0 writes, so only it locks.
@@ -460,7 +461,7 @@ def train(request: TrainRequest, on_progress: TrainProgressCallback | None = Non
             if dist.is_main:
                 write_run_info(root, request, preset_name, cfg, indices, every_split)
             runs = [SplitRun(dataset, splits[index], cfg, preset_name, feature_spec_of(dataset), run_dir, device,
-                             text_tower=towers[index][0], eval_text_tower=towers[index][1])
+                             text_tower=towers[index][0], eval_text_tower=towers[index][1], prompt=prompt)
                     for index, run_dir in run_dirs.items()]
             return [train_split(run, request, dist, on_progress) for run in runs]
         finally:
@@ -482,8 +483,7 @@ def train_split(run: SplitRun, request: TrainRequest, dist: DistributedContext |
 
     seed_everything(tcfg.seed)
     windows = training_windows(run.dataset, split, run.cfg.data)
-    text = class_text(run.dataset, split.seen, run.text_tower, class_prompt(run.cfg.data, run.dataset),
-                      request.text_cache_dir)
+    text = class_text(run.dataset, split.seen, run.text_tower, run.prompt, request.text_cache_dir)
     text = text.to(run.device)
     seed_everything(tcfg.seed)  # the model's initial weights depend on the seed only
     state = build_training_state(run.cfg, run.device)

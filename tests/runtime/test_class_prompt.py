@@ -66,3 +66,21 @@ def test_training_calibration_and_evaluation_ask_for_the_recipe(monkeypatch, tmp
         for call in calls:
             text = ast.unparse(call)
             assert "cfg.data.prompt" not in text, f"{module}: {text} bypasses class_prompt"
+
+
+def test_a_training_run_reads_its_descriptions_file_once(monkeypatch, tmp_path):
+    """train, its calibration (every fold) and --eval-every share the run's one reading."""
+    from psftr_core.runtime import text_source
+    from psftr_core.train import run
+    from train_helpers import make_tiny_dataset, request
+
+    data = make_tiny_dataset(tmp_path / "data")
+    (data / "descriptions.tsv").write_text("class0\ta planted action\n", encoding="utf-8")
+    reads = []
+    real = text_source.read_action_texts
+    monkeypatch.setattr(text_source, "read_action_texts", lambda path: reads.append(path) or real(path))
+    base = request(data, tmp_path / "run")
+    run.train(request(data, tmp_path / "run", epochs=1, calibrate=True, eval_every=1,
+                      overrides=list(base.overrides) + ["data.descriptions_file=descriptions.tsv",
+                                                        "train.calibration_folds=2"]))
+    assert reads == [data / "descriptions.tsv"]
