@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchmarks import zero_shot  # the benchmark's settings, tasks and worker pool
-from benchmarks.calibration_variants import BEFORE, CROSS_FIT, VARIANTS, shipped_combination
+from benchmarks.calibration_variants import BEFORE, CROSS_FIT, VARIANTS, localizer_lead, shipped_combination
 from benchmarks.history import CRITERION_POINTS, cells_within, portable_command
 
 RESULT_FILE = "rules_result.json"
@@ -358,16 +358,9 @@ def shipped_words(winner: str, within: dict[str, int], cells: int) -> str:
 
 def _largest_localizer_lead(results: list[dict]) -> float:
     """The largest held-out lead (points) of the localizer over CLIP contrast in the first fold's records."""
-    from psftr_core.train.calibration import PRIOR_CHOICE
-
-    leads = []
-    for r in results:
-        record = r["records"].get("seen vocabulary") or next(iter(r["records"].values()))
-        grid = {_candidate(row): row["average_map"] for row in record.get("grid", [])}
-        localizer = [v for c, v in grid.items() if c.method == "localizer"]
-        if localizer and PRIOR_CHOICE in grid:
-            leads.append(100 * (localizer[0] - grid[PRIOR_CHOICE]))
-    return max(leads) if leads else float("nan")
+    leads = [localizer_lead(r["records"].get("seen vocabulary") or next(iter(r["records"].values())))
+             for r in results]
+    return max((lead for lead in leads if lead is not None), default=float("nan"))
 
 
 def write_report(results: list[dict], markdown: str, command: str) -> None:

@@ -84,3 +84,13 @@ def shipped_combination() -> str | None:
                 if parts[0] == name and len(parts) == shipped["folds"]:
                     return f"{cross}, {rule}"
     return None
+
+
+def localizer_lead(record: dict) -> float | None:
+    """How far (points of held-out avg mAP) the localizer led the prior choice, CLIP contrast,
+    in a calibration record; None when the record scored not both (e.g. skipped)."""
+    from psftr_core.train.calibration import PRIOR_CHOICE
+
+    localizer = [r["average_map"] for r in record.get("grid", []) if r.get("method") == "localizer"]
+    prior = [r["average_map"] for r in record.get("grid", []) if r.get("name") == PRIOR_CHOICE.name]
+    return 100 * (localizer[0] - prior[0]) if localizer and prior else None

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.calibration_variants import calibration_defaults, shipped_combination
+from benchmarks.calibration_variants import calibration_defaults, localizer_lead, shipped_combination
 from benchmarks.history import (CRITERION_POINTS, changed_settings, history_lines, portable_command,
                                 previous_run_sentence, study_sentence)
 
@@ -319,21 +319,12 @@ def demo_check(out_dir: Path) -> dict:
             "chosen": record["chosen"]["name"], "seconds": seconds}
 
 
-def _same_task(task: dict, result: dict) -> bool:
-    return all(task[k] == result[k] for k in ("transfer", "ratio", "split", "variant", "seed"))
-
-
-def localizer_lead(run_dir: str) -> float | None:
-    """Held-out avg mAP (points) of the localizer minus CLIP contrast in a run's calibration.json (None: none)."""
+def run_localizer_lead(run_dir: str) -> float | None:
+    """:func:`localizer_lead` of a finished run's ``calibration.json`` (None: there is none)."""
     import json
 
     path = Path(run_dir) / "calibration.json"
-    if not path.is_file():
-        return None
-    grid = json.loads(path.read_text()).get("grid", [])
-    localizer = [r["average_map"] for r in grid if r.get("method") == "localizer"]
-    contrast = [r["average_map"] for r in grid if r.get("name") == "CLIP contrast"]
-    return 100 * (localizer[0] - contrast[0]) if localizer and contrast else None
+    return localizer_lead(json.loads(path.read_text())) if path.is_file() else None
 
 
 def make_tasks(settings: Settings, data_dirs: dict[str, Path], out_dir: Path) -> list[dict]:
@@ -386,7 +377,7 @@ def run(settings: Settings, out_dir: Path, log: Callable[[str], None] = print) -
     tasks = make_tasks(settings, data_dirs, out_dir)
     if settings.finished_only:
         tasks = [t for t in tasks if finished_result(t) is not None]
-    train_seconds, calibration_seconds, leads = [], [], []
+    train_seconds, calibration_seconds = [], []
     for done, result in enumerate(_map(_train_and_score, tasks, settings.jobs), 1):
         transfer, ratio, split = result["transfer"], result["ratio"], result["split"]
         if result["seed"] == settings.seed:
@@ -400,12 +391,10 @@ def run(settings: Settings, out_dir: Path, log: Callable[[str], None] = print) -
                 second.setdefault(row, [float("nan")] * settings.splits)[split] = 100.0 * value
         train_seconds.append(result["train_seconds"])
         calibration_seconds.append(result["calibration_seconds"])
-        lead = localizer_lead(next(t for t in tasks if _same_task(t, result))["run_dir"])
-        if lead is not None:
-            leads.append(lead)
         log(f"[{done}/{len(tasks)}] transfer {cell_key(transfer)} {ratio} split {split} {result['variant']} seed "
             f"{result['seed']}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in result["scores"].items())
             + f"; chose {result['chosen']} ({result['train_seconds']:.0f} s)")
+    leads = [lead for lead in map(run_localizer_lead, (t["run_dir"] for t in tasks)) if lead is not None]
     demo = demo_check(out_dir) if settings.demo else None
     if demo:
         log(f"README demo: trained {demo['trained']:.1f}, localizer {demo['localizer']:.1f} (chose {demo['chosen']})")
@@ -587,14 +576,9 @@ def _localizer_margin_lines(results: dict | None) -> list[str]:
             f"{effect};"]
 
 
-def _default_model() -> Any:
-    from psftr_core.config import ModelConfig
-
-    return ModelConfig()
-
-
 def fixed_in_advance(settings: Settings, results: dict | None = None) -> list[str]:
     """What was fixed before any unseen-class number was looked at."""
+    from psftr_core.config import ModelConfig
     from psftr_core.train import calibration
 
     measured = calibration_defaults()
@@ -631,7 +615,7 @@ def fixed_in_advance(settings: Settings, results: dict | None = None) -> list[st
         "contrast, chosen on development data of generator seed 1, never on this page's seed 0);",
         "- the model's visual→text map (`model.use_visual_text_map`, on by default, snippet class loss "
         "coefficient 1.0) and text-to-vision "
-        f"({'on' if _default_model().use_text_to_vision else 'off'} by default): decided on development data of "
+        f"({'on' if ModelConfig().use_text_to_vision else 'off'} by default): decided on development data of "
         "generator seeds 1 and 2 ([transfer study](transfer_study.md)), before this run;",
         "- the filter stage (`psftr_core/infer/filtering.py`) is the model's own (a checkpoint's `inference`, the "
         "localizer's NMS): merging the two earlier stages into one changed no evaluation number.",

@@ -134,3 +134,12 @@ def test_cells_within_two_points_are_counted_per_combination():
     numbers = {"a": {"c1": {"vs_best_fixed": -2.0}, "c2": {"vs_best_fixed": -2.1}, "c3": {"vs_best_fixed": 1.0}},
                "b": {"c1": {"vs_best_fixed": -5.0}, "c2": {"vs_best_fixed": -0.1}, "c3": {"vs_best_fixed": -3.0}}}
     assert cells_within(numbers) == {"a": 2, "b": 1}  # -2.0 is within 2 points, -2.1 is not
+
+
+def test_localizer_lead_is_read_against_the_prior(rules):
+    from benchmarks.calibration_variants import localizer_lead
+
+    record = {"grid": [{"name": "CLIP contrast", "method": "psftr", "average_map": 0.25},
+                       {"name": "training-free localizer", "method": "localizer", "average_map": 0.5}]}
+    assert localizer_lead(record) == 25.0
+    assert localizer_lead({"skipped": "no held-out class", "grid": []}) is None
