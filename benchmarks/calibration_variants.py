@@ -86,6 +86,17 @@ def shipped_combination() -> str | None:
     return None
 
 
+def study_results(study: str) -> list:
+    """The ``rules_result.json`` files of a calibration study's ``--out`` folder, sorted; one
+    line (SystemExit) when there are none, so a wrong folder is not an empty report."""
+    from pathlib import Path
+
+    found = sorted(Path(study).glob("data_seed*/runs/*/PSFTR/*/rules_result.json"))
+    if not found:
+        raise SystemExit(f"{study}: no finished run of `python -m benchmarks.calibration_rules --out` there")
+    return found
+
+
 def localizer_lead(record: dict) -> float | None:
     """How far (points of held-out avg mAP) the localizer led the prior choice, CLIP contrast,
     in a calibration record; None when the record scored not both (e.g. skipped)."""

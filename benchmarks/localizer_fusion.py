@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study", required=True, help="the calibration study's --out folder")
     args = parser.parse_args(argv)
     cells: dict[str, list[dict]] = {}
-    for result_file in sorted(Path(args.study).glob("data_seed*/runs/*/PSFTR/*/rules_result.json")):
+    from benchmarks.calibration_variants import study_results
+
+    for result_file in study_results(args.study):
         saved = json.loads(result_file.read_text())
         task = saved.get("task", {})
         if not task or int(task.get("data_seed", 0)) == 0:

@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     transfers = {float(t) for t in args.transfers.split(",")}
     tasks = []
-    for path in sorted(Path(args.study).glob("data_seed*/runs/*/PSFTR/*/rules_result.json")):
+    from benchmarks.calibration_variants import study_results
+
+    for path in study_results(args.study):
         task = json.loads(path.read_text()).get("task", {})
         if int(task.get("data_seed", 0)) == 0:
             raise SystemExit(f"{path}: not a development run (data seed 0 is the benchmark's)")

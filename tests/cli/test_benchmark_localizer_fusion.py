@@ -29,3 +29,12 @@ def test_the_development_checks_refuse_the_benchmark_data_seed(script, tmp_path)
     (run / "rules_result.json").write_text(json.dumps({"task": {"data_seed": 0}, "result": {}}))
     with pytest.raises(SystemExit, match="data seed 0 is the benchmark's"):
         importlib.import_module(f"benchmarks.{script}").main(["--study", str(tmp_path)])
+
+
+@pytest.mark.parametrize("script", ["localizer_fusion", "t2v_vocabulary"])
+def test_a_folder_without_study_runs_is_one_line_not_an_empty_report(script, tmp_path):
+    import importlib
+
+    for study in (tmp_path, tmp_path / "missing"):
+        with pytest.raises(SystemExit, match="no finished run of `python -m benchmarks.calibration_rules --out`"):
+            importlib.import_module(f"benchmarks.{script}").main(["--study", str(study)])
